@@ -1,0 +1,40 @@
+# LinkPoint: `make run` starts the product on SQLite; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test install migrate seed lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+migrate: install
+	SANDBOX_ENABLED=1 $(BIN)/python manage.py migrate --noinput
+	SANDBOX_ENABLED=1 $(BIN)/python manage.py migrate --noinput --database sandbox
+
+seed: migrate
+	SANDBOX_ENABLED=1 $(BIN)/python manage.py seed_demo
+
+# Web server and the django-q2 worker together; Ctrl-C stops both.
+run: seed
+	SANDBOX_ENABLED=1 DEBUG=1 $(BIN)/python manage.py rundemo
+
+lint: install
+	$(BIN)/ruff check .
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+bench: install
+	$(BIN)/python bench/sync_bench.py --items 1000
+
+clean:
+	rm -rf $(VENV) db.sqlite3 sandbox.sqlite3 test-artifacts

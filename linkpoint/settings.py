@@ -1,0 +1,249 @@
+"""LinkPoint settings: one module, every deployment knob read from the environment.
+
+Safe defaults run the product on SQLite with the django-q2 ORM broker and the
+sandbox emulators, so a fresh machine needs no service at all.
+"""
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def envbool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+def envlist(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+DEBUG = envbool("DEBUG", False)
+# A development key is fine for DEBUG; production must set SECRET_KEY (check --deploy says so).
+SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-" + "x" * 20)
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
+SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# The sandbox emulates Microsoft and Salesforce; it is never on in production.
+SANDBOX_ENABLED = envbool("SANDBOX_ENABLED", False)
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "allauth",
+    "allauth.account",
+    "allauth.mfa",
+    "django_htmx",
+    "template_partials",
+    "django_q",
+    "accounts",
+    "orgs",
+    "policy",
+    "connections",
+    "syncengine",
+    "sandbox",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "linkpoint.middleware.HtmxLoginRedirectMiddleware",
+]
+
+ROOT_URLCONF = "linkpoint.urls"
+WSGI_APPLICATION = "linkpoint.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "orgs.context_processors.orgs",
+            ],
+        },
+    },
+]
+
+# --- Databases ---------------------------------------------------------------
+# default: the product. sandbox: the emulated Microsoft/Salesforce servers, kept
+# in their own database so their writes never share the product's transaction
+# (a product rollback after a remote write must leave that write in place).
+DATABASE_URL = os.environ.get("DATABASE_URL", "")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    _sandbox = dj_database_url.parse(
+        os.environ.get("SANDBOX_DATABASE_URL", DATABASE_URL), conn_max_age=60
+    )
+    if "SANDBOX_DATABASE_URL" not in os.environ and _sandbox["ENGINE"].endswith("sqlite3"):
+        _sandbox["NAME"] = str(Path(_sandbox["NAME"]).with_suffix(".sandbox.sqlite3"))
+    elif "SANDBOX_DATABASE_URL" not in os.environ:
+        _sandbox["NAME"] = f"{_sandbox['NAME']}_sandbox"
+    DATABASES["sandbox"] = _sandbox
+else:
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "db.sqlite3",
+            "OPTIONS": {"timeout": 20, "transaction_mode": "IMMEDIATE"},
+        },
+        "sandbox": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": BASE_DIR / "sandbox.sqlite3",
+            "OPTIONS": {"timeout": 20},
+        },
+    }
+for _db in DATABASES.values():
+    _db.setdefault("TEST", {})
+DATABASES["sandbox"]["TEST"]["DEPENDENCIES"] = []
+DATABASE_ROUTERS = ["sandbox.router.SandboxRouter"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache, broker -----------------------------------------------------------
+REDIS_URL = os.environ.get("REDIS_URL", "")
+if REDIS_URL:
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+Q_CLUSTER = {
+    "name": "linkpoint",
+    "workers": int(os.environ.get("Q_WORKERS", "2")),
+    "timeout": 600,
+    "retry": 720,  # retry must exceed timeout, or a slow task runs twice
+    "max_attempts": 3,
+    "queue_limit": 50,
+    "catch_up": False,
+    "label": "Task queue",
+}
+if REDIS_URL:
+    Q_CLUSTER["redis"] = REDIS_URL
+else:
+    Q_CLUSTER["orm"] = "default"
+
+# --- Auth ----------------------------------------------------------------------
+AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    "django.contrib.auth.backends.ModelBackend",
+    "allauth.account.auth_backends.AuthenticationBackend",
+]
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "account_login"
+LOGIN_REDIRECT_URL = "home"
+ACCOUNT_LOGIN_METHODS = {"email"}
+ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
+ACCOUNT_USER_MODEL_USERNAME_FIELD = None
+ACCOUNT_UNIQUE_EMAIL = True
+ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
+ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
+ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
+ACCOUNT_EMAIL_SUBJECT_PREFIX = "[LinkPoint] "
+ACCOUNT_RATE_LIMITS = {"login_failed": "10/m/ip,5/5m/key"}
+MFA_SUPPORTED_TYPES = ["totp", "recovery_codes"]
+MFA_TOTP_ISSUER = "LinkPoint"
+
+# --- E-mail --------------------------------------------------------------------
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = envbool("EMAIL_USE_TLS", False)
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "LinkPoint <noreply@linkpoint.test>")
+
+# --- Tokens ----------------------------------------------------------------------
+# Comma-separated Fernet keys; the first encrypts, all decrypt (rotation).
+# The development fallback is derived from SECRET_KEY so a demo works out of the box.
+TOKEN_ENCRYPTION_KEYS = envlist("TOKEN_ENCRYPTION_KEYS")
+
+# --- Remote services ------------------------------------------------------------
+# Production points at Microsoft and Salesforce; the sandbox at its own hosts.
+MICROSOFT_CLIENT_ID = os.environ.get("MICROSOFT_CLIENT_ID", "linkpoint-dev-client")
+MICROSOFT_CLIENT_SECRET = os.environ.get("MICROSOFT_CLIENT_SECRET", "linkpoint-dev-secret")
+SALESFORCE_CLIENT_ID = os.environ.get("SALESFORCE_CLIENT_ID", "linkpoint-dev-consumer")
+SALESFORCE_CLIENT_SECRET = os.environ.get("SALESFORCE_CLIENT_SECRET", "linkpoint-dev-consumer-secret")
+SALESFORCE_API_VERSION = "62.0"
+if SANDBOX_ENABLED:
+    MICROSOFT_AUTHORITY_HOST = "https://login.sandbox.test"
+    MICROSOFT_GRAPH_URL = "https://graph.sandbox.test/v1.0"
+    SALESFORCE_LOGIN_URL = "https://login.salesforce.sandbox.test"
+else:
+    MICROSOFT_AUTHORITY_HOST = os.environ.get(
+        "MICROSOFT_AUTHORITY_HOST", "https://login.microsoftonline.com"
+    )
+    MICROSOFT_GRAPH_URL = os.environ.get("MICROSOFT_GRAPH_URL", "https://graph.microsoft.com/v1.0")
+    SALESFORCE_LOGIN_URL = os.environ.get("SALESFORCE_LOGIN_URL", "https://login.salesforce.com")
+MICROSOFT_TENANT = os.environ.get("MICROSOFT_TENANT", "common")
+# Dotted path of a zero-argument callable returning the requests.Session every
+# remote client uses; the sandbox's mounts its in-process transport.
+HTTP_SESSION_FACTORY = os.environ.get(
+    "HTTP_SESSION_FACTORY",
+    "sandbox.transport.sandbox_session" if SANDBOX_ENABLED else "requests.Session",
+)
+
+# --- Static, i18n ------------------------------------------------------------------
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+# --- Security (production values switch on with DEBUG off) --------------------------
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from hx-headers, not the cookie
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+if envbool("SECURE_PRODUCTION", False):
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 60 * 60 * 24 * 365
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

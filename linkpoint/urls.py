@@ -1,0 +1,18 @@
+from django.conf import settings
+from django.contrib import admin
+from django.urls import include, path
+
+from orgs import views as org_views
+
+urlpatterns = [
+    path("", org_views.home, name="home"),
+    path("admin/", admin.site.urls),
+    path("accounts/", include("allauth.urls")),
+    path("", include("orgs.urls")),
+    path("o/<slug:org_slug>/policy/", include("policy.urls")),
+    path("o/<slug:org_slug>/connections/", include("connections.urls")),
+    path("o/<slug:org_slug>/sync/", include("syncengine.urls")),
+]
+
+if settings.SANDBOX_ENABLED:
+    urlpatterns.append(path("sandbox/", include("sandbox.urls")))

@@ -1,0 +1,88 @@
+"""The one place tenancy is resolved.
+
+Every org-scoped view is decorated with `org_view(min_role=...)`. It resolves
+`/o/<org_slug>/...` to the organization and the caller's standing in it:
+
+- an outsider (no active membership, not staff) gets 404, exactly like a slug
+  that does not exist, so org names cannot be probed;
+- a member whose role is below `min_role` gets 403;
+- platform staff without a membership act as Professional Services with the
+  rights of an owner; `request.org_ctx.acting_as_staff` is set and every write
+  they make is audited under their own name.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from .models import ROLE_RANK, Membership, Organization, Role
+
+
+@dataclass(frozen=True)
+class OrgContext:
+    org: Organization
+    user: object
+    membership: Membership | None
+    role: str
+    acting_as_staff: bool
+
+    @property
+    def rank(self) -> int:
+        return ROLE_RANK[self.role]
+
+    def has_role(self, min_role: str) -> bool:
+        return self.rank >= ROLE_RANK[min_role]
+
+    @property
+    def is_admin(self) -> bool:
+        return self.has_role(Role.ADMIN)
+
+
+def resolve_org_context(user, org_slug: str) -> OrgContext:
+    """Return the caller's context in the org, or raise Http404 for outsiders."""
+    if not user.is_authenticated:
+        raise Http404
+    membership = (
+        Membership.objects.select_related("organization")
+        .filter(organization__slug=org_slug, user=user, is_active=True)
+        .first()
+    )
+    if membership is not None:
+        return OrgContext(
+            org=membership.organization,
+            user=user,
+            membership=membership,
+            role=membership.role,
+            acting_as_staff=False,
+        )
+    if user.is_staff and user.is_active:
+        org = Organization.objects.filter(slug=org_slug).first()
+        if org is not None:
+            return OrgContext(
+                org=org, user=user, membership=None, role=Role.OWNER, acting_as_staff=True
+            )
+    raise Http404
+
+
+def org_view(min_role: str = Role.MEMBER):
+    """Decorate a view taking `org_slug`; sets `request.org_ctx` and checks the role."""
+
+    def decorator(view):
+        @login_required
+        @functools.wraps(view)
+        def wrapper(request, org_slug: str, *args, **kwargs):
+            ctx = resolve_org_context(request.user, org_slug)
+            if not ctx.has_role(min_role):
+                raise PermissionDenied("Your role in this organization does not allow this.")
+            request.org_ctx = ctx
+            return view(request, *args, **kwargs)
+
+        wrapper.org_min_role = min_role
+        return wrapper
+
+    return decorator
