@@ -50,6 +50,8 @@ INSTALLED_APPS = [
     "connections",
     "syncengine",
     "sandbox",
+    "sandbox.microsoft",
+    "sandbox.salesforce",
 ]
 
 MIDDLEWARE = [

@@ -1,4 +1,5 @@
-SANDBOX_APP = "sandbox"
+def is_sandbox_label(app_label: str) -> bool:
+    return app_label == "sandbox" or app_label.startswith("sandbox_")
 
 
 class SandboxRouter:
@@ -9,15 +10,16 @@ class SandboxRouter:
     """
 
     def db_for_read(self, model, **hints):
-        return "sandbox" if model._meta.app_label == SANDBOX_APP else None
+        return "sandbox" if is_sandbox_label(model._meta.app_label) else None
 
     db_for_write = db_for_read
 
     def allow_relation(self, obj1, obj2, **hints):
-        in_sandbox = {obj1._meta.app_label == SANDBOX_APP, obj2._meta.app_label == SANDBOX_APP}
-        return None if len(in_sandbox) == 1 else False
+        a = is_sandbox_label(obj1._meta.app_label)
+        b = is_sandbox_label(obj2._meta.app_label)
+        return None if a == b else False
 
     def allow_migrate(self, db, app_label, model_name=None, **hints):
-        if app_label == SANDBOX_APP:
+        if is_sandbox_label(app_label):
             return db == "sandbox"
         return db == "default"

@@ -1,5 +1,181 @@
+"""Serve the sandbox hosts in-process to the product's unchanged HTTP clients.
+
+`sandbox_session()` returns a `requests.Session` whose every https/http request
+is answered by the sandbox's Django views, dispatched straight through the URL
+resolver of the host's urlconf: no product middleware and no request signals
+(Django's `request_finished` would close the product's database connection in
+the middle of its transaction). A host outside `.sandbox.test` fails with a
+ConnectionError: nothing ever reaches the network.
+
+Each request is counted (sandbox/accounting.py) and may meet an injected fault
+(sandbox/faults.py).
+"""
+
+from __future__ import annotations
+
+import io
+import sys
+import urllib.parse as up
+from dataclasses import dataclass
+
 import requests
+from django.core.exceptions import PermissionDenied
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import transaction
+from django.http import Http404
+from django.urls import Resolver404, get_resolver
+from requests.adapters import BaseAdapter
+from requests.structures import CaseInsensitiveDict
+
+from .accounting import api_count_record
+from .faults import fault_pick, fault_response, graph_error, salesforce_error
+from .models import FaultKind, Side
+
+SANDBOX_DOMAIN = "sandbox.test"
 
 
-def sandbox_session() -> requests.Session:  # replaced by the sandbox issue
-    return requests.Session()
+@dataclass(frozen=True)
+class Host:
+    side: str
+    urlconf: str
+
+
+def host_for(hostname: str) -> Host | None:
+    """Which emulated service answers on this host name."""
+    hostname = (hostname or "").lower()
+    if hostname == f"login.{SANDBOX_DOMAIN}":
+        return Host(Side.OUTLOOK, "sandbox.microsoft.urls_identity")
+    if hostname == f"graph.{SANDBOX_DOMAIN}":
+        return Host(Side.OUTLOOK, "sandbox.microsoft.urls_graph")
+    if hostname == f"login.salesforce.{SANDBOX_DOMAIN}" or hostname.endswith(
+        f".my.salesforce.{SANDBOX_DOMAIN}"
+    ):
+        return Host(Side.SALESFORCE, "sandbox.salesforce.urls")
+    return None
+
+
+def _environ(request: requests.PreparedRequest, parts: up.SplitResult, body: bytes) -> dict:
+    environ = {
+        "REQUEST_METHOD": request.method,
+        "PATH_INFO": up.unquote(parts.path) or "/",
+        "QUERY_STRING": parts.query,
+        "SERVER_NAME": parts.hostname,
+        "SERVER_PORT": str(parts.port or (443 if parts.scheme == "https" else 80)),
+        "HTTP_HOST": parts.netloc,
+        "REMOTE_ADDR": "127.0.0.1",
+        "SCRIPT_NAME": "",
+        "wsgi.url_scheme": parts.scheme,
+        "wsgi.input": io.BytesIO(body),
+        "wsgi.errors": sys.stderr,
+        "wsgi.version": (1, 0),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": True,
+        "wsgi.run_once": False,
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "CONTENT_LENGTH": str(len(body)),
+    }
+    for key, value in request.headers.items():
+        name = key.upper().replace("-", "_")
+        if name == "CONTENT_TYPE":
+            environ["CONTENT_TYPE"] = value
+        elif name != "CONTENT_LENGTH":
+            environ[f"HTTP_{name}"] = value
+    return environ
+
+
+def _bearer(request: requests.PreparedRequest) -> str:
+    auth = request.headers.get("Authorization", "")
+    return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+
+
+class SandboxAdapter(BaseAdapter):
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        parts = up.urlsplit(request.url)
+        host = host_for(parts.hostname or "")
+        if host is None:
+            raise requests.exceptions.ConnectionError(
+                f"sandbox transport: {parts.hostname} is not a sandbox host; the network is never used",
+                request=request,
+            )
+        body = request.body or b""
+        if isinstance(body, str):
+            body = body.encode()
+        path_qs = parts.path + (f"?{parts.query}" if parts.query else "")
+
+        django_request = WSGIRequest(_environ(request, parts, body))
+        resolver = get_resolver(host.urlconf)
+        try:
+            match = resolver.resolve(django_request.path_info)
+        except Resolver404:
+            match = None
+        family = (match.url_name if match and match.url_name else "unknown")
+        api_count_record(side=host.side, family=family, token=_bearer(request))
+
+        fault = fault_pick(side=host.side, method=request.method, path=path_qs)
+        if fault is not None and fault.kind == FaultKind.TIMEOUT:
+            raise requests.exceptions.ReadTimeout(
+                f"sandbox: injected read timeout on {request.method} {parts.path}", request=request
+            )
+        if fault is not None and fault.kind != FaultKind.LOST_RESPONSE:
+            return self._build(request, fault_response(fault, side=host.side, host=parts.hostname, path=parts.path))
+
+        response = self._dispatch(django_request, match, host)
+        if fault is not None:  # LOST_RESPONSE: the server acted and committed; the answer never arrives
+            raise requests.exceptions.ConnectionError(
+                f"sandbox: injected lost response after {request.method} {parts.path} was processed",
+                request=request,
+            )
+        return self._build(request, response)
+
+    @staticmethod
+    def _dispatch(django_request, match, host: Host):
+        not_found = (
+            graph_error(404, "UnknownError", "Resource not found for the segment.")
+            if host.side == Side.OUTLOOK
+            else salesforce_error(404, "NOT_FOUND", "The requested resource does not exist")
+        )
+        if match is None:
+            return not_found
+        django_request.resolver_match = match
+        try:
+            # The remote service's own transaction: committed before it answers.
+            with transaction.atomic(using="sandbox"):
+                response = match.func(django_request, *match.args, **match.kwargs)
+                if hasattr(response, "render") and callable(response.render):
+                    response = response.render()
+        except Http404:
+            return not_found
+        except PermissionDenied:
+            return (
+                graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+                if host.side == Side.OUTLOOK
+                else salesforce_error(403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")
+            )
+        return response
+
+    def _build(self, request, django_response) -> requests.Response:
+        response = requests.Response()
+        response.status_code = django_response.status_code
+        response.reason = django_response.reason_phrase
+        response.headers = CaseInsensitiveDict(dict(django_response.items()))
+        if getattr(django_response, "streaming", False):
+            response._content = b"".join(django_response.streaming_content)
+        else:
+            response._content = django_response.content
+        response.url = request.url
+        response.request = request
+        response.encoding = django_response.charset or "utf-8"
+        response.connection = self
+        return response
+
+    def close(self):
+        pass
+
+
+def sandbox_session() -> requests.Session:
+    """A requests Session whose every request goes to the sandbox, never the network."""
+    session = requests.Session()
+    adapter = SandboxAdapter()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session

@@ -1,4 +1,15 @@
-from django.urls import path  # noqa: F401
+"""The sandbox over plain HTTP on the dev server, so a person can look at it.
+
+The same views answer in-process through sandbox/transport.py on the hosts
+login.sandbox.test, graph.sandbox.test, login.salesforce.sandbox.test and
+<org>.my.salesforce.sandbox.test.
+"""
+
+from django.urls import include, path
 
 app_name = "sandbox"
-urlpatterns: list = []
+urlpatterns = [
+    path("login/", include("sandbox.microsoft.urls_identity")),
+    path("graph/", include("sandbox.microsoft.urls_graph")),
+    path("salesforce/", include("sandbox.salesforce.urls")),
+]
