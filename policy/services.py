@@ -1,0 +1,326 @@
+"""Writes of sync policy. Every change is validated here (the forms may be bypassed) and audited."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import zoneinfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from orgs.access import OrgContext
+from orgs.audit import audit_record
+from orgs.models import Membership
+
+from . import registry
+from .models import OrgPolicy, PolicyNotice, UserPolicy
+from .selectors import org_policy_get, resolve
+
+
+class PolicyLocked(ValidationError):
+    """An override of a field the organization locked."""
+
+
+@dataclass
+class PolicyChange:
+    """What a service saved, plus notes on values it adjusted so the page can say so."""
+
+    policy: OrgPolicy | UserPolicy
+    notes: list[str] = field(default_factory=list)
+
+
+def _jsonable(value: Any) -> Any:
+    return value.strftime("%H:%M") if isinstance(value, dt.time) else value
+
+
+def _clean_values(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Type and bound checks per field; all errors at once, keyed by field."""
+    cleaned, errors = {}, {}
+    for name, raw in values.items():
+        try:
+            setting = registry.get(name, kind)
+            cleaned[name] = None if raw is None else setting.clean(raw, kind)
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def _check_combination(
+    *, kind: str, combined: Mapping[str, Any], submitted: Mapping[str, Any]
+) -> None:
+    """Refuse combinations that cannot mean anything, with a message naming the fix."""
+    errors: dict[str, list[str]] = {}
+    if combined["window_enabled"] and combined["window_start"] == combined["window_end"]:
+        errors["window_end"] = [
+            "The sync window must not start and end at the same time. "
+            "Turn the window off to sync around the clock."
+        ]
+    direction = combined["direction"]
+    label = dict(registry.DIRECTION_CHOICES)[direction]
+    for name, needs in (
+        ("delete_outlook_to_salesforce", registry.SALESFORCE_TO_OUTLOOK),
+        ("delete_salesforce_to_outlook", registry.OUTLOOK_TO_SALESFORCE),
+    ):
+        # Only what this change turns on is refused; a stored flag is merely unused.
+        if submitted.get(name) is True and direction == needs:
+            errors[name] = [
+                f"{registry.BY_NAME[name].label} can't be on: this policy only syncs {label}. "
+                "Choose “Both ways” first."
+            ]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _winner_fix(direction: str, winner: str | None) -> tuple[str | None, str]:
+    """For one-way sync the winner is the source side; return the fixed value and a note."""
+    source = registry.SOURCE_SIDE.get(direction)
+    if source is None or winner is None or winner == source:
+        return winner, ""
+    side = registry.SIDE_LABELS[source]
+    return source, (
+        f"Conflict winner set to {side}: with one-way sync {dict(registry.DIRECTION_CHOICES)[direction]}, "
+        f"{side}'s version always wins, so the setting is not used."
+    )
+
+
+def _require_admin(ctx: OrgContext) -> None:
+    if not ctx.is_admin:
+        raise PermissionDenied("Only admins change the organization's sync policy.")
+
+
+def _require_can_edit_member(ctx: OrgContext, membership: Membership) -> None:
+    if membership.organization_id != ctx.org.pk:
+        raise PermissionDenied("That member belongs to another organization.")
+    is_self = ctx.membership is not None and ctx.membership.pk == membership.pk
+    if not (is_self or ctx.is_admin):
+        raise PermissionDenied("You can only change your own sync settings.")
+
+
+@transaction.atomic
+def org_policy_update(
+    *,
+    ctx: OrgContext,
+    kind: str,
+    values: Mapping[str, Any] | None = None,
+    locks: Iterable[str] | None = None,
+) -> PolicyChange:
+    """Change the org's values for `kind` and/or replace its set of locked fields.
+
+    Newly locked fields lose every member override (the lock would hide them
+    anyway; keeping them would resurrect them on unlock), the affected members
+    get a notice, and the clearing is audited.
+    """
+    _require_admin(ctx)
+    registry.check_kind(kind)
+    values = _clean_values(kind, values or {})
+    if any(v is None for v in values.values()):
+        raise ValidationError("The organization's policy needs a value for every setting.")
+
+    policy = OrgPolicy.objects.select_for_update().filter(organization=ctx.org, kind=kind).first()
+    if policy is None:
+        policy = OrgPolicy.with_defaults(organization_id=ctx.org.pk, kind=kind)
+    before = policy.values()
+    combined = {**before, **values}
+    _check_combination(kind=kind, combined=combined, submitted=values)
+    notes = []
+    fixed, note = _winner_fix(combined["direction"], combined["conflict_winner"])
+    if note:
+        values["conflict_winner"] = fixed
+        notes.append(note)
+    for name, value in values.items():
+        setattr(policy, name, value)
+
+    old_locks = policy.locked
+    if locks is not None:
+        locks = frozenset(locks)
+        for name in locks:
+            registry.get(name, kind)
+        policy.locked_fields = [s.name for s in registry.settings_for(kind) if s.name in locks]
+    policy.save()
+
+    changed = {k: v for k, v in values.items() if before[k] != v}
+    if changed:
+        audit_record(
+            ctx=ctx,
+            action="policy.org_update",
+            target=f"{kind} policy",
+            before={k: _jsonable(before[k]) for k in changed},
+            after={k: _jsonable(v) for k, v in changed.items()},
+        )
+    if policy.locked != old_locks:
+        _apply_lock_change(ctx=ctx, policy=policy, old_locks=old_locks)
+    return PolicyChange(policy=policy, notes=notes)
+
+
+def _apply_lock_change(*, ctx: OrgContext, policy: OrgPolicy, old_locks: frozenset[str]) -> None:
+    newly = [
+        s.name for s in registry.settings_for(policy.kind) if s.name in policy.locked - old_locks
+    ]
+    cleared_members: list[str] = []
+    cleared_counts: dict[str, int] = {}
+    if newly:
+        has_override = functools.reduce(
+            lambda q, name: q | Q(**{f"{name}__isnull": False}), newly, Q()
+        )
+        rows = list(
+            UserPolicy.objects.select_for_update()
+            .filter(has_override, membership__organization=ctx.org, kind=policy.kind)
+            .select_related("membership__user")
+        )
+        notices = []
+        for row in rows:
+            cleared = {name: getattr(row, name) for name in newly if getattr(row, name) is not None}
+            for name in cleared:
+                setattr(row, name, None)
+                cleared_counts[name] = cleared_counts.get(name, 0) + 1
+            cleared_members.append(row.membership.user.email)
+            notices.append(_lock_notice(row.membership, policy, cleared))
+        UserPolicy.objects.bulk_update(rows, newly)
+        PolicyNotice.objects.bulk_create(notices)
+    audit_record(
+        ctx=ctx,
+        action="policy.locks_update",
+        target=f"{policy.kind} policy",
+        before={"locked": sorted(old_locks)},
+        after={
+            "locked": list(policy.locked_fields),
+            "overrides_cleared": cleared_counts,
+            "members_notified": cleared_members,
+        },
+    )
+
+
+def _lock_notice(membership: Membership, policy: OrgPolicy, cleared: dict) -> PolicyNotice:
+    parts = []
+    for name, old in cleared.items():
+        s = registry.BY_NAME[name]
+        parts.append(
+            f"{s.label} is now {s.display(getattr(policy, name))} (you had {s.display(old)})"
+        )
+    kind_label = registry.KIND_LABELS[policy.kind].lower()
+    return PolicyNotice(
+        membership=membership,
+        kind=policy.kind,
+        fields=list(cleared),
+        cleared_values={k: _jsonable(v) for k, v in cleared.items()},
+        message=(
+            f"Your organization locked {kind_label} settings you had changed: "
+            + "; ".join(parts)
+            + "."
+        )[:500],
+    )
+
+
+@transaction.atomic
+def user_policy_set(
+    *, ctx: OrgContext, membership: Membership, kind: str, values: Mapping[str, Any]
+) -> PolicyChange:
+    """Set a member's overrides for `kind`; None resets a field to the org's value.
+
+    Refuses locked fields even when called without the form.
+    """
+    _require_can_edit_member(ctx, membership)
+    registry.check_kind(kind)
+    values = _clean_values(kind, values)
+    org = org_policy_get(org=ctx.org, kind=kind)
+    locked = [name for name in values if name in org.locked]
+    if locked:
+        raise PolicyLocked(
+            {
+                name: [f"{registry.BY_NAME[name].label} is locked by your organization."]
+                for name in locked
+            }
+        )
+    row, _ = UserPolicy.objects.select_for_update().get_or_create(membership=membership, kind=kind)
+    before = row.overrides()
+    overrides = {**before, **values}
+    effective = {
+        name: r.value
+        for name, r in resolve(
+            kind=kind, org_values=org.values(), locked=org.locked, user_values=overrides
+        ).items()
+    }
+    # The check runs on stored values: the resolver already hides moot ones.
+    combined = {**org.values(), **{k: v for k, v in overrides.items() if v is not None}}
+    combined.update({k: org.values()[k] for k in org.locked})
+    _check_combination(kind=kind, combined=combined, submitted=values)
+    notes = []
+    winner = overrides.get("conflict_winner")
+    fixed, note = _winner_fix(effective["direction"], winner)
+    if note and "conflict_winner" not in org.locked:
+        values["conflict_winner"] = fixed
+        notes.append(note)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.save()
+
+    after = row.overrides()
+    if before != after:
+        audit_record(
+            ctx=ctx,
+            action="policy.user_set",
+            target=f"{membership.user.email} {kind}",
+            before={k: _jsonable(before.get(k)) for k in values},
+            after={k: _jsonable(after.get(k)) for k in values},
+        )
+    return PolicyChange(policy=row, notes=notes)
+
+
+def user_policy_reset_field(
+    *, ctx: OrgContext, membership: Membership, kind: str, field: str
+) -> PolicyChange:
+    """Forget a member's own value for `field`, so the org's applies again."""
+    registry.get(field, kind)
+    return user_policy_set(ctx=ctx, membership=membership, kind=kind, values={field: None})
+
+
+@functools.cache
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def validate_time_zone(name: str) -> str:
+    name = (name or "").strip()
+    if name not in _time_zones():
+        raise ValidationError(
+            {
+                "time_zone": [
+                    f"Unknown time zone “{name}”. Use a name such as Europe/Berlin or America/New_York."
+                ]
+            }
+        )
+    return name
+
+
+@transaction.atomic
+def member_time_zone_set(*, ctx: OrgContext, time_zone: str) -> None:
+    """Set the caller's own time zone (it belongs to the person, so every org sees it)."""
+    time_zone = validate_time_zone(time_zone)
+    user = ctx.user
+    before = user.time_zone
+    if before == time_zone:
+        return
+    user.time_zone = time_zone
+    user.save(update_fields=["time_zone"])
+    audit_record(
+        ctx=ctx,
+        action="policy.time_zone_set",
+        target=user.email,
+        before={"time_zone": before},
+        after={"time_zone": time_zone},
+    )
+
+
+def policy_notice_dismiss(*, notice: PolicyNotice) -> None:
+    # Not audited: dismissing a notice changes nobody's settings.
+    if notice.dismissed_at is None:
+        notice.dismissed_at = timezone.now()
+        notice.save(update_fields=["dismissed_at"])
