@@ -8,7 +8,9 @@ Every org-scoped view is decorated with `org_view(min_role=...)`. It resolves
 - a member whose role is below `min_role` gets 403;
 - platform staff without a membership act as Professional Services with the
   rights of an owner; `request.org_ctx.acting_as_staff` is set and every write
-  they make is audited under their own name.
+  they make is audited under their own name;
+- when the org requires MFA for admins, an owner/admin (or staff acting as
+  owner) without an authenticator app is sent to enrol before any org page.
 """
 
 from __future__ import annotations
@@ -16,9 +18,14 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from allauth.mfa.models import Authenticator
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.shortcuts import redirect
+from django.urls import reverse
+from django_htmx.http import HttpResponseClientRedirect
 
 from .models import ROLE_RANK, Membership, Organization, Role
 
@@ -69,6 +76,28 @@ def resolve_org_context(user, org_slug: str) -> OrgContext:
     raise Http404
 
 
+def mfa_enrolment_required(ctx: OrgContext) -> bool:
+    """True when this org demands TOTP of the caller's role and the caller has none."""
+    if not (ctx.org.require_mfa_for_admins and ctx.is_admin):
+        return False
+    return not Authenticator.objects.filter(
+        user=ctx.user, type=Authenticator.Type.TOTP
+    ).exists()
+
+
+def _send_to_mfa_enrolment(request, ctx: OrgContext):
+    messages.warning(
+        request,
+        f"{ctx.org.name} requires owners and admins to use two-factor authentication. "
+        "Set up an authenticator app to continue.",
+    )
+    url = reverse("mfa_activate_totp")
+    if getattr(request, "htmx", False):
+        # A plain redirect would be swapped into the page fragment.
+        return HttpResponseClientRedirect(url)
+    return redirect(url)
+
+
 def org_view(min_role: str = Role.MEMBER):
     """Decorate a view taking `org_slug`; sets `request.org_ctx` and checks the role."""
 
@@ -79,6 +108,8 @@ def org_view(min_role: str = Role.MEMBER):
             ctx = resolve_org_context(request.user, org_slug)
             if not ctx.has_role(min_role):
                 raise PermissionDenied("Your role in this organization does not allow this.")
+            if mfa_enrolment_required(ctx):
+                return _send_to_mfa_enrolment(request, ctx)
             request.org_ctx = ctx
             return view(request, *args, **kwargs)
 
