@@ -8,6 +8,7 @@ urlpatterns = [
     path("", org_views.home, name="home"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
+    path("account/", include("accounts.urls")),
     path("", include("orgs.urls")),
     path("o/<slug:org_slug>/policy/", include("policy.urls")),
     path("o/<slug:org_slug>/connections/", include("connections.urls")),
