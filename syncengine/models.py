@@ -1,0 +1,232 @@
+"""The link store, cursors, leases, runs, log entries and stored plans.
+
+The business data lives in Outlook and Salesforce; these rows only hold
+identity, versions, the canonical snapshot of the last synced content and the
+state of each item (DESIGN §6). Database constraints carry the "no item twice"
+invariant: one link per link_key, per Outlook id and per Salesforce id.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+from orgs.models import Membership
+
+KIND_CHOICES = [("calendar", "Calendar"), ("contacts", "Contacts"), ("tasks", "Tasks")]
+SIDE_CHOICES = [("outlook", "Outlook"), ("salesforce", "Salesforce")]
+
+
+class LinkState(models.TextChoices):
+    SYNCED = "synced", "Synced"
+    PENDING_CREATE_OUTLOOK = "pending_create_outlook", "Creating in Outlook"
+    PENDING_CREATE_SALESFORCE = "pending_create_salesforce", "Creating in Salesforce"
+    PENDING_UPDATE_OUTLOOK = "pending_update_outlook", "Updating Outlook"
+    PENDING_UPDATE_SALESFORCE = "pending_update_salesforce", "Updating Salesforce"
+    PENDING_DELETE_OUTLOOK = "pending_delete_outlook", "Deleting in Outlook"
+    PENDING_DELETE_SALESFORCE = "pending_delete_salesforce", "Deleting in Salesforce"
+    CONFLICT = "conflict", "Conflict"
+    TOMBSTONED = "tombstoned", "Deleted"
+    OUT_OF_SCOPE = "out_of_scope", "Out of range"
+    ERROR = "error", "Error"
+
+
+PENDING_STATES = frozenset(s for s in LinkState.values if s.startswith("pending_")) | {
+    LinkState.ERROR
+}
+
+
+class SyncLink(models.Model):
+    """One Outlook item and one Salesforce record that are the same thing."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="sync_links")
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES)
+    # Our identity, also written on both remote items so a lost local commit
+    # (or a forgotten link table) can be re-attached instead of re-created.
+    link_key = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    outlook_id = models.CharField(max_length=512, null=True, blank=True)
+    outlook_ical_uid = models.CharField(max_length=512, blank=True, default="")
+    outlook_change_key = models.CharField(max_length=128, blank=True, default="")
+    # To Do tasks live in a list; their id is only addressable through it.
+    outlook_container = models.CharField(max_length=512, blank=True, default="")
+    sf_id = models.CharField(max_length=18, null=True, blank=True)
+    sf_modstamp = models.CharField(max_length=40, blank=True, default="")
+    snapshot = models.JSONField(null=True, blank=True)
+    snapshot_hash = models.CharField(max_length=64, blank=True, default="")
+    state = models.CharField(max_length=32, choices=LinkState.choices, default=LinkState.SYNCED)
+    # Set for SnapRecord links: changes flow from this side only.
+    one_way_from = models.CharField(max_length=16, choices=SIDE_CHOICES, blank=True, default="")
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_synced_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["membership", "kind", "outlook_id"],
+                condition=Q(outlook_id__isnull=False),
+                name="synclink_unique_outlook_id",
+            ),
+            models.UniqueConstraint(
+                fields=["membership", "kind", "sf_id"],
+                condition=Q(sf_id__isnull=False),
+                name="synclink_unique_sf_id",
+            ),
+        ]
+        indexes = [models.Index(fields=["membership", "kind", "state"], name="synclink_state_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} link {self.link_key} ({self.state})"
+
+
+class SyncCursor(models.Model):
+    """Where each side's change feed stopped for one member and kind."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="sync_cursors")
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES)
+    outlook_delta_link = models.TextField(blank=True, default="")
+    outlook_window_start = models.DateTimeField(null=True, blank=True)
+    outlook_window_end = models.DateTimeField(null=True, blank=True)
+    outlook_container = models.CharField(max_length=512, blank=True, default="")
+    sf_high_water = models.DateTimeField(null=True, blank=True)
+    last_full_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "kind"], name="synccursor_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} cursor of membership {self.membership_id}"
+
+
+class SyncLease(models.Model):
+    """One run at a time per member and kind; also the scheduler's due row.
+
+    Claimed by a conditional UPDATE (holder empty or expired), so two workers
+    can never both believe they hold it.
+    """
+
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="sync_leases")
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES)
+    holder = models.CharField(max_length=64, blank=True, default="")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    next_run_at = models.DateTimeField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["membership", "kind"], name="synclease_unique"),
+        ]
+        indexes = [models.Index(fields=["next_run_at"], name="synclease_due_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} lease of membership {self.membership_id}"
+
+
+class RunStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    PLANNED = "planned", "Planned, waiting for review"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    STOPPED = "stopped", "Stopped, needs attention"
+
+
+class Trigger(models.TextChoices):
+    MANUAL = "manual", "Manual"
+    AUTO = "auto", "Auto"
+    SNAPRECORD = "snaprecord", "SnapRecord"
+    REBUILD = "rebuild", "Rebuild"
+
+
+class SyncRun(models.Model):
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="sync_runs")
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    dry_run = models.BooleanField(default=False)
+    # {"created": {"outlook": n, "salesforce": n}, "updated": {...}, ...}
+    counts = models.JSONField(default=dict, blank=True)
+    api_outlook = models.PositiveIntegerField(default=0)
+    api_salesforce = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.CharField(max_length=1000, blank=True, default="")
+
+    class Meta:
+        indexes = [models.Index(fields=["membership", "kind", "-started_at"], name="syncrun_recent_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} ({self.status})"
+
+
+class LogLevel(models.TextChoices):
+    DEBUG = "debug", "Debug"
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    ERROR = "error", "Error"
+
+
+class SyncLogEntry(models.Model):
+    """One line of a run's log. Never a token and never a full item body."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="log_entries")
+    created_at = models.DateTimeField(auto_now_add=True)
+    level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
+    action = models.CharField(max_length=32, blank=True, default="")
+    side = models.CharField(max_length=16, blank=True, default="")
+    outlook_id = models.CharField(max_length=512, blank=True, default="")
+    sf_id = models.CharField(max_length=18, blank=True, default="")
+    link_key = models.UUIDField(null=True, blank=True)
+    message = models.CharField(max_length=500)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["run", "id"], name="synclog_run_idx")]
+
+    def __str__(self) -> str:
+        return f"[{self.level}] {self.message}"
+
+
+class PlanStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    STALE = "stale", "Changed since planned"
+    SKIPPED = "skipped", "Left out"
+
+
+class PlannedChange(models.Model):
+    """One decided action, stored so Manual mode can show it and apply it as reviewed."""
+
+    run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="planned_changes")
+    seq = models.PositiveIntegerField()
+    action = models.CharField(max_length=32)
+    side = models.CharField(max_length=16, blank=True, default="")
+    link_key = models.UUIDField(null=True, blank=True)
+    outlook_id = models.CharField(max_length=512, blank=True, default="")
+    sf_id = models.CharField(max_length=18, blank=True, default="")
+    # The versions the decision was made on: a later edit invalidates the item.
+    outlook_version = models.CharField(max_length=128, blank=True, default="")
+    sf_version = models.CharField(max_length=40, blank=True, default="")
+    title = models.CharField(max_length=255, blank=True, default="")
+    fields = models.JSONField(default=list, blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    conflicts = models.JSONField(default=list, blank=True)
+    included = models.BooleanField(default=True)
+    status = models.CharField(max_length=16, choices=PlanStatus.choices, default=PlanStatus.PLANNED)
+
+    class Meta:
+        ordering = ["run", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "seq"], name="plannedchange_unique_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.side} ({self.status})"
