@@ -312,9 +312,43 @@ def get_path(payload: dict[str, Any], *path: str) -> Any:
 # the identity on normalized text.
 
 _BLOCK_TAGS = frozenset(
-    "address article aside blockquote center dd div dl dt fieldset figcaption figure footer "
-    "form h1 h2 h3 h4 h5 h6 header hr li main nav ol p pre section table tbody thead tfoot "
-    "tr ul".split()
+    [
+        "address",
+        "article",
+        "aside",
+        "blockquote",
+        "center",
+        "dd",
+        "div",
+        "dl",
+        "dt",
+        "fieldset",
+        "figcaption",
+        "figure",
+        "footer",
+        "form",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "header",
+        "hr",
+        "li",
+        "main",
+        "nav",
+        "ol",
+        "p",
+        "pre",
+        "section",
+        "table",
+        "tbody",
+        "thead",
+        "tfoot",
+        "tr",
+        "ul",
+    ]
 )
 _SKIP_TAGS = frozenset({"head", "script", "style", "title", "template"})
 _HTML_WS = re.compile(r"([ \t\n\r\f]+)")

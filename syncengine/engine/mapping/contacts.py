@@ -55,7 +55,6 @@ from .common import (
     Canonical,
     MappingError,
     dedupe,
-    get_path,
     info,
     norm_email,
     norm_text,
@@ -140,7 +139,9 @@ def _clean_emails(raw: list[str], warnings: list[str]) -> tuple[str, ...]:
     kept: list[str] = []
     for address in dedupe(norm_email(a) for a in raw):
         if len(address) > EMAIL_MAX:
-            warnings.append(f"emails: {address!r} is longer than {EMAIL_MAX} characters; not synced")
+            warnings.append(
+                f"emails: {address!r} is longer than {EMAIL_MAX} characters; not synced"
+            )
         elif not valid_email(address):
             warnings.append(f"emails: {address!r} is not a valid e-mail address; not synced")
         else:
@@ -297,7 +298,9 @@ def to_graph(c: CanonicalContact, *, existing: dict[str, Any] | None = None) -> 
 
 def _composed_display(payload: dict[str, Any]) -> str:
     return " ".join(
-        norm_text(payload.get(k)) for k in ("givenName", "middleName", "surname") if norm_text(payload.get(k))
+        norm_text(payload.get(k))
+        for k in ("givenName", "middleName", "surname")
+        if norm_text(payload.get(k))
     )
 
 

@@ -1,0 +1,391 @@
+"""Recurring series: Graph ``patternedRecurrence`` ⇄ Salesforce event-series
+RRULE (``Recurrence2PatternText``, creatable from API 52.0).
+
+The canonical pattern follows Graph's model (it is the narrower of the two);
+only what both sides can express is mapped, anything else is a
+``MappingError("recurrence", why)`` and the engine skips the series with that
+reason in the log.
+
+================  =============================================  ==============
+Graph type        RRULE written                                  limits (SF)
+================  =============================================  ==============
+daily             FREQ=DAILY;INTERVAL=n                          n ≤ 999
+weekly            FREQ=WEEKLY;BYDAY=MO,TH;WKST=SU;INTERVAL=n     n ≤ 99
+absoluteMonthly   FREQ=MONTHLY;BYMONTHDAY=d;INTERVAL=n           n ≤ 99
+relativeMonthly   FREQ=MONTHLY;BYDAY=TU;BYSETPOS=2;INTERVAL=n    n ≤ 99
+absoluteYearly    FREQ=YEARLY;BYMONTH=m;BYMONTHDAY=d;INTERVAL=1  interval 1 only
+relativeYearly    FREQ=YEARLY;BYMONTH=m;BYDAY=MO;BYSETPOS=-1;…   interval 1 only
+================  =============================================  ==============
+
+Range: ``endDate`` → ``UNTIL`` (the end of that day in the series' zone, in
+UTC, ``yyyyMMddTHHmmssZ``); ``numbered`` → ``COUNT`` (1–999). ``noEnd`` is
+refused: Salesforce series are materialized occurrence by occurrence and its
+RRULE subset bounds them by UNTIL or COUNT (api_fidelity §3.1); an unbounded
+series cannot be represented faithfully, so it is skipped, not silently cut.
+
+RRULEs are written in the order Salesforce normalizes them to (FREQ, BYMONTH,
+BYMONTHDAY, BYDAY, WKST, BYSETPOS, INTERVAL, UNTIL, COUNT, with ``RRULE:`` and
+``INTERVAL``), so the stored text reads back unchanged. Reading accepts the
+equivalent spellings (``BYDAY=2TU``, ``FREQ=DAILY;BYDAY=MO,…`` with interval 1,
+missing BYMONTH / BYMONTHDAY taken from the series start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from .common import MappingError
+
+FIELD = "recurrence"
+DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
+RR_DAY = dict(zip(DAYS, ("SU", "MO", "TU", "WE", "TH", "FR", "SA"), strict=True))
+DAY_FROM_RR = {v: k for k, v in RR_DAY.items()}
+INDEXES = {"first": 1, "second": 2, "third": 3, "fourth": 4, "last": -1}
+INDEX_FROM_POS = {v: k for k, v in INDEXES.items()}
+PATTERNS = (
+    "daily",
+    "weekly",
+    "absoluteMonthly",
+    "relativeMonthly",
+    "absoluteYearly",
+    "relativeYearly",
+)
+MAX_INTERVAL = {"daily": 999, "weekly": 99, "absoluteMonthly": 99, "relativeMonthly": 99}
+MAX_COUNT = 999
+MAX_RRULE_LEN = 512
+_SUPPORTED_PARTS = {
+    "FREQ",
+    "INTERVAL",
+    "BYDAY",
+    "BYMONTHDAY",
+    "BYMONTH",
+    "BYSETPOS",
+    "WKST",
+    "UNTIL",
+    "COUNT",
+}
+
+
+@dataclass(frozen=True)
+class CanonicalRecurrence:
+    """A series pattern both sides can express. Only the fields its pattern
+    uses are set (others None / empty), so equal patterns compare equal."""
+
+    pattern: str
+    interval: int = 1
+    days_of_week: tuple[str, ...] = ()
+    day_of_month: int | None = None
+    month: int | None = None
+    index: str | None = None
+    first_day_of_week: str | None = None
+    end_date: date | None = None
+    count: int | None = None
+
+
+def _fail(reason: str) -> MappingError:
+    return MappingError(FIELD, reason)
+
+
+def _days(values: Any) -> tuple[str, ...]:
+    if not values:
+        return ()
+    out = set()
+    for v in values:
+        name = str(v).strip().lower()
+        if name not in RR_DAY:
+            raise _fail(f"unknown day of week {v!r}")
+        out.add(name)
+    return tuple(d for d in DAYS if d in out)
+
+
+def _int(value: Any, what: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise _fail(f"{what} is not a number: {value!r}") from None
+
+
+def normalize(
+    *,
+    pattern: str,
+    interval: Any = 1,
+    days_of_week: Any = (),
+    day_of_month: Any = None,
+    month: Any = None,
+    index: Any = None,
+    first_day_of_week: Any = None,
+    end_date: date | None = None,
+    count: Any = None,
+) -> CanonicalRecurrence:
+    """Build a canonical pattern and check Salesforce can hold it."""
+    if pattern not in PATTERNS:
+        raise _fail(f"unsupported pattern type {pattern!r}")
+    interval = _int(interval if interval is not None else 1, "interval")
+    if interval < 1:
+        raise _fail("interval must be at least 1")
+    if pattern.endswith("Yearly"):
+        if interval != 1:
+            raise _fail("Salesforce yearly series repeat every year only (INTERVAL=1)")
+    elif interval > MAX_INTERVAL[pattern]:
+        raise _fail(
+            f"Salesforce allows an interval of at most {MAX_INTERVAL[pattern]} for {pattern}"
+        )
+    days = _days(days_of_week)
+    r: dict[str, Any] = {"pattern": pattern, "interval": interval}
+    if pattern in ("weekly", "relativeMonthly", "relativeYearly"):
+        if not days:
+            raise _fail(f"{pattern} needs days of week")
+        r["days_of_week"] = days
+    if pattern == "weekly":
+        fdow = str(first_day_of_week or "sunday").lower()
+        if fdow not in RR_DAY:
+            raise _fail(f"unknown first day of week {first_day_of_week!r}")
+        r["first_day_of_week"] = fdow
+    if pattern in ("absoluteMonthly", "absoluteYearly"):
+        dom = _int(day_of_month, "dayOfMonth")
+        if not 1 <= dom <= 31:
+            raise _fail(f"day of month {dom} out of range")
+        r["day_of_month"] = dom
+    if pattern.startswith("relative"):
+        idx = str(index or "first").lower()
+        if idx not in INDEXES:
+            raise _fail(f"unknown week index {index!r}")
+        r["index"] = idx
+    if pattern.endswith("Yearly"):
+        m = _int(month, "month")
+        if not 1 <= m <= 12:
+            raise _fail(f"month {m} out of range")
+        r["month"] = m
+    if count is not None:
+        n = _int(count, "numberOfOccurrences")
+        if not 1 <= n <= MAX_COUNT:
+            raise _fail(f"Salesforce series hold 1 to {MAX_COUNT} occurrences, not {n}")
+        r["count"] = n
+        if end_date is not None:
+            raise _fail("a series ends by date or by count, not both")
+    elif end_date is not None:
+        r["end_date"] = end_date
+    else:
+        raise _fail(
+            "series without an end date cannot be represented in Salesforce "
+            "(event series need UNTIL or COUNT ≤ 999)"
+        )
+    return CanonicalRecurrence(**r)
+
+
+# ---------------------------------------------------------------- Graph
+
+
+def from_graph(recurrence: dict[str, Any]) -> CanonicalRecurrence:
+    if not isinstance(recurrence, dict):
+        raise _fail("not a patternedRecurrence object")
+    p = recurrence.get("pattern") or {}
+    rng = recurrence.get("range") or {}
+    kind = rng.get("type")
+    end_date = count = None
+    if kind == "endDate":
+        if not rng.get("endDate"):
+            raise _fail("endDate range without endDate")
+        try:
+            end_date = date.fromisoformat(str(rng["endDate"])[:10])
+        except ValueError:
+            raise _fail(f"invalid endDate {rng['endDate']!r}") from None
+    elif kind == "numbered":
+        count = rng.get("numberOfOccurrences")
+        if count is None:
+            raise _fail("numbered range without numberOfOccurrences")
+    elif kind == "noEnd":
+        pass
+    else:
+        raise _fail(f"unknown range type {kind!r}")
+    return normalize(
+        pattern=p.get("type"),
+        interval=p.get("interval"),
+        days_of_week=p.get("daysOfWeek"),
+        day_of_month=p.get("dayOfMonth"),
+        month=p.get("month"),
+        index=p.get("index"),
+        first_day_of_week=p.get("firstDayOfWeek"),
+        end_date=end_date,
+        count=count,
+    )
+
+
+def to_graph(r: CanonicalRecurrence, *, start_date: date, time_zone: str) -> dict[str, Any]:
+    """patternedRecurrence; ``start_date`` is the series start in ``time_zone``."""
+    pattern: dict[str, Any] = {"type": r.pattern, "interval": r.interval}
+    if r.days_of_week:
+        pattern["daysOfWeek"] = list(r.days_of_week)
+    if r.first_day_of_week:
+        pattern["firstDayOfWeek"] = r.first_day_of_week
+    if r.day_of_month is not None:
+        pattern["dayOfMonth"] = r.day_of_month
+    if r.month is not None:
+        pattern["month"] = r.month
+    if r.index:
+        pattern["index"] = r.index
+    rng: dict[str, Any] = {"startDate": start_date.isoformat(), "recurrenceTimeZone": time_zone}
+    if r.count is not None:
+        rng.update(type="numbered", numberOfOccurrences=r.count)
+    else:
+        rng.update(type="endDate", endDate=r.end_date.isoformat() if r.end_date else None)
+    return {"pattern": pattern, "range": rng}
+
+
+# ---------------------------------------------------------------- RRULE
+
+
+def _until_utc(end_date: date, zone: ZoneInfo) -> str:
+    end = datetime.combine(end_date, time(23, 59, 59), tzinfo=zone).astimezone(UTC)
+    return end.strftime("%Y%m%dT%H%M%SZ")
+
+
+def to_rrule(r: CanonicalRecurrence, *, zone: ZoneInfo) -> str:
+    freq = {
+        "daily": "DAILY",
+        "weekly": "WEEKLY",
+        "absoluteMonthly": "MONTHLY",
+        "relativeMonthly": "MONTHLY",
+        "absoluteYearly": "YEARLY",
+        "relativeYearly": "YEARLY",
+    }[r.pattern]
+    parts = [f"FREQ={freq}"]
+    if r.month is not None:
+        parts.append(f"BYMONTH={r.month}")
+    if r.day_of_month is not None:
+        parts.append(f"BYMONTHDAY={r.day_of_month}")
+    if r.days_of_week:
+        parts.append("BYDAY=" + ",".join(RR_DAY[d] for d in r.days_of_week))
+    if r.first_day_of_week:
+        parts.append(f"WKST={RR_DAY[r.first_day_of_week]}")
+    if r.index:
+        parts.append(f"BYSETPOS={INDEXES[r.index]}")
+    parts.append(f"INTERVAL={r.interval}")
+    if r.end_date is not None:
+        parts.append(f"UNTIL={_until_utc(r.end_date, zone)}")
+    if r.count is not None:
+        parts.append(f"COUNT={r.count}")
+    text = "RRULE:" + ";".join(parts)
+    if len(text) > MAX_RRULE_LEN:
+        raise _fail(f"RRULE longer than {MAX_RRULE_LEN} characters")
+    return text
+
+
+def _parse_until(value: str, zone: ZoneInfo) -> date:
+    v = value.strip().upper()
+    try:
+        if "T" not in v:
+            return datetime.strptime(v[:8], "%Y%m%d").date()
+        dt = datetime.strptime(v.rstrip("Z")[:15], "%Y%m%dT%H%M%S")
+    except ValueError:
+        raise _fail(f"invalid UNTIL {value!r}") from None
+    if v.endswith("Z"):
+        return dt.replace(tzinfo=UTC).astimezone(zone).date()
+    return dt.date()
+
+
+def _split_byday(value: str) -> tuple[tuple[str, ...], set[int]]:
+    days, prefixes = [], set()
+    for token in value.split(","):
+        token = token.strip().upper()
+        code, num = token[-2:], token[:-2]
+        if code not in DAY_FROM_RR:
+            raise _fail(f"invalid BYDAY entry {token!r}")
+        days.append(DAY_FROM_RR[code])
+        if num:
+            prefixes.add(_int(num.lstrip("+"), "BYDAY prefix"))
+    return tuple(days), prefixes
+
+
+def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence:
+    """RRULE text → canonical; ``start`` is the series start date in ``zone``."""
+    if not text or not isinstance(text, str):
+        raise _fail("empty recurrence rule")
+    body = text.strip()
+    if body.upper().startswith("RRULE:"):
+        body = body[6:]
+    parts: dict[str, str] = {}
+    for chunk in body.split(";"):
+        if not chunk.strip():
+            continue
+        key, sep, value = chunk.partition("=")
+        key = key.strip().upper()
+        if not sep or key in parts:
+            raise _fail(f"malformed RRULE part {chunk!r}")
+        if key not in _SUPPORTED_PARTS:
+            raise _fail(f"{key} cannot be expressed in Outlook")
+        parts[key] = value.strip()
+    freq = parts.get("FREQ", "").upper()
+    interval = _int(parts.get("INTERVAL", "1"), "INTERVAL")
+    days, prefixes = _split_byday(parts["BYDAY"]) if parts.get("BYDAY") else ((), set())
+    setpos = _int(parts["BYSETPOS"], "BYSETPOS") if parts.get("BYSETPOS") else None
+    if parts.get("BYMONTHDAY") and "," in parts["BYMONTHDAY"]:
+        raise _fail("several BYMONTHDAY values cannot be expressed in Outlook")
+    month_day = _int(parts["BYMONTHDAY"], "BYMONTHDAY") if parts.get("BYMONTHDAY") else None
+    if parts.get("BYMONTH") and "," in parts["BYMONTH"]:
+        raise _fail("several BYMONTH values cannot be expressed in Outlook")
+    month = _int(parts["BYMONTH"], "BYMONTH") if parts.get("BYMONTH") else None
+    wkst = DAY_FROM_RR.get(parts.get("WKST", "MO").upper())
+    if wkst is None:
+        raise _fail(f"invalid WKST {parts.get('WKST')!r}")
+    end_date = _parse_until(parts["UNTIL"], zone) if parts.get("UNTIL") else None
+    count = parts.get("COUNT")
+    if month_day is not None and days:
+        raise _fail("BYMONTHDAY together with BYDAY cannot be expressed in Outlook")
+    if month_day is not None and month_day < 1:
+        raise _fail("counting days from the month's end cannot be expressed in Outlook")
+
+    common: dict[str, Any] = {"interval": interval, "end_date": end_date, "count": count}
+    if freq == "DAILY":
+        if days:
+            if interval != 1 or prefixes or setpos is not None:
+                raise _fail(
+                    "daily rule with weekdays and an interval cannot be expressed in Outlook"
+                )
+            return normalize(pattern="weekly", days_of_week=days, first_day_of_week=wkst, **common)
+        if month_day is not None or month is not None or setpos is not None:
+            raise _fail("filtered daily rule cannot be expressed in Outlook")
+        return normalize(pattern="daily", **common)
+    if freq == "WEEKLY":
+        if prefixes or setpos is not None or month_day is not None or month is not None:
+            raise _fail("filtered weekly rule cannot be expressed in Outlook")
+        days = days or (DAYS[(start.weekday() + 1) % 7],)
+        return normalize(pattern="weekly", days_of_week=days, first_day_of_week=wkst, **common)
+    if freq not in ("MONTHLY", "YEARLY"):
+        raise _fail(f"unsupported FREQ {freq or None!r}")
+    prefix = "absolute" if not days else "relative"
+    kind = prefix + ("Monthly" if freq == "MONTHLY" else "Yearly")
+    if freq == "MONTHLY" and month is not None:
+        raise _fail("monthly rule limited to some months cannot be expressed in Outlook")
+    extra: dict[str, Any] = {}
+    if freq == "YEARLY":
+        extra["month"] = month or start.month
+    if not days:
+        if setpos is not None:
+            raise _fail("BYSETPOS without BYDAY cannot be expressed in Outlook")
+        extra["day_of_month"] = month_day or start.day
+    else:
+        if prefixes and setpos is not None:
+            raise _fail("BYDAY prefixes together with BYSETPOS cannot be expressed in Outlook")
+        if len(prefixes) > 1:
+            raise _fail("different week numbers in one rule cannot be expressed in Outlook")
+        pos = next(iter(prefixes)) if prefixes else setpos
+        if pos is None:
+            raise _fail("every matching weekday of the month cannot be expressed in Outlook")
+        if pos not in INDEX_FROM_POS:
+            raise _fail(f"week index {pos} cannot be expressed in Outlook")
+        extra.update(days_of_week=days, index=INDEX_FROM_POS[pos])
+    return normalize(pattern=kind, **common, **extra)
+
+
+__all__ = [
+    "CanonicalRecurrence",
+    "from_graph",
+    "from_rrule",
+    "normalize",
+    "to_graph",
+    "to_rrule",
+]
