@@ -223,7 +223,8 @@ def wall_time_is_exact(instant: datetime, zone: ZoneInfo) -> bool:
     False in the fall-back overlap's second pass: a wall time without an offset
     cannot say which of the two it means.
     """
-    wall = instant.astimezone(zone).replace(tzinfo=None)
+    # fold=0: a bare wall time (what Graph receives) always reads as the first pass.
+    wall = instant.astimezone(zone).replace(tzinfo=None, fold=0)
     return wall.replace(tzinfo=zone).astimezone(UTC) == instant.astimezone(UTC)
 
 

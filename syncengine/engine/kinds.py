@@ -1,0 +1,325 @@
+"""Per-kind glue between remote payloads, the mapping layer and the engine.
+
+Everything kind-specific the engine needs, in one place: which Salesforce
+object and fields, where our link key sits on each side, which items are in
+scope under the member's policy, the secondary match key, and the request
+bodies (mapping output plus our key on creates).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from .mapping import MappingError, canonical_hash
+from .mapping import contacts as m_contacts
+from .mapping import events as m_events
+from .mapping import tasks as m_tasks
+from .records import OUTLOOK, SALESFORCE, EnginePolicy, Item
+
+CALENDAR, CONTACTS, TASKS = "calendar", "contacts", "tasks"
+KINDS = (CALENDAR, CONTACTS, TASKS)
+
+# Our single-value extended property on Outlook events and contacts. A fixed
+# GUID and name: every named property costs a slot in the mailbox's quota.
+KEY_PROPERTY_ID = "String {8a3f2c61-5d0b-4e8e-9c47-1b6d2e9f4a10} Name LinkPointKey"
+# To Do tasks carry no extended properties; a linkedResource holds the key.
+LINKED_APP = "LinkPoint"
+SF_KEY_FIELD = "LinkPoint_Key__c"
+
+SOBJECT = {CALENDAR: "Event", CONTACTS: "Contact", TASKS: "Task"}
+_SYSTEM = ("Id", "SystemModstamp", "IsDeleted", "OwnerId", SF_KEY_FIELD)
+SF_FIELDS = {
+    CONTACTS: _SYSTEM
+    + (
+        "AccountId",
+        "Account.Name",
+        "FirstName",
+        "LastName",
+        "Email",
+        "LinkPoint_Email2__c",
+        "LinkPoint_Email3__c",
+        "Phone",
+        "OtherPhone",
+        "MobilePhone",
+        "HomePhone",
+        "Title",
+        "Department",
+        "MailingStreet",
+        "MailingCity",
+        "MailingState",
+        "MailingPostalCode",
+        "MailingCountry",
+    ),
+    TASKS: _SYSTEM
+    + (
+        "Subject",
+        "Description",
+        "Status",
+        "Priority",
+        "ActivityDate",
+        "IsReminderSet",
+        "ReminderDateTime",
+        "CompletedDateTime",
+        "IsClosed",
+    ),
+    CALENDAR: _SYSTEM
+    + (
+        "Subject",
+        "Description",
+        "Location",
+        "IsAllDayEvent",
+        "StartDateTime",
+        "EndDateTime",
+        "ActivityDate",
+        "ActivityDateTime",
+        "DurationInMinutes",
+        "ShowAs",
+        "IsPrivate",
+        "IsReminderSet",
+        "ReminderDateTime",
+        "IsRecurrence",
+        "IsRecurrence2",
+        "Recurrence2PatternText",
+        "Recurrence2PatternTimeZone",
+        "IsChild",
+    ),
+}
+# Fields the mapping writes that this org's Contact lacks (no "middle names").
+_SF_UNSUPPORTED = {CONTACTS: ("MiddleName",)}
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def covers(self, start: datetime | None, end: datetime | None) -> bool:
+        if start is None:
+            return True
+        end = end or start
+        return end > self.start and start < self.end
+
+
+def calendar_window(policy: EnginePolicy, now: datetime) -> Window:
+    """Whole UTC days, so the window (and the delta link bound to it) moves once a day."""
+    today = now.astimezone(UTC).date()
+    start = datetime.combine(today - timedelta(days=policy.days_back), time(0), tzinfo=UTC)
+    end = datetime.combine(today + timedelta(days=policy.days_ahead + 1), time(0), tzinfo=UTC)
+    return Window(start, end)
+
+
+def _event_bounds(rec: Any) -> tuple[datetime | None, datetime | None]:
+    if getattr(rec, "is_all_day", False) and rec.start_date:
+        s = datetime.combine(rec.start_date, time(0), tzinfo=UTC)
+        e = datetime.combine(rec.end_date or rec.start_date, time(0), tzinfo=UTC)
+        return s, e
+    return getattr(rec, "start", None), getattr(rec, "end", None)
+
+
+# ---------------------------------------------------------------- scope
+
+
+def in_scope(
+    kind: str,
+    rec: Any,
+    policy: EnginePolicy,
+    now: datetime,
+    *,
+    raw: dict | None = None,
+    side: str = OUTLOOK,
+) -> bool:
+    if rec is None:
+        return True
+    if kind == CALENDAR:
+        if rec.is_private and not policy.include_private:
+            return False
+        s, e = _event_bounds(rec)
+        if rec.recurrence is None and not calendar_window(policy, now).covers(s, e):
+            return False
+    if kind == TASKS and rec.status == "completed":
+        done = rec.completed_at
+        if done is not None and done < now - timedelta(days=policy.completed_within_days):
+            return False
+    if side == OUTLOOK and policy.outlook_category_filter and raw is not None:
+        wanted = policy.outlook_category_filter.strip().casefold()
+        if wanted not in {str(c).casefold() for c in raw.get("categories") or ()}:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- reading
+
+
+def outlook_link_key(kind: str, payload: dict) -> str | None:
+    if kind == TASKS:
+        for res in payload.get("linkedResources") or ():
+            if isinstance(res, dict) and res.get("applicationName") == LINKED_APP:
+                return (res.get("externalId") or "").lower() or None
+        return None
+    for prop in payload.get("singleValueExtendedProperties") or ():
+        if (
+            isinstance(prop, dict)
+            and str(prop.get("id", "")).casefold() == KEY_PROPERTY_ID.casefold()
+        ):
+            return (prop.get("value") or "").lower() or None
+    return None
+
+
+def outlook_item(
+    kind: str, payload: dict, policy: EnginePolicy, now: datetime, *, container: str = ""
+) -> Item:
+    """Map one Graph payload (a delta entry or a GET answer) to an Item."""
+    item_id = payload.get("id") or ""
+    if "@removed" in payload:
+        return Item(side=OUTLOOK, id=item_id, deleted=True, container=container)
+    version = payload.get("changeKey") or payload.get("@odata.etag") or ""
+    key = outlook_link_key(kind, payload)
+    ical = payload.get("iCalUId") or ""
+    try:
+        if kind == CALENDAR:
+            if payload.get("type") in ("occurrence", "exception"):
+                raise MappingError("recurrence", "occurrences of a series sync with the series")
+            if payload.get("isCancelled"):
+                return Item(
+                    side=OUTLOOK,
+                    id=item_id,
+                    version=version,
+                    deleted=True,
+                    link_key=key,
+                    container=container,
+                )
+            rec = m_events.from_graph(payload)
+        elif kind == CONTACTS:
+            rec = m_contacts.from_graph(payload)
+        else:
+            rec = m_tasks.from_graph(payload)
+    except MappingError as exc:
+        return Item(
+            side=OUTLOOK,
+            id=item_id,
+            version=version,
+            link_key=key,
+            error=str(exc),
+            ical_uid=ical,
+            container=container,
+        )
+    return Item(
+        side=OUTLOOK,
+        id=item_id,
+        version=version,
+        link_key=key,
+        record=rec,
+        hash=canonical_hash(rec),
+        in_scope=in_scope(kind, rec, policy, now, raw=payload),
+        ical_uid=ical,
+        container=container,
+        raw=payload,
+    )
+
+
+def sf_item(
+    kind: str,
+    row: dict,
+    policy: EnginePolicy,
+    now: datetime,
+    *,
+    snapshot_hint: Callable[[str], dict | None] | None = None,
+) -> Item:
+    """Map one Salesforce row. `snapshot_hint(sf_id)` gives the linked item's
+    last synced canonical projection, for what this org cannot store."""
+    item_id = row.get("Id") or ""
+    version = row.get("SystemModstamp") or ""
+    key = (row.get(SF_KEY_FIELD) or "").lower() or None
+    if row.get("IsDeleted"):
+        return Item(side=SALESFORCE, id=item_id, version=version, link_key=key, deleted=True)
+    try:
+        if kind == CALENDAR:
+            if row.get("IsChild"):
+                raise MappingError("IsChild", "an invitee's copy of someone else's event")
+            rec = m_events.from_salesforce(row, time_zone=policy.time_zone)
+        elif kind == CONTACTS:
+            snap = (snapshot_hint(item_id) if snapshot_hint else None) or {}
+            rec = m_contacts.from_salesforce(row, unrelated_company=snap.get("company"))
+            if snap.get("middle_name"):
+                # The Contact here has no MiddleName field: Salesforce cannot say
+                # anything about it, so it keeps the synced value.
+                rec = dataclasses.replace(rec, middle_name=snap["middle_name"])
+        else:
+            rec = m_tasks.from_salesforce(row)
+    except MappingError as exc:
+        return Item(side=SALESFORCE, id=item_id, version=version, link_key=key, error=str(exc))
+    return Item(
+        side=SALESFORCE,
+        id=item_id,
+        version=version,
+        link_key=key,
+        record=rec,
+        hash=canonical_hash(rec),
+        in_scope=in_scope(kind, rec, policy, now, side=SALESFORCE),
+    )
+
+
+# ---------------------------------------------------------------- matching
+
+
+def secondary_key(kind: str, rec: Any) -> str | None:
+    """A cheap identity for first-sync matching; None when the record has none."""
+    if rec is None:
+        return None
+    if kind == CONTACTS:
+        return f"email:{rec.emails[0]}" if rec.emails else None
+    if kind == TASKS:
+        if not rec.title:
+            return None
+        return f"task:{rec.title.casefold()}|{rec.due_date or ''}"
+    if not rec.subject:
+        return None
+    s, e = (rec.start_date, rec.end_date) if rec.is_all_day else (rec.start, rec.end)
+    return f"event:{rec.subject.casefold()}|{_iso(s)}|{_iso(e)}"
+
+
+def _iso(v: date | datetime | None) -> str:
+    return v.isoformat() if v is not None else ""
+
+
+# ---------------------------------------------------------------- writing
+
+
+def outlook_body(
+    kind: str, rec: Any, *, key: str, create: bool, existing: dict | None, policy: EnginePolicy
+) -> dict:
+    if kind == CALENDAR:
+        body = m_events.to_graph(rec, existing=existing, time_zone=policy.time_zone)
+    elif kind == CONTACTS:
+        body = m_contacts.to_graph(rec, existing=existing)
+    else:
+        body = m_tasks.to_graph(rec, existing=existing)
+    if create:
+        if kind == TASKS:
+            body["linkedResources"] = [
+                {"applicationName": LINKED_APP, "displayName": "Salesforce", "externalId": key}
+            ]
+        else:
+            body["singleValueExtendedProperties"] = [{"id": KEY_PROPERTY_ID, "value": key}]
+        if kind == CALENDAR:
+            # Graph de-duplicates a retried create carrying the same transactionId.
+            body["transactionId"] = key
+    return body
+
+
+def sf_body(kind: str, rec: Any, *, key: str | None, create: bool, policy: EnginePolicy) -> dict:
+    if kind == CALENDAR:
+        body = m_events.to_salesforce(rec, time_zone=policy.time_zone, create=create)
+    elif kind == CONTACTS:
+        body = m_contacts.to_salesforce(rec)
+    else:
+        body = m_tasks.to_salesforce(rec)
+    for name in _SF_UNSUPPORTED.get(kind, ()):
+        body.pop(name, None)
+    if create and key:
+        body[SF_KEY_FIELD] = key
+    return body
