@@ -1,0 +1,353 @@
+"""Decide, per logical item, what a run does. Pure: no database, no HTTP.
+
+Inputs are the links touched by this run and the items each side reported
+(already mapped, with Graph `@removed` confirmed by the fetcher). A side
+changed only if its version moved *and* its content hash differs from the
+snapshot; a moved version with equal content is an echo of our own write or a
+server touch and only refreshes the stored version (no ping-pong).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from .mapping import Canonical, canonical_hash, merge3
+from .mapping.contacts import CanonicalContact
+from .mapping.events import CanonicalEvent
+from .mapping.tasks import CanonicalTask
+from .match import match_unlinked
+from .records import OUTLOOK, SALESFORCE, Decision, EnginePolicy, Item, LinkView, Write, other
+
+RECORD_CLASS: dict[str, type[Canonical]] = {
+    "calendar": CanonicalEvent,
+    "contacts": CanonicalContact,
+    "tasks": CanonicalTask,
+}
+
+SAME, TOUCH, CHANGED, DELETED, ERROR, ABSENT = "same", "touch", "changed", "deleted", "error", "absent"
+
+
+def snapshot_record(kind: str, projection: dict | None) -> Canonical | None:
+    """A stand-in record whose projection is the stored snapshot.
+
+    Only ever used as the merge base (merge3 reads the base's projection and
+    never copies values out of it), so the JSON values need no re-parsing.
+    """
+    if projection is None:
+        return None
+    cls = RECORD_CLASS[kind]
+    obj = cls.__new__(cls)
+    for f in dataclasses.fields(cls):
+        if f.name in projection:
+            value: Any = projection[f.name]
+        elif f.default is not dataclasses.MISSING:
+            value = f.default
+        else:
+            value = None
+        object.__setattr__(obj, f.name, value)
+    return obj
+
+
+def _side_state(link: LinkView, item: Item | None, side: str) -> str:
+    if link.id_on(side) is None and (item is None or item.deleted):
+        return ABSENT
+    if item is None:
+        return SAME
+    if item.deleted:
+        return DELETED
+    if item.error:
+        return ERROR
+    if item.version and item.version == link.version_on(side) and link.state == "synced":
+        return SAME
+    if item.hash == link.snapshot_hash:
+        return TOUCH
+    return CHANGED
+
+
+def _winner_side(policy: EnginePolicy) -> str:
+    return OUTLOOK if policy.conflict_winner == OUTLOOK else SALESFORCE
+
+
+def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | None, s: Item | None) -> Decision | None:
+    key = link.link_key
+    if link.state == "tombstoned":
+        # Nothing deleted comes back: late or replayed changes of a deleted item are ignored.
+        return None
+    items = {OUTLOOK: o, SALESFORCE: s}
+    st = {OUTLOOK: _side_state(link, o, OUTLOOK), SALESFORCE: _side_state(link, s, SALESFORCE)}
+    base = dict(link=link, outlook=o, sf=s, one_way_from=link.one_way_from)
+
+    def dec(action: str, **kw: Any) -> Decision:
+        return Decision(link_key=key, action=action, **{**base, **kw})
+
+    for side in (OUTLOOK, SALESFORCE):
+        if st[side] == ERROR:
+            return dec("error", state=link.state, message=items[side].error,
+                       writes=(), result=None)
+
+    source = link.one_way_from or ""
+    may_write = {x: policy.writes_to(x) and x != source for x in (OUTLOOK, SALESFORCE)}
+
+    # One side was never created (a pending create): create it from the other.
+    for side in (OUTLOOK, SALESFORCE):
+        if st[side] == ABSENT:
+            src = items[other(side)]
+            if st[other(side)] in (DELETED, ABSENT):
+                return dec("tombstone", state="tombstoned", message="Gone before it was copied.")
+            if src is None or src.record is None:
+                return dec("skip", state=link.state,
+                           message="Waiting for the source item to be read again.")
+            if not may_write[side]:
+                return dec("skip", state="synced", message="Direction does not allow this copy.")
+            return dec("create", result=src.record, writes=(Write(side, "create"),),
+                       state=_scope_state(src))
+
+    if st[OUTLOOK] == DELETED and st[SALESFORCE] == DELETED:
+        return dec("tombstone", state="tombstoned", message="Deleted on both sides.")
+
+    for gone in (OUTLOOK, SALESFORCE):
+        if st[gone] != DELETED:
+            continue
+        keep = other(gone)
+        if st[keep] == CHANGED and source != gone and may_write[gone]:
+            # Modify beats delete: the edit survives and the item comes back.
+            return dec("create", result=items[keep].record, writes=(Write(gone, "create"),),
+                       state=_scope_state(items[keep]),
+                       message=f"Deleted in {_label(gone)} but edited in {_label(keep)}: the edit wins.")
+        if policy.deletes_to(keep) and keep != source:
+            return dec("delete", writes=(Write(keep, "delete"),), state="tombstoned")
+        return dec("tombstone", state="tombstoned",
+                   message=f"Deleted in {_label(gone)}; delete not propagated by policy.")
+
+    o_st, s_st = st[OUTLOOK], st[SALESFORCE]
+    if source:
+        # One-way link (SnapRecord): the source's content is the truth; edits
+        # on the other side are neither copied back nor overwritten until the
+        # source changes again.
+        dest = other(source)
+        if st[source] in (CHANGED,):
+            src = items[source]
+            writes = () if items[dest] is not None and items[dest].hash == src.hash else (Write(dest, "update"),)
+            return dec("update" if writes else "touch", result=src.record, writes=writes,
+                       state=_scope_state(src, items[dest]))
+        return _touch_or_none(dec, link, o, s)
+
+    if o_st == CHANGED and s_st == CHANGED:
+        if o.hash == s.hash:
+            return dec("touch", result=o.record, state=_scope_state(o, s))
+        winner = _winner_side(policy)
+        if not may_write[OUTLOOK] or not may_write[SALESFORCE]:
+            # One-way direction: the source's version is the only one that moves.
+            src_side = SALESFORCE if may_write[OUTLOOK] else OUTLOOK
+            src = items[src_side]
+            dest = other(src_side)
+            return dec("update", result=src.record, writes=(Write(dest, "update"),) if may_write[dest] else (),
+                       state=_scope_state(o, s))
+        merged, conflicts = merge3(
+            snapshot_record(kind, link.snapshot), o.record, s.record,
+            "ours" if winner == OUTLOOK else "theirs",
+        )
+        h = canonical_hash(merged)
+        writes = tuple(Write(x, "update") for x in (OUTLOOK, SALESFORCE) if items[x].hash != h)
+        return dec("conflict" if conflicts else "update", result=merged, writes=writes,
+                   conflicts=conflicts, state=_scope_state(o, s),
+                   message=_conflict_message(conflicts))
+
+    for changed in (OUTLOOK, SALESFORCE):
+        if st[changed] == CHANGED:
+            dest = other(changed)
+            src = items[changed]
+            if not may_write[dest]:
+                # Direction forbids the copy: remember we saw the version, keep the snapshot.
+                return dec("touch", result=None, state=_scope_state(o, s),
+                           message=f"{_label(changed)} edit not copied: one-way sync.")
+            if items[dest] is not None and items[dest].hash == src.hash:
+                return dec("touch", result=src.record, state=_scope_state(o, s))
+            return dec("update", result=src.record, writes=(Write(dest, "update"),),
+                       state=_scope_state(o, s))
+
+    return _touch_or_none(dec, link, o, s)
+
+
+def _touch_or_none(dec: Callable[..., Decision], link: LinkView, o: Item | None, s: Item | None) -> Decision | None:
+    moved = any(
+        it is not None and not it.deleted and it.version and it.version != link.version_on(it.side)
+        for it in (o, s)
+    )
+    state = _scope_state(o, s)
+    if moved or link.state != state:
+        return dec("touch", result=None, state=state)
+    return None
+
+
+def _scope_state(*items: Item | None) -> str:
+    return "out_of_scope" if any(i is not None and not i.in_scope for i in items) else "synced"
+
+
+def _label(side: str) -> str:
+    return "Outlook" if side == OUTLOOK else "Salesforce"
+
+
+def _conflict_message(conflicts) -> str:
+    if not conflicts:
+        return ""
+    names = ", ".join(n for c in conflicts for n in c.fields)
+    return f"Changed on both sides: {names}; {_label(OUTLOOK if conflicts[0].winner == 'ours' else SALESFORCE)} wins."
+
+
+def _first_sync_merge(o: Item, s: Item, winner: str) -> Canonical:
+    """Two items paired without a snapshot: the winner's values, with its empty
+    fields filled from the other side (nothing known is thrown away)."""
+    win, lose = (o.record, s.record) if winner == OUTLOOK else (s.record, o.record)
+    fill = {}
+    for f in dataclasses.fields(win):
+        if not f.metadata.get("synced", True):
+            continue
+        w, l_ = getattr(win, f.name), getattr(lose, f.name)
+        if not w and l_ and f.name not in _NEVER_FILL:
+            fill[f.name] = l_
+    merged = dataclasses.replace(win, **fill) if fill else win
+    if winner == SALESFORCE:
+        # Keep the Outlook-side info fields (zone, attendees) as merge3 does.
+        info = {f.name: getattr(o.record, f.name) for f in dataclasses.fields(merged)
+                if not f.metadata.get("synced", True) and f.name != "warnings"}
+        merged = dataclasses.replace(merged, **info)
+    return merged
+
+
+# Booleans and times whose empty value is meaningful, not missing.
+_NEVER_FILL = frozenset({
+    "is_all_day", "is_private", "reminder_minutes", "reminder_at", "start", "end",
+    "start_date", "end_date", "recurrence", "status", "importance", "show_as",
+})
+
+
+# States a link can rest in; other states (pending_*, error) are re-driven every run.
+_SETTLED = frozenset({"synced", "out_of_scope", "tombstoned", "conflict"})
+
+
+def decide(
+    kind: str,
+    policy: EnginePolicy,
+    links: Iterable[LinkView],
+    outlook: Iterable[Item],
+    salesforce: Iterable[Item],
+    *,
+    create_unlinked: bool = True,
+    only_one_way: bool = False,
+    new_key: Callable[[], str] = lambda: str(uuid.uuid4()),
+) -> list[Decision]:
+    links = list(links)
+    by_key = {lk.link_key: lk for lk in links}
+    by_id = {OUTLOOK: {lk.outlook_id: lk for lk in links if lk.outlook_id},
+             SALESFORCE: {lk.sf_id: lk for lk in links if lk.sf_id}}
+    seen: dict[str, dict[str, Item]] = {}
+    unlinked: dict[str, dict[str, Item]] = {OUTLOOK: {}, SALESFORCE: {}}
+
+    for side, stream in ((OUTLOOK, outlook), (SALESFORCE, salesforce)):
+        for it in stream:
+            link = by_id[side].get(it.id)
+            if link is None and it.link_key and it.link_key in by_key:
+                cand = by_key[it.link_key]
+                # Our key on an item we have no id for: the lost answer of our own create.
+                if cand.id_on(side) is None and not it.deleted:
+                    link = cand
+            if link is None:
+                unlinked[side][it.id] = it  # the latest report of an id wins
+            else:
+                seen.setdefault(link.link_key, {})[side] = it
+
+    decisions: list[Decision] = []
+    touched = set(seen)
+    for lk in links:
+        if lk.link_key not in touched and lk.state in _SETTLED:
+            continue
+        if only_one_way and not lk.one_way_from:
+            continue
+        pair = seen.get(lk.link_key, {})
+        d = decide_linked(kind, policy, lk, pair.get(OUTLOOK), pair.get(SALESFORCE))
+        if d is not None:
+            decisions.append(d)
+
+    for side in (OUTLOOK, SALESFORCE):
+        for it in unlinked[side].values():
+            if it.error and it.in_scope:
+                decisions.append(Decision(
+                    link_key="", action="error", outlook=it if side == OUTLOOK else None,
+                    sf=it if side == SALESFORCE else None, state="error", message=it.error,
+                ))
+
+    if not create_unlinked:
+        return decisions
+
+    pairs, rest_o, rest_s = match_unlinked(kind, unlinked[OUTLOOK].values(), unlinked[SALESFORCE].values())
+    used_keys = set(by_key)
+    winner = _winner_side(policy)
+
+    def fresh(it: Item | None, *others: Item | None) -> str:
+        for cand in (it, *others):
+            if cand is not None and cand.link_key and cand.link_key not in used_keys:
+                used_keys.add(cand.link_key)
+                return cand.link_key
+        k = new_key()
+        used_keys.add(k)
+        return k
+
+    for o, s, rule in pairs:
+        key = fresh(o, s)
+        if o.hash == s.hash:
+            decisions.append(Decision(link_key=key, action="link", outlook=o, sf=s, result=o.record,
+                                      message=f"Matched by {rule}."))
+            continue
+        if policy.direction != "both":
+            src_side = OUTLOOK if policy.direction == "outlook_to_salesforce" else SALESFORCE
+            merged = (o if src_side == OUTLOOK else s).record
+        else:
+            merged = _first_sync_merge(o, s, winner)
+        h = canonical_hash(merged)
+        writes = tuple(
+            Write(x, "update") for x, it in ((OUTLOOK, o), (SALESFORCE, s))
+            if it.hash != h and policy.writes_to(x)
+        )
+        decisions.append(Decision(link_key=key, action="link", outlook=o, sf=s, result=merged,
+                                  writes=writes, message=f"Matched by {rule}; contents merged."))
+
+    for side, rest in ((OUTLOOK, rest_o), (SALESFORCE, rest_s)):
+        dest = other(side)
+        if not policy.writes_to(dest):
+            continue
+        for it in rest:
+            decisions.append(Decision(
+                link_key=fresh(it), action="create",
+                outlook=it if side == OUTLOOK else None, sf=it if side == SALESFORCE else None,
+                result=it.record, writes=(Write(dest, "create"),),
+            ))
+    return decisions
+
+
+def mass_delete_stop(decisions: Iterable[Decision], live_links: int, policy: EnginePolicy) -> str | None:
+    """Why the run must stop before deleting, or None.
+
+    Counts the deletions this run would make on each side against the member's
+    synced links; above both the share and the minimum, nothing is deleted.
+    """
+    per_side = {OUTLOOK: 0, SALESFORCE: 0}
+    for d in decisions:
+        for w in d.writes:
+            if w.op == "delete":
+                per_side[w.side] += 1
+    worst_side = max(per_side, key=per_side.get)
+    n = per_side[worst_side]
+    if n < policy.mass_delete_min_items or live_links <= 0:
+        return None
+    share = 100.0 * n / live_links
+    if share > policy.mass_delete_threshold_percent:
+        return (
+            f"Stopped before deleting {n} of {live_links} synced items in {_label(worst_side)} "
+            f"({share:.0f}%, above the {policy.mass_delete_threshold_percent}% guard). "
+            "Nothing was deleted; check the other side, then confirm."
+        )
+    return None
