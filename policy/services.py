@@ -22,6 +22,8 @@ from . import registry
 from .models import OrgPolicy, PolicyNotice, UserPolicy
 from .selectors import org_policy_get, resolve
 
+AUTO_REPLACES_SNAPRECORD = "Auto sync replaces SnapRecord: SnapRecord is now off for the calendar."
+
 
 class PolicyLocked(ValidationError):
     """An override of a field the organization locked."""
@@ -135,6 +137,12 @@ def org_policy_update(
     if note:
         values["conflict_winner"] = fixed
         notes.append(note)
+    if (
+        kind == registry.CALENDAR
+        and before["mode"] == "snaprecord"
+        and values.get("mode") == "auto"
+    ):
+        notes.append(AUTO_REPLACES_SNAPRECORD)
     for name, value in values.items():
         setattr(policy, name, value)
 
@@ -258,6 +266,8 @@ def user_policy_set(
     if note and "conflict_winner" not in org.locked:
         values["conflict_winner"] = fixed
         notes.append(note)
+    if kind == registry.CALENDAR and effective["mode"] == "auto" and values.get("mode") == "auto":
+        notes.append(AUTO_REPLACES_SNAPRECORD)
     for name, value in values.items():
         setattr(row, name, value)
     row.save()
