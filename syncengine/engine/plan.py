@@ -27,7 +27,14 @@ RECORD_CLASS: dict[str, type[Canonical]] = {
     "tasks": CanonicalTask,
 }
 
-SAME, TOUCH, CHANGED, DELETED, ERROR, ABSENT = "same", "touch", "changed", "deleted", "error", "absent"
+SAME, TOUCH, CHANGED, DELETED, ERROR, ABSENT = (
+    "same",
+    "touch",
+    "changed",
+    "deleted",
+    "error",
+    "absent",
+)
 
 
 def snapshot_record(kind: str, projection: dict | None) -> Canonical | None:
@@ -71,7 +78,9 @@ def _winner_side(policy: EnginePolicy) -> str:
     return OUTLOOK if policy.conflict_winner == OUTLOOK else SALESFORCE
 
 
-def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | None, s: Item | None) -> Decision | None:
+def decide_linked(
+    kind: str, policy: EnginePolicy, link: LinkView, o: Item | None, s: Item | None
+) -> Decision | None:
     key = link.link_key
     if link.state == "tombstoned":
         # Nothing deleted comes back: late or replayed changes of a deleted item are ignored.
@@ -85,8 +94,7 @@ def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | Non
 
     for side in (OUTLOOK, SALESFORCE):
         if st[side] == ERROR:
-            return dec("error", state=link.state, message=items[side].error,
-                       writes=(), result=None)
+            return dec("error", state=link.state, message=items[side].error, writes=(), result=None)
 
     source = link.one_way_from or ""
     may_write = {x: policy.writes_to(x) and x != source for x in (OUTLOOK, SALESFORCE)}
@@ -98,12 +106,19 @@ def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | Non
             if st[other(side)] in (DELETED, ABSENT):
                 return dec("tombstone", state="tombstoned", message="Gone before it was copied.")
             if src is None or src.record is None:
-                return dec("skip", state=link.state,
-                           message="Waiting for the source item to be read again.")
+                return dec(
+                    "skip",
+                    state=link.state,
+                    message="Waiting for the source item to be read again.",
+                )
             if not may_write[side]:
                 return dec("skip", state="synced", message="Direction does not allow this copy.")
-            return dec("create", result=src.record, writes=(Write(side, "create"),),
-                       state=_scope_state(src))
+            return dec(
+                "create",
+                result=src.record,
+                writes=(Write(side, "create"),),
+                state=_scope_state(src),
+            )
 
     if st[OUTLOOK] == DELETED and st[SALESFORCE] == DELETED:
         return dec("tombstone", state="tombstoned", message="Deleted on both sides.")
@@ -114,13 +129,20 @@ def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | Non
         keep = other(gone)
         if st[keep] == CHANGED and source != gone and may_write[gone]:
             # Modify beats delete: the edit survives and the item comes back.
-            return dec("create", result=items[keep].record, writes=(Write(gone, "create"),),
-                       state=_scope_state(items[keep]),
-                       message=f"Deleted in {_label(gone)} but edited in {_label(keep)}: the edit wins.")
+            return dec(
+                "create",
+                result=items[keep].record,
+                writes=(Write(gone, "create"),),
+                state=_scope_state(items[keep]),
+                message=f"Deleted in {_label(gone)} but edited in {_label(keep)}: the edit wins.",
+            )
         if policy.deletes_to(keep) and keep != source:
             return dec("delete", writes=(Write(keep, "delete"),), state="tombstoned")
-        return dec("tombstone", state="tombstoned",
-                   message=f"Deleted in {_label(gone)}; delete not propagated by policy.")
+        return dec(
+            "tombstone",
+            state="tombstoned",
+            message=f"Deleted in {_label(gone)}; delete not propagated by policy.",
+        )
 
     o_st, s_st = st[OUTLOOK], st[SALESFORCE]
     if source:
@@ -130,9 +152,17 @@ def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | Non
         dest = other(source)
         if st[source] in (CHANGED,):
             src = items[source]
-            writes = () if items[dest] is not None and items[dest].hash == src.hash else (Write(dest, "update"),)
-            return dec("update" if writes else "touch", result=src.record, writes=writes,
-                       state=_scope_state(src, items[dest]))
+            writes = (
+                ()
+                if items[dest] is not None and items[dest].hash == src.hash
+                else (Write(dest, "update"),)
+            )
+            return dec(
+                "update" if writes else "touch",
+                result=src.record,
+                writes=writes,
+                state=_scope_state(src, items[dest]),
+            )
         return _touch_or_none(dec, link, o, s)
 
     if o_st == CHANGED and s_st == CHANGED:
@@ -144,17 +174,28 @@ def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | Non
             src_side = SALESFORCE if may_write[OUTLOOK] else OUTLOOK
             src = items[src_side]
             dest = other(src_side)
-            return dec("update", result=src.record, writes=(Write(dest, "update"),) if may_write[dest] else (),
-                       state=_scope_state(o, s))
+            return dec(
+                "update",
+                result=src.record,
+                writes=(Write(dest, "update"),) if may_write[dest] else (),
+                state=_scope_state(o, s),
+            )
         merged, conflicts = merge3(
-            snapshot_record(kind, link.snapshot), o.record, s.record,
+            snapshot_record(kind, link.snapshot),
+            o.record,
+            s.record,
             "ours" if winner == OUTLOOK else "theirs",
         )
         h = canonical_hash(merged)
         writes = tuple(Write(x, "update") for x in (OUTLOOK, SALESFORCE) if items[x].hash != h)
-        return dec("conflict" if conflicts else "update", result=merged, writes=writes,
-                   conflicts=conflicts, state=_scope_state(o, s),
-                   message=_conflict_message(conflicts))
+        return dec(
+            "conflict" if conflicts else "update",
+            result=merged,
+            writes=writes,
+            conflicts=conflicts,
+            state=_scope_state(o, s),
+            message=_conflict_message(conflicts),
+        )
 
     for changed in (OUTLOOK, SALESFORCE):
         if st[changed] == CHANGED:
@@ -162,17 +203,27 @@ def decide_linked(kind: str, policy: EnginePolicy, link: LinkView, o: Item | Non
             src = items[changed]
             if not may_write[dest]:
                 # Direction forbids the copy: remember we saw the version, keep the snapshot.
-                return dec("touch", result=None, state=_scope_state(o, s),
-                           message=f"{_label(changed)} edit not copied: one-way sync.")
+                return dec(
+                    "touch",
+                    result=None,
+                    state=_scope_state(o, s),
+                    message=f"{_label(changed)} edit not copied: one-way sync.",
+                )
             if items[dest] is not None and items[dest].hash == src.hash:
                 return dec("touch", result=src.record, state=_scope_state(o, s))
-            return dec("update", result=src.record, writes=(Write(dest, "update"),),
-                       state=_scope_state(o, s))
+            return dec(
+                "update",
+                result=src.record,
+                writes=(Write(dest, "update"),),
+                state=_scope_state(o, s),
+            )
 
     return _touch_or_none(dec, link, o, s)
 
 
-def _touch_or_none(dec: Callable[..., Decision], link: LinkView, o: Item | None, s: Item | None) -> Decision | None:
+def _touch_or_none(
+    dec: Callable[..., Decision], link: LinkView, o: Item | None, s: Item | None
+) -> Decision | None:
     moved = any(
         it is not None and not it.deleted and it.version and it.version != link.version_on(it.side)
         for it in (o, s)
@@ -212,17 +263,32 @@ def _first_sync_merge(o: Item, s: Item, winner: str) -> Canonical:
     merged = dataclasses.replace(win, **fill) if fill else win
     if winner == SALESFORCE:
         # Keep the Outlook-side info fields (zone, attendees) as merge3 does.
-        info = {f.name: getattr(o.record, f.name) for f in dataclasses.fields(merged)
-                if not f.metadata.get("synced", True) and f.name != "warnings"}
+        info = {
+            f.name: getattr(o.record, f.name)
+            for f in dataclasses.fields(merged)
+            if not f.metadata.get("synced", True) and f.name != "warnings"
+        }
         merged = dataclasses.replace(merged, **info)
     return merged
 
 
 # Booleans and times whose empty value is meaningful, not missing.
-_NEVER_FILL = frozenset({
-    "is_all_day", "is_private", "reminder_minutes", "reminder_at", "start", "end",
-    "start_date", "end_date", "recurrence", "status", "importance", "show_as",
-})
+_NEVER_FILL = frozenset(
+    {
+        "is_all_day",
+        "is_private",
+        "reminder_minutes",
+        "reminder_at",
+        "start",
+        "end",
+        "start_date",
+        "end_date",
+        "recurrence",
+        "status",
+        "importance",
+        "show_as",
+    }
+)
 
 
 # States a link can rest in; other states (pending_*, error) are re-driven every run.
@@ -242,8 +308,10 @@ def decide(
 ) -> list[Decision]:
     links = list(links)
     by_key = {lk.link_key: lk for lk in links}
-    by_id = {OUTLOOK: {lk.outlook_id: lk for lk in links if lk.outlook_id},
-             SALESFORCE: {lk.sf_id: lk for lk in links if lk.sf_id}}
+    by_id = {
+        OUTLOOK: {lk.outlook_id: lk for lk in links if lk.outlook_id},
+        SALESFORCE: {lk.sf_id: lk for lk in links if lk.sf_id},
+    }
     seen: dict[str, dict[str, Item]] = {}
     unlinked: dict[str, dict[str, Item]] = {OUTLOOK: {}, SALESFORCE: {}}
 
@@ -275,15 +343,23 @@ def decide(
     for side in (OUTLOOK, SALESFORCE):
         for it in unlinked[side].values():
             if it.error and it.in_scope:
-                decisions.append(Decision(
-                    link_key="", action="error", outlook=it if side == OUTLOOK else None,
-                    sf=it if side == SALESFORCE else None, state="error", message=it.error,
-                ))
+                decisions.append(
+                    Decision(
+                        link_key="",
+                        action="error",
+                        outlook=it if side == OUTLOOK else None,
+                        sf=it if side == SALESFORCE else None,
+                        state="error",
+                        message=it.error,
+                    )
+                )
 
     if not create_unlinked:
         return decisions
 
-    pairs, rest_o, rest_s = match_unlinked(kind, unlinked[OUTLOOK].values(), unlinked[SALESFORCE].values())
+    pairs, rest_o, rest_s = match_unlinked(
+        kind, unlinked[OUTLOOK].values(), unlinked[SALESFORCE].values()
+    )
     used_keys = set(by_key)
     winner = _winner_side(policy)
 
@@ -299,8 +375,16 @@ def decide(
     for o, s, rule in pairs:
         key = fresh(o, s)
         if o.hash == s.hash:
-            decisions.append(Decision(link_key=key, action="link", outlook=o, sf=s, result=o.record,
-                                      message=f"Matched by {rule}."))
+            decisions.append(
+                Decision(
+                    link_key=key,
+                    action="link",
+                    outlook=o,
+                    sf=s,
+                    result=o.record,
+                    message=f"Matched by {rule}.",
+                )
+            )
             continue
         if policy.direction != "both":
             src_side = OUTLOOK if policy.direction == "outlook_to_salesforce" else SALESFORCE
@@ -309,26 +393,43 @@ def decide(
             merged = _first_sync_merge(o, s, winner)
         h = canonical_hash(merged)
         writes = tuple(
-            Write(x, "update") for x, it in ((OUTLOOK, o), (SALESFORCE, s))
+            Write(x, "update")
+            for x, it in ((OUTLOOK, o), (SALESFORCE, s))
             if it.hash != h and policy.writes_to(x)
         )
-        decisions.append(Decision(link_key=key, action="link", outlook=o, sf=s, result=merged,
-                                  writes=writes, message=f"Matched by {rule}; contents merged."))
+        decisions.append(
+            Decision(
+                link_key=key,
+                action="link",
+                outlook=o,
+                sf=s,
+                result=merged,
+                writes=writes,
+                message=f"Matched by {rule}; contents merged.",
+            )
+        )
 
     for side, rest in ((OUTLOOK, rest_o), (SALESFORCE, rest_s)):
         dest = other(side)
         if not policy.writes_to(dest):
             continue
         for it in rest:
-            decisions.append(Decision(
-                link_key=fresh(it), action="create",
-                outlook=it if side == OUTLOOK else None, sf=it if side == SALESFORCE else None,
-                result=it.record, writes=(Write(dest, "create"),),
-            ))
+            decisions.append(
+                Decision(
+                    link_key=fresh(it),
+                    action="create",
+                    outlook=it if side == OUTLOOK else None,
+                    sf=it if side == SALESFORCE else None,
+                    result=it.record,
+                    writes=(Write(dest, "create"),),
+                )
+            )
     return decisions
 
 
-def mass_delete_stop(decisions: Iterable[Decision], live_links: int, policy: EnginePolicy) -> str | None:
+def mass_delete_stop(
+    decisions: Iterable[Decision], live_links: int, policy: EnginePolicy
+) -> str | None:
     """Why the run must stop before deleting, or None.
 
     Counts the deletions this run would make on each side against the member's

@@ -19,8 +19,16 @@ def item(side, id_, rec, version="v2", **kw):
 
 
 def link(rec, **kw):
-    base = dict(pk=1, link_key="k1", outlook_id="o1", sf_id="s1", outlook_version="v1",
-                sf_version="v1", snapshot=rec.projection(), snapshot_hash=canonical_hash(rec))
+    base = dict(
+        pk=1,
+        link_key="k1",
+        outlook_id="o1",
+        sf_id="s1",
+        outlook_version="v1",
+        sf_version="v1",
+        snapshot=rec.projection(),
+        snapshot_hash=canonical_hash(rec),
+    )
     return LinkView(**{**base, **kw})
 
 
@@ -37,7 +45,9 @@ def test_unmoved_versions_decide_nothing():
 
 def test_one_sided_edit_updates_the_other_side():
     base = contact()
-    (d,) = decide("contacts", POLICY, [link(base)], [item(OUTLOOK, "o1", contact(job_title="CTO"))], [])
+    (d,) = decide(
+        "contacts", POLICY, [link(base)], [item(OUTLOOK, "o1", contact(job_title="CTO"))], []
+    )
     assert d.writes == (Write(SALESFORCE, "update"),)
     assert d.result.job_title == "CTO"
 
@@ -65,7 +75,9 @@ def test_modify_beats_delete():
 def test_delete_propagates_only_when_policy_allows():
     base = contact()
     gone = Item(side=SALESFORCE, id="s1", deleted=True)
-    (d,) = decide("contacts", POLICY.replace(delete_salesforce_to_outlook=False), [link(base)], [], [gone])
+    (d,) = decide(
+        "contacts", POLICY.replace(delete_salesforce_to_outlook=False), [link(base)], [], [gone]
+    )
     assert d.action == "tombstone" and d.writes == ()
     (d,) = decide("contacts", POLICY, [link(base)], [], [gone])
     assert d.writes == (Write(OUTLOOK, "delete"),)
@@ -107,7 +119,9 @@ def test_one_way_direction_never_writes_to_the_source():
 
 def test_mass_delete_guard():
     base = contact()
-    links = [link(base, pk=i, link_key=f"k{i}", outlook_id=f"o{i}", sf_id=f"s{i}") for i in range(20)]
+    links = [
+        link(base, pk=i, link_key=f"k{i}", outlook_id=f"o{i}", sf_id=f"s{i}") for i in range(20)
+    ]
     gone = [Item(side=OUTLOOK, id=f"o{i}", deleted=True) for i in range(10)]
     ds = decide("contacts", POLICY, links, gone, [])
     assert "Stopped before deleting 10 of 20" in mass_delete_stop(ds, 20, POLICY)

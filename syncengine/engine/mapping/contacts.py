@@ -254,6 +254,7 @@ def to_graph(c: CanonicalContact, *, existing: dict[str, Any] | None = None) -> 
     a second home phone, an empty surname standing in for the fallback, and a
     display name the user chose.
     """
+    had_existing = existing is not None
     existing = existing or {}
     old_entries = [e for e in existing.get("emailAddresses") or [] if isinstance(e, dict)]
     names = {norm_email(e.get("address")): e.get("name") for e in old_entries}
@@ -266,7 +267,7 @@ def to_graph(c: CanonicalContact, *, existing: dict[str, Any] | None = None) -> 
     emails = emails[:MAX_EMAILS]
 
     surname = c.last_name
-    if existing and not norm_text(existing.get("surname")):
+    if had_existing and not norm_text(existing.get("surname")):
         try:
             if from_graph(existing).last_name == c.last_name:
                 surname = ""
@@ -289,7 +290,7 @@ def to_graph(c: CanonicalContact, *, existing: dict[str, Any] | None = None) -> 
         "businessAddress": {g: getattr(c, k) or None for k, g in _GRAPH_ADDRESS.items()},
     }
     old_display = norm_text(existing.get("displayName"))
-    if not existing or not old_display or old_display == _composed_display(existing):
+    if not had_existing or not old_display or old_display == _composed_display(existing):
         body["displayName"] = " ".join(
             p for p in (c.first_name, c.middle_name, surname) if p
         ) or _display_name(c)
