@@ -173,9 +173,8 @@ def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, n
                           "LastModifiedById", "SystemModstamp"):
                 continue
             values[f.name] = f.default
-        values["OwnerId"] = owner_id if "OwnerId" in values else None
-        if "OwnerId" not in lookup:
-            values.pop("OwnerId", None)
+        if "OwnerId" in values:
+            values["OwnerId"] = owner_id
         values.update(patch)
     else:
         values = {**existing, **patch}
