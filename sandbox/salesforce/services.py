@@ -453,6 +453,8 @@ def sf_records_update(*, user: SfUser, records: list[tuple[str | None, str, dict
             error = _missing(raw_id, rec, sobject)
             if error:
                 raise error
+            if rec.sf_id in own[:-1]:
+                raise SfError("DUPLICATE_VALUE", f"Duplicate id in list: {rec.sf_id}")
             if rec.sobject not in WRITABLE:
                 raise SfError("INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id")
             prep = prepare(sobject=rec.sobject, body=body, existing=rec.fields, owner_id=user.user_id, now=now,
@@ -493,10 +495,14 @@ def sf_records_delete(*, user: SfUser, ids: list[str], all_or_none: bool = False
     """Move records to the recycle bin (IsDeleted, still visible to queryAll)."""
     org = _lock_org(user.org_id)
     found = _load(org, ids)
-    results = []
+    results, seen = [], set()
     for raw_id in ids:
         rec = found.get(to18(raw_id or "") or "")
         error = _missing(raw_id, rec, None)
+        if error is None and rec.sf_id in seen:
+            error = SfError("DUPLICATE_VALUE", f"Duplicate id in list: {rec.sf_id}")
+        if rec is not None:
+            seen.add(rec.sf_id)
         if error is None and rec.sobject not in WRITABLE:
             error = SfError("INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id")
         results.append(WriteResult(id=rec.sf_id if rec else None, success=error is None,
