@@ -1,0 +1,371 @@
+"""Carry out decisions: local bookkeeping, then remote writes in batches.
+
+Creates follow the intent protocol (DESIGN §6 step 5): the link is saved in
+`pending_create_<side>` with its link_key and committed *before* the remote
+call, the key travels on the created item, and the remote id is recorded
+afterwards. A crash or a lost answer in between leaves a pending link that the
+next run resolves by looking the key up before it ever creates again.
+
+Updates are absolute and conditional (If-Match on Graph); a failed write
+leaves the old snapshot and puts the link in `error`, so the next run reads
+both sides again and re-decides. One item's failure never stops the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import transaction
+
+from ..models import LinkState, SyncLink
+from .kinds import CONTACTS, outlook_body, sf_body
+from .mapping import canonical_hash
+from .records import OUTLOOK, SALESFORCE, Counts, Decision, EnginePolicy
+from .remote import OutlookSide, SalesforceSide, WriteResult
+
+GRAPH_CHUNK = 20 * 10  # ten $batch requests' worth per local commit
+SF_CHUNK = 200
+
+
+@dataclass
+class Outcome:
+    """What happened to each decision, for counts and the run log."""
+
+    counts: Counts = field(default_factory=Counts)
+    log: list[tuple[str, Decision, str, dict]] = field(default_factory=list)  # level, decision, message, detail
+    failed_keys: set[str] = field(default_factory=set)
+
+    def note(self, level: str, d: Decision, message: str, **detail) -> None:
+        self.log.append((level, d, message, detail))
+
+
+class Applier:
+    def __init__(self, *, membership, kind: str, policy: EnginePolicy, outlook: OutlookSide,
+                 salesforce: SalesforceSide, now: Callable[[], datetime], stop_check: Callable[[], None] | None = None):
+        self.membership = membership
+        self.kind = kind
+        self.policy = policy
+        self.outlook = outlook
+        self.sf = salesforce
+        self.now = now
+        self.stop_check = stop_check or (lambda: None)
+        self.out = Outcome()
+        # Per decision: which of its writes succeeded, and what they returned.
+        self._done: dict[int, dict[str, WriteResult]] = {}
+        self._links: dict[str, SyncLink] = {}
+
+    # ------------------------------------------------------------------ entry
+    def apply(self, decisions: Sequence[Decision]) -> Outcome:
+        writes = [d for d in decisions if d.writes]
+        local = [d for d in decisions if not d.writes]
+        self._local(local)
+        creates = [d for d in writes if any(w.op == "create" for w in d.writes)]
+        others = [d for d in writes if not any(w.op == "create" for w in d.writes)]
+        for chunk in _chunks(creates, SF_CHUNK):
+            self._with_intent(chunk)
+            self._execute(chunk)
+        for chunk in _chunks(others, SF_CHUNK):
+            self._load_links(chunk)
+            self._execute(chunk)
+        return self.out
+
+    # ------------------------------------------------------------------ local only
+    def _local(self, decisions: Sequence[Decision]) -> None:
+        if not decisions:
+            return
+        with transaction.atomic():
+            self._load_links(decisions)
+            new_links = []
+            for d in decisions:
+                c = self.out.counts
+                if d.action == "error":
+                    side = OUTLOOK if d.outlook is not None and d.outlook.error else SALESFORCE
+                    c.errors[side] += 1
+                    self.out.note("error", d, f"Not synced: {d.message}")
+                    continue
+                if d.action == "skip":
+                    c.skipped += 1
+                    if d.message:
+                        self.out.note("info", d, d.message)
+                    continue
+                link = self._links.get(d.link_key)
+                if link is None:
+                    link = SyncLink(membership=self.membership, kind=self.kind, link_key=d.link_key)
+                    new_links.append(link)
+                self._record(link, d, {})
+                if d.action == "link":
+                    c.linked += 1
+                    self.out.note("info", d, d.message or "Linked.")
+                elif d.action == "tombstone":
+                    c.tombstoned += 1
+                    self.out.note("info", d, d.message or "Link closed.")
+                elif d.state == "out_of_scope" and (d.link is None or d.link.state != "out_of_scope"):
+                    c.out_of_scope += 1
+                    self.out.note("info", d, "Out of range: no longer synced (nothing deleted).")
+                elif d.message:
+                    self.out.note("info", d, d.message)
+            if new_links:
+                SyncLink.objects.bulk_create(new_links)
+            changed = [lk for lk in self._links.values() if lk.pk and getattr(lk, "_dirty", False)]
+            if changed:
+                SyncLink.objects.bulk_update(changed, _LINK_FIELDS)
+                for lk in changed:
+                    lk._dirty = False
+
+    # ------------------------------------------------------------------ intent
+    def _with_intent(self, decisions: Sequence[Decision]) -> None:
+        """Save every create's link as pending, and commit, before any remote call."""
+        self._load_links(decisions)
+        with transaction.atomic():
+            new_links, changed = [], []
+            for d in decisions:
+                target = next(w.side for w in d.writes if w.op == "create")
+                state = LinkState.PENDING_CREATE_OUTLOOK if target == OUTLOOK else LinkState.PENDING_CREATE_SALESFORCE
+                link = self._links.get(d.link_key)
+                if link is None:
+                    link = SyncLink(membership=self.membership, kind=self.kind, link_key=d.link_key)
+                    self._links[d.link_key] = link
+                    new_links.append(link)
+                else:
+                    changed.append(link)
+                if target == OUTLOOK:
+                    link.outlook_id = None
+                    link.outlook_change_key = ""
+                else:
+                    link.sf_id = None
+                    link.sf_modstamp = ""
+                src = d.sf if target == OUTLOOK else d.outlook
+                if src is not None:
+                    if src.side == OUTLOOK:
+                        link.outlook_id, link.outlook_change_key = src.id, src.version
+                        link.outlook_ical_uid = src.ical_uid or link.outlook_ical_uid
+                        link.outlook_container = src.container
+                    else:
+                        link.sf_id, link.sf_modstamp = src.id, src.version
+                link.state = state
+                link.one_way_from = d.one_way_from or link.one_way_from
+                if d.result is not None:
+                    # The intended content: a resumed create compares against it.
+                    link.snapshot = d.result.projection()
+                    link.snapshot_hash = canonical_hash(d.result)
+            if changed:
+                SyncLink.objects.bulk_update(changed, _LINK_FIELDS)
+            if new_links:
+                SyncLink.objects.bulk_create(new_links)
+
+    # ------------------------------------------------------------------ remote
+    def _execute(self, decisions: Sequence[Decision]) -> None:
+        by_side: dict[tuple[str, str], list[Decision]] = {}
+        for d in decisions:
+            for w in d.writes:
+                by_side.setdefault((w.side, w.op), []).append(d)
+        for (side, op), group in sorted(by_side.items(), key=lambda kv: _ORDER[kv[0][1]]):
+            self.stop_check()
+            results = self._outlook(op, group) if side == OUTLOOK else self._salesforce(op, group)
+            for d, r in zip(group, results, strict=True):
+                self._done.setdefault(id(d), {})[f"{side}:{op}"] = r
+        self._finish(decisions)
+
+    def _outlook(self, op: str, group: list[Decision]) -> list[WriteResult]:
+        if op == "create":
+            bodies = [outlook_body(self.kind, d.result, key=d.link_key, create=True, existing=None,
+                                   policy=self.policy) for d in group]
+            return _guard(lambda: self.outlook.create_many(bodies), len(group))
+        if op == "update":
+            changes = []
+            for d in group:
+                link = self._links[d.link_key]
+                existing = d.outlook.raw if d.outlook is not None else None
+                version = d.outlook.version if d.outlook is not None and not d.outlook.deleted else link.outlook_change_key
+                changes.append((link.outlook_id, version, outlook_body(
+                    self.kind, d.result, key=d.link_key, create=False, existing=existing, policy=self.policy)))
+            return _guard(lambda: self.outlook.update_many(changes), len(group))
+        targets = []
+        for d in group:
+            link = self._links[d.link_key]
+            version = d.outlook.version if d.outlook is not None and d.outlook.version else link.outlook_change_key
+            targets.append((link.outlook_id, version))
+        return _guard(lambda: self.outlook.delete_many(targets), len(group))
+
+    def _salesforce(self, op: str, group: list[Decision]) -> list[WriteResult]:
+        if op == "delete":
+            ids = [self._links[d.link_key].sf_id for d in group]
+            return _guard(lambda: self.sf.delete_many(ids), len(group))
+        bodies = []
+        for d in group:
+            body = sf_body(self.kind, d.result, key=d.link_key, create=op == "create", policy=self.policy)
+            if op == "update":
+                body["Id"] = self._links[d.link_key].sf_id
+            bodies.append(body)
+        if self.kind == CONTACTS:
+            self._resolve_accounts(group, bodies)
+        if op == "create":
+            return _guard(lambda: self.sf.create_many(bodies), len(group))
+        return _guard(lambda: self.sf.update_many(bodies), len(group))
+
+    def _resolve_accounts(self, group: list[Decision], bodies: list[dict]) -> None:
+        names = {d.result.company for d in group if d.result.company}
+        found = _guard_map(lambda: self.sf.account_ids(names)) if names else {}
+        for d, body in zip(group, bodies, strict=True):
+            company = d.result.company
+            body["AccountId"] = found.get(company.casefold()) if company else None
+            if company and body["AccountId"] is None:
+                self.out.note("info", d, f"No Salesforce Account named “{company[:80]}”: contact left unrelated.")
+
+    # ------------------------------------------------------------------ record
+    def _finish(self, decisions: Sequence[Decision]) -> None:
+        with transaction.atomic():
+            for d in decisions:
+                results = self._done.get(id(d), {})
+                link = self._links[d.link_key]
+                failed = {k: r for k, r in results.items() if not r.ok}
+                c = self.out.counts
+                if failed:
+                    for k, r in failed.items():
+                        side = k.split(":")[0]
+                        c.errors[side] += 1
+                        self.out.note("error", d, f"{_label(side)} {k.split(':')[1]} failed: {r.error}",
+                                      status=r.status)
+                    # Partial success still counts what did happen.
+                    for k, r in results.items():
+                        if r.ok:
+                            self._count_write(k)
+                            self._apply_result(link, k, r)
+                    link.attempts += 1
+                    link.last_error = "; ".join(r.error for r in failed.values())[:500]
+                    if not any(k.endswith(":create") for k in failed):
+                        link.state = LinkState.ERROR
+                    link.save()
+                    self.out.failed_keys.add(d.link_key)
+                    continue
+                for k in results:
+                    self._count_write(k)
+                self._record(link, d, results)
+                if d.conflicts:
+                    c.conflicts += 1
+                    self.out.note("warning", d, d.message, conflicts=[
+                        {"fields": list(x.fields), "winner": _label(OUTLOOK if x.winner == "ours" else SALESFORCE),
+                         "kept": x.kept, "lost": x.lost} for x in d.conflicts])
+                elif d.action == "link":
+                    c.linked += 1
+                    self.out.note("info", d, d.message or "Linked.")
+                else:
+                    self.out.note("info", d, _describe(d), fields=_changed_fields(d))
+                link.save()
+                link._dirty = False
+
+    def _count_write(self, k: str) -> None:
+        side, op = k.split(":")
+        bucket = {"create": self.out.counts.created, "update": self.out.counts.updated,
+                  "delete": self.out.counts.deleted}[op]
+        bucket[side] += 1
+
+    def _apply_result(self, link: SyncLink, k: str, r: WriteResult) -> None:
+        side, op = k.split(":")
+        if side == OUTLOOK:
+            if op == "create":
+                link.outlook_id = r.id
+                link.outlook_ical_uid = (r.payload or {}).get("iCalUId") or ""
+                link.outlook_container = self.outlook.container
+            if op in ("create", "update"):
+                link.outlook_change_key = r.version
+        else:
+            if op == "create":
+                link.sf_id = r.id
+            if op in ("create", "update"):
+                # Salesforce answers without the new SystemModstamp: the next
+                # read brings it, and equal content makes that read an echo.
+                link.sf_modstamp = ""
+
+    def _record(self, link: SyncLink, d: Decision, results: dict[str, WriteResult]) -> None:
+        """The link as it stands after a fully successful decision."""
+        for it in (d.outlook, d.sf):
+            if it is None or it.deleted:
+                continue
+            if it.side == OUTLOOK:
+                link.outlook_id = it.id
+                link.outlook_change_key = it.version
+                link.outlook_ical_uid = it.ical_uid or link.outlook_ical_uid
+                link.outlook_container = it.container or link.outlook_container
+            else:
+                link.sf_id = it.id
+                link.sf_modstamp = it.version
+        for k, r in results.items():
+            self._apply_result(link, k, r)
+        if d.result is not None:
+            link.snapshot = d.result.projection()
+            link.snapshot_hash = canonical_hash(d.result)
+        link.state = d.state
+        if d.one_way_from:
+            link.one_way_from = d.one_way_from
+        link.attempts = 0
+        link.last_error = ""
+        link.last_synced_at = self.now()
+        link._dirty = True
+
+    def _load_links(self, decisions: Sequence[Decision]) -> None:
+        missing = [d.link_key for d in decisions if d.link_key and d.link_key not in self._links]
+        for i in range(0, len(missing), 500):
+            for link in SyncLink.objects.filter(link_key__in=missing[i : i + 500]):
+                self._links[str(link.link_key)] = link
+
+
+_LINK_FIELDS = [
+    "outlook_id", "outlook_ical_uid", "outlook_change_key", "outlook_container", "sf_id", "sf_modstamp",
+    "snapshot", "snapshot_hash", "state", "one_way_from", "attempts", "last_error", "last_synced_at",
+]
+# Deletes last: a batch that fails half-way has created and updated before it removes anything.
+_ORDER = {"create": 0, "update": 1, "delete": 2}
+
+
+def _guard(call: Callable[[], list[WriteResult]], n: int) -> list[WriteResult]:
+    """A whole batch failing transiently (timeout, lost answer) fails its items, not the run.
+
+    Auth errors and daily-limit errors stop the run: they propagate.
+    """
+    from connections import errors
+
+    try:
+        return call()
+    except (errors.AuthError, errors.RequestLimitExceeded):
+        raise
+    except errors.RemoteError as exc:
+        msg = f"{type(exc).__name__}: {getattr(exc, 'message', '') or exc}"[:300]
+        return [WriteResult(ok=False, error=msg)] * n
+
+
+def _guard_map(call):
+    from connections import errors
+
+    try:
+        return call()
+    except (errors.AuthError, errors.RequestLimitExceeded):
+        raise
+    except errors.RemoteError:
+        return {}
+
+
+def _chunks(seq, n):
+    seq = list(seq)
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _label(side: str) -> str:
+    return "Outlook" if side == OUTLOOK else "Salesforce"
+
+
+def _describe(d: Decision) -> str:
+    parts = [f"{w.op}d in {_label(w.side)}" for w in d.writes]
+    text = "; ".join(parts) or d.action
+    return text[:1].upper() + text[1:] + (f" — {d.message}" if d.message else "")
+
+
+def _changed_fields(d: Decision) -> list[str]:
+    if d.link is None or not d.link.snapshot or d.result is None:
+        return []
+    now = d.result.projection()
+    return sorted(k for k in now if now[k] != d.link.snapshot.get(k))
+

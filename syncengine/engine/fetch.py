@@ -1,0 +1,160 @@
+"""Read what changed on each side since its cursor, as mapped `Item`s.
+
+Outlook: the delta feed (a fresh round = a full listing, on the first run, on
+Rebuild, on 410 and when the calendar window moved). Salesforce: queryAll on
+`SystemModstamp >= mark - overlap` (deleted rows included), or a full query.
+The Salesforce mark is taken *before* reading, so an edit made while we read
+is seen again next time. A Graph `@removed` is never taken at its word: the
+item is read back, and only a 404 makes it a deletion (out of the window is
+not deleted). Likewise a linked item missing from a full listing is read back
+by id before it counts as gone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from .kinds import CALENDAR, CONTACTS, Window, calendar_window, outlook_item, sf_item
+from .records import OUTLOOK, SALESFORCE, EnginePolicy, Item
+from .remote import OutlookSide, SalesforceSide
+
+# Salesforce stamps are to the second, commits land late: read a little behind the mark.
+SF_OVERLAP = timedelta(minutes=5)
+
+
+@dataclass
+class CursorIn:
+    delta_link: str = ""
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    container: str = ""
+    sf_high_water: datetime | None = None
+
+
+@dataclass
+class Fetched:
+    outlook: dict[str, Item] = field(default_factory=dict)
+    salesforce: dict[str, Item] = field(default_factory=dict)
+    full_outlook: bool = False
+    full_salesforce: bool = False
+    delta_link: str = ""
+    window: Window | None = None
+    container: str = ""
+    sf_mark: datetime | None = None
+
+
+def fetch_outlook(
+    side: OutlookSide,
+    kind: str,
+    policy: EnginePolicy,
+    cursor: CursorIn,
+    now: datetime,
+    *,
+    full: bool,
+    into: Fetched,
+) -> None:
+    from connections.errors import SyncStateGone
+
+    window = calendar_window(policy, now) if kind == CALENDAR else None
+    link = cursor.delta_link
+    if full or not link:
+        link = ""
+    elif window is not None and (
+        cursor.window_start != window.start or cursor.window_end != window.end
+    ):
+        link = ""  # a delta link is bound to its window: a moved window needs a new round
+    into.container = side.ensure_container()
+    into.window = window
+    try:
+        into.delta_link = _read_round(side, kind, policy, link, window, now, into)
+        into.full_outlook = not link
+    except SyncStateGone:
+        into.outlook.clear()
+        into.delta_link = _read_round(side, kind, policy, "", window, now, into)
+        into.full_outlook = True
+
+
+def _read_round(side, kind, policy, link, window, now, into: Fetched) -> str:
+    delta = ""
+    for page in side.delta_pages(link or None, window):
+        for payload in page.items:
+            it = outlook_item(kind, payload, policy, now, container=into.container)
+            into.outlook[it.id] = it  # replays and repeats: the latest wins
+        if page.delta_link:
+            delta = page.delta_link
+    return delta
+
+
+def fetch_salesforce(
+    side: SalesforceSide,
+    kind: str,
+    policy: EnginePolicy,
+    cursor: CursorIn,
+    now: datetime,
+    *,
+    full: bool,
+    into: Fetched,
+    snapshot_hint: Callable[[str], dict | None],
+) -> None:
+    into.sf_mark = now
+    scope_all = kind == CONTACTS and policy.contact_scope == "all"
+    if full or cursor.sf_high_water is None:
+        window = calendar_window(policy, now) if kind == CALENDAR else None
+        pages = side.full_pages(window=window, scope_all=scope_all)
+        into.full_salesforce = True
+    else:
+        pages = side.changed_pages(cursor.sf_high_water - SF_OVERLAP, scope_all=scope_all)
+    for rows in pages:
+        for row in rows:
+            it = sf_item(kind, row, policy, now, snapshot_hint=snapshot_hint)
+            into.salesforce[it.id] = it
+
+
+def confirm_outlook(
+    side: OutlookSide,
+    kind: str,
+    policy: EnginePolicy,
+    now: datetime,
+    ids: Iterable[str],
+    into: Fetched,
+) -> None:
+    """Read back Outlook items reported removed (or missing from a full round)."""
+    ids = sorted(set(ids))
+    for item_id, payload in side.get_many(ids).items():
+        if payload is None:
+            into.outlook[item_id] = Item(
+                side=OUTLOOK, id=item_id, deleted=True, container=into.container
+            )
+        else:
+            into.outlook[item_id] = outlook_item(
+                kind, payload, policy, now, container=into.container
+            )
+
+
+def confirm_salesforce(
+    side: SalesforceSide,
+    kind: str,
+    policy: EnginePolicy,
+    now: datetime,
+    ids: Iterable[str],
+    into: Fetched,
+    snapshot_hint,
+) -> None:
+    ids = sorted(set(ids))
+    for item_id, row in side.get_many(ids).items():
+        if row is None:
+            into.salesforce[item_id] = Item(side=SALESFORCE, id=item_id, deleted=True)
+        else:
+            it = sf_item(kind, row, policy, now, snapshot_hint=snapshot_hint)
+            if (
+                not it.deleted
+                and side.owner_id
+                and row.get("OwnerId") not in (None, side.owner_id)
+                and not (kind == CONTACTS and policy.contact_scope == "all")
+            ):
+                # Handed to someone else: no longer ours to sync, and not deleted.
+                it = dataclasses.replace(it, in_scope=False)
+            into.salesforce[item_id] = it

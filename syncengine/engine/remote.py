@@ -1,0 +1,365 @@
+"""Kind-specific remote operations on top of the generic Graph and Salesforce clients.
+
+The clients (connections/clients.py) own HTTP, paging, batching, retries and
+request counting; this module knows the paths, queries and bodies of each
+kind. Writes are batched: Graph `$batch` (≤ 20 per request, chunked by the
+client) and Salesforce sObject Collections (≤ 200, chunked by the client).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from .kinds import (
+    CALENDAR,
+    CONTACTS,
+    KEY_PROPERTY_ID,
+    SF_FIELDS,
+    SF_KEY_FIELD,
+    SOBJECT,
+    TASKS,
+    Window,
+)
+
+GRAPH_PAGE = 1000  # the largest `odata.maxpagesize` worth asking Outlook for
+KEY_EXPAND = f"singleValueExtendedProperties($filter=id eq '{KEY_PROPERTY_ID}')"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    ok: bool
+    id: str | None = None
+    version: str = ""
+    payload: dict | None = None
+    status: int = 0
+    error: str = ""
+
+
+def _soql_datetime(dt: datetime) -> str:
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _error_text(body: dict | None, status: int) -> str:
+    err = (body or {}).get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        return f"{status} {err.get('code', '')}: {err.get('message', '')}"[:300]
+    return f"HTTP {status}"
+
+
+class OutlookSide:
+    def __init__(self, client, kind: str, *, container: str = ""):
+        self.client = client
+        self.kind = kind
+        self.container = container
+
+    # ------------------------------------------------------------ paths
+    def ensure_container(self) -> str:
+        """To Do tasks live in a list: the default one, looked up once and kept on the cursor."""
+        if self.kind != TASKS or self.container:
+            return self.container
+        data = self.client.request("GET", "/me/todo/lists") or {}
+        lists = data.get("value") or []
+        chosen = next((x for x in lists if x.get("wellknownListName") == "defaultList"), None)
+        chosen = chosen or (lists[0] if lists else None)
+        if chosen is None:
+            raise LookupError("no Microsoft To Do list")
+        self.container = chosen["id"]
+        return self.container
+
+    def collection(self) -> str:
+        if self.kind == CALENDAR:
+            return "/me/events"
+        if self.kind == CONTACTS:
+            return "/me/contacts"
+        return f"/me/todo/lists/{self.ensure_container()}/tasks"
+
+    def item_path(self, item_id: str) -> str:
+        return f"{self.collection()}/{item_id}"
+
+    def _expand(self) -> dict:
+        if self.kind == TASKS:
+            return {"$expand": "linkedResources"}
+        return {"$expand": KEY_EXPAND}
+
+    # ------------------------------------------------------------ reads
+    def delta_pages(self, delta_link: str | None, window: Window | None) -> Iterator:
+        """Pages of the change feed; a fresh round when `delta_link` is empty."""
+        if delta_link:
+            return self.client.iter_pages(delta_link, max_page_size=GRAPH_PAGE)
+        if self.kind == CALENDAR:
+            params = {
+                "startDateTime": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "endDateTime": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            return self.client.iter_pages(
+                "/me/calendarView/delta", params=params, max_page_size=GRAPH_PAGE
+            )
+        return self.client.iter_pages(
+            f"{self.collection()}/delta", params=self._expand(), max_page_size=GRAPH_PAGE
+        )
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, dict | None]:
+        """Current payloads by id; None for an item that is gone (404)."""
+        from connections.clients import BatchRequest
+
+        out: dict[str, dict | None] = {}
+        if not ids:
+            return out
+        q = "&".join(f"{k}={v}" for k, v in self._expand().items())
+        reqs = [
+            BatchRequest(id=str(i), method="GET", url=f"{self.item_path(x)}?{q}")
+            for i, x in enumerate(ids)
+        ]
+        for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
+            item_id = ids[int(req.id)]
+            if resp.status == 200:
+                out[item_id] = resp.body or {}
+            elif resp.status in (404, 410):
+                out[item_id] = None
+            else:
+                raise _remote_error("outlook", resp.status, resp.body)
+        return out
+
+    def find_by_keys(self, keys: Sequence[str]) -> dict[str, dict]:
+        """Items carrying our link key, for resuming creates whose answer was lost."""
+        from connections.clients import BatchRequest
+
+        found: dict[str, dict] = {}
+        if not keys:
+            return found
+        if self.kind == TASKS:
+            wanted = set(keys)
+            for page in self.client.iter_pages(
+                self.collection(), params={"$expand": "linkedResources"}, max_page_size=GRAPH_PAGE
+            ):
+                for payload in page.items:
+                    for res in payload.get("linkedResources") or ():
+                        ext = (res.get("externalId") or "").lower()
+                        if res.get("applicationName") == "LinkPoint" and ext in wanted:
+                            found[ext] = payload
+            return found
+        reqs = []
+        for i, key in enumerate(keys):
+            flt = f"singleValueExtendedProperties/Any(ep: ep/id eq '{KEY_PROPERTY_ID}' and ep/value eq '{key}')"
+            reqs.append(
+                BatchRequest(
+                    id=str(i),
+                    method="GET",
+                    url=f"{self.collection()}?$filter={flt}&$expand={KEY_EXPAND}",
+                )
+            )
+        for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
+            if resp.status == 200 and (resp.body or {}).get("value"):
+                found[keys[int(req.id)]] = resp.body["value"][0]
+            elif resp.status >= 400 and resp.status != 404:
+                raise _remote_error("outlook", resp.status, resp.body)
+        return found
+
+    # ------------------------------------------------------------ writes
+    def _run(self, reqs) -> list:
+        return self.client.batch(reqs) if reqs else []
+
+    def create_many(self, bodies: Sequence[dict]) -> list[WriteResult]:
+        from connections.clients import BatchRequest
+
+        reqs = [
+            BatchRequest(
+                id=str(i),
+                method="POST",
+                url=self.collection(),
+                body=b,
+                headers={"Content-Type": "application/json"},
+            )
+            for i, b in enumerate(bodies)
+        ]
+        return [self._result(r) for r in self._run(reqs)]
+
+    def update_many(self, changes: Sequence[tuple[str, str, dict]]) -> list[WriteResult]:
+        """(id, changeKey we last saw, absolute body); conditional on that version."""
+        from connections.clients import BatchRequest
+
+        reqs = []
+        for i, (item_id, version, body) in enumerate(changes):
+            headers = {"Content-Type": "application/json"}
+            if version:
+                headers["If-Match"] = _etag(version)
+            reqs.append(
+                BatchRequest(
+                    id=str(i),
+                    method="PATCH",
+                    url=self.item_path(item_id),
+                    body=body,
+                    headers=headers,
+                )
+            )
+        return [self._result(r) for r in self._run(reqs)]
+
+    def delete_many(self, targets: Sequence[tuple[str, str]]) -> list[WriteResult]:
+        from connections.clients import BatchRequest
+
+        reqs = []
+        for i, (item_id, version) in enumerate(targets):
+            headers = {"If-Match": _etag(version)} if version else None
+            reqs.append(
+                BatchRequest(
+                    id=str(i), method="DELETE", url=self.item_path(item_id), headers=headers
+                )
+            )
+        out = []
+        for r in self._run(reqs):
+            # Already gone is what we wanted.
+            out.append(
+                WriteResult(ok=True, status=r.status) if r.status in (404, 410) else self._result(r)
+            )
+        return out
+
+    @staticmethod
+    def _result(resp) -> WriteResult:
+        body = resp.body if isinstance(resp.body, dict) else None
+        if 200 <= resp.status < 300:
+            body = body or {}
+            return WriteResult(
+                ok=True,
+                id=body.get("id"),
+                version=body.get("changeKey") or body.get("@odata.etag") or "",
+                payload=body,
+                status=resp.status,
+            )
+        return WriteResult(ok=False, status=resp.status, error=_error_text(body, resp.status))
+
+
+def _etag(version: str) -> str:
+    return version if version.startswith("W/") or version.startswith('"') else f'W/"{version}"'
+
+
+class SalesforceSide:
+    def __init__(self, client, kind: str, *, owner_id: str | None):
+        self.client = client
+        self.kind = kind
+        self.sobject = SOBJECT[kind]
+        self.owner_id = owner_id
+
+    def _select(self) -> str:
+        # SOQL, not SQL: fixed field lists; every value below goes through _quote.
+        return f"SELECT {', '.join(SF_FIELDS[self.kind])} FROM {self.sobject}"  # noqa: S608
+
+    def _owner_clause(self, scope_all: bool) -> list[str]:
+        if self.owner_id and not (self.kind == CONTACTS and scope_all):
+            return [f"OwnerId = {_quote(self.owner_id)}"]
+        return []
+
+    def full_pages(self, *, window: Window | None, scope_all: bool = False) -> Iterator[list[dict]]:
+        where = self._owner_clause(scope_all)
+        if self.kind == CALENDAR and window is not None:
+            where += [
+                f"StartDateTime < {_soql_datetime(window.end)}",
+                f"EndDateTime >= {_soql_datetime(window.start)}",
+            ]
+        soql = self._select() + (" WHERE " + " AND ".join(where) if where else "")
+        return self.client.query_pages(soql)
+
+    def changed_pages(self, since: datetime, *, scope_all: bool = False) -> Iterator[list[dict]]:
+        # queryAll, so deletions come back with IsDeleted = true.
+        where = self._owner_clause(scope_all) + [f"SystemModstamp >= {_soql_datetime(since)}"]
+        soql = self._select() + " WHERE " + " AND ".join(where) + " ORDER BY SystemModstamp"
+        return self.client.query_pages(soql, include_deleted=True)
+
+    def get_many(self, ids: Sequence[str]) -> dict[str, dict | None]:
+        out: dict[str, dict | None] = dict.fromkeys(ids)
+        if not ids:
+            return out
+        # collection_get cannot follow Account.Name; a query can, and sees deleted rows too.
+        for chunk in _chunks(list(ids), 200):
+            soql = self._select() + f" WHERE Id IN ({', '.join(_quote(i) for i in chunk)})"
+            for page in self.client.query_pages(soql, include_deleted=True):
+                for row in page:
+                    out[row["Id"]] = row
+        return out
+
+    def find_by_keys(self, keys: Sequence[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for chunk in _chunks(list(keys), 200):
+            soql = (
+                self._select() + f" WHERE {SF_KEY_FIELD} IN ({', '.join(_quote(k) for k in chunk)})"
+            )
+            for page in self.client.query_pages(soql):
+                for row in page:
+                    found[(row.get(SF_KEY_FIELD) or "").lower()] = row
+        return found
+
+    def account_ids(self, names: Iterable[str]) -> dict[str, str]:
+        """Existing Accounts by name (case-insensitive), for a contact's company."""
+        names = sorted({n for n in names if n})
+        out: dict[str, str] = {}
+        for chunk in _chunks(names, 200):
+            names_in = ", ".join(_quote(n) for n in chunk)
+            soql = f"SELECT Id, Name FROM Account WHERE Name IN ({names_in})"  # noqa: S608
+            for page in self.client.query_pages(soql):
+                for row in page:
+                    out.setdefault(row["Name"].casefold(), row["Id"])
+        return out
+
+    def create_many(self, bodies: Sequence[dict]) -> list[WriteResult]:
+        if not bodies:
+            return []
+        return [_sf_result(r) for r in self.client.collection_create(self.sobject, list(bodies))]
+
+    def update_many(self, bodies: Sequence[dict]) -> list[WriteResult]:
+        if not bodies:
+            return []
+        return [_sf_result(r) for r in self.client.collection_update(self.sobject, list(bodies))]
+
+    def delete_many(self, ids: Sequence[str]) -> list[WriteResult]:
+        if not ids:
+            return []
+        out = []
+        for r in self.client.collection_delete(list(ids)):
+            codes = {e.get("statusCode") for e in r.errors or ()}
+            # A record already deleted is what we wanted.
+            gone = bool(codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
+            out.append(WriteResult(ok=True, id=r.id) if gone else _sf_result(r))
+        return out
+
+
+def _sf_result(r) -> WriteResult:
+    if r.success:
+        return WriteResult(ok=True, id=r.id)
+    msg = "; ".join(f"{e.get('statusCode', '')}: {e.get('message', '')}" for e in r.errors or ())
+    return WriteResult(ok=False, id=r.id, error=msg[:300] or "failed")
+
+
+def _chunks(seq: list, n: int) -> Iterator[list]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def _remote_error(side: str, status: int, body: dict | None):
+    from connections import errors
+
+    code = ""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        code = body["error"].get("code", "")
+    cls = (
+        errors.AuthError
+        if status == 401
+        else errors.TransientError
+        if status >= 500 or status == 429
+        else errors.RemoteError
+    )
+    exc = cls(_error_text(body, status))
+    for attr, value in (
+        ("side", side),
+        ("status", status),
+        ("code", code),
+        ("message", _error_text(body, status)),
+    ):
+        with contextlib.suppress(AttributeError):
+            setattr(exc, attr, value)
+    return exc
