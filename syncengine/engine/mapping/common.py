@@ -164,20 +164,36 @@ def parse_date(value: Any, name: str) -> date | None:
 # ---------------------------------------------------------------- canonical base
 
 
+_SPECS: dict[type, tuple[tuple[str, bool], ...]] = {}
+
+
+def _field_specs(cls: type) -> tuple[tuple[str, bool], ...]:
+    specs = _SPECS.get(cls)
+    if specs is None:
+        specs = tuple(
+            (f.name, f.metadata.get("unordered", False))
+            for f in dataclasses.fields(cls)
+            if f.metadata.get("synced", True)
+        )
+        _SPECS[cls] = specs
+    return specs
+
+
 def _jsonable(value: Any, *, unordered_: bool = False) -> Any:
+    if value is None or isinstance(value, str | bool | int):
+        return value
     if isinstance(value, datetime):
-        return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+        return value.astimezone(UTC).isoformat()[:16] + "Z"
     if isinstance(value, date):
         return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {
-            f.name: _jsonable(getattr(value, f.name), unordered_=f.metadata.get("unordered", False))
-            for f in dataclasses.fields(value)
-            if f.metadata.get("synced", True)
-        }
     if isinstance(value, tuple | list):
         items = [_jsonable(v) for v in value]
         return sorted(items) if unordered_ else items
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            name: _jsonable(getattr(value, name), unordered_=unordered)
+            for name, unordered in _field_specs(type(value))
+        }
     return value
 
 
@@ -398,74 +414,72 @@ class _HtmlText:
                 self.literal(part)
 
 
-def _make_parser():
-    from html import unescape
-    from html.parser import HTMLParser
-
-    class Parser(HTMLParser):
-        def __init__(self) -> None:
-            super().__init__(convert_charrefs=False)
-            self.t = _HtmlText()
-
-        def handle_starttag(self, tag, attrs):
-            t = self.t
-            if tag in _SKIP_TAGS:
-                t.skip += 1
-            elif tag == "br":
-                if not t.skip:
-                    t.newline()
-            elif tag in _BLOCK_TAGS:
-                if tag == "pre":
-                    t.pre += 1
-                if not t.skip:
-                    t.block_edge()
-            elif tag in ("td", "th") and not t.skip and not t.at_line_start:
-                t.pending_space = True
-
-        def handle_startendtag(self, tag, attrs):
-            if tag == "br" and not self.t.skip:
-                self.t.newline()
-            elif tag in _BLOCK_TAGS and not self.t.skip:
-                self.t.block_edge()
-
-        def handle_endtag(self, tag):
-            t = self.t
-            if tag in _SKIP_TAGS:
-                t.skip = max(0, t.skip - 1)
-            elif tag in _BLOCK_TAGS:
-                if tag == "pre":
-                    t.pre = max(0, t.pre - 1)
-                if not t.skip:
-                    t.block_edge()
-
-        def handle_data(self, data):
-            self.t.data(data)
-
-        def handle_entityref(self, name):
-            if not self.t.skip:
-                self.t.literal(unescape(f"&{name};"))
-
-        def handle_charref(self, name):
-            if not self.t.skip:
-                self.t.literal(unescape(f"&#{name};"))
-
-    return Parser
-
-
-_Parser = None
+# One regex pass instead of html.parser: Outlook bodies carry kilobytes of
+# style and conditional comments, and the engine maps thousands per run.
+_TOKEN = re.compile(
+    r"""
+    <!--.*?(?:-->|\Z)
+    |<!\[CDATA\[(?P<cdata>.*?)(?:\]\]>|\Z)
+    |<[!?][^>]*>
+    |<(?P<end>/)?(?P<tag>[a-zA-Z][\w:.-]*)(?:"[^"]*"|'[^']*'|[^'">])*>
+    |&(?P<ent>\#[0-9]{1,7}|\#[xX][0-9a-fA-F]{1,6}|[a-zA-Z][a-zA-Z0-9]{0,31});?
+    |(?P<text>[^<&]+)
+    |(?P<other>[<&])
+    """,
+    re.S | re.X,
+)
+_RAW_TEXT_TAGS = frozenset({"script", "style"})
 
 
 def html_to_text(html_text: str | None) -> str:
     """Outlook HTML body → normalized plain text with its line breaks."""
-    global _Parser
     if not html_text:
         return ""
-    if _Parser is None:
-        _Parser = _make_parser()
-    parser = _Parser()
-    parser.feed(html_text)
-    parser.close()
-    return norm_body("".join(parser.t.out))
+    from html import unescape
+
+    t = _HtmlText()
+    pos, n = 0, len(html_text)
+    while pos < n:
+        m = _TOKEN.match(html_text, pos)
+        pos = m.end()
+        if (text := m.group("text")) is not None:
+            t.data(text)
+        elif (tag := m.group("tag")) is not None:
+            tag = tag.lower()
+            if m.group("end"):
+                if tag in _SKIP_TAGS:
+                    t.skip = max(0, t.skip - 1)
+                elif tag in _BLOCK_TAGS:
+                    if tag == "pre":
+                        t.pre = max(0, t.pre - 1)
+                    if not t.skip:
+                        t.block_edge()
+                continue
+            if tag in _RAW_TEXT_TAGS:
+                close = re.compile(rf"</{tag}\s*>", re.I).search(html_text, pos)
+                pos = close.end() if close else n
+            elif tag in _SKIP_TAGS:
+                t.skip += 1
+            elif t.skip:
+                continue
+            elif tag == "br":
+                t.newline()
+            elif tag in _BLOCK_TAGS:
+                if tag == "pre" and not m.group(0).endswith("/>"):
+                    t.pre += 1
+                t.block_edge()
+            elif tag in ("td", "th") and not t.at_line_start:
+                t.pending_space = True
+        elif m.group("ent") is not None:
+            if not t.skip:
+                raw = m.group(0)
+                char = unescape(raw if raw.endswith(";") else raw + ";")
+                t.literal(raw if char == raw + ";" else char)
+        elif (cdata := m.group("cdata")) is not None:
+            t.data(cdata)
+        elif (other := m.group("other")) is not None:
+            t.data(other)
+    return norm_body("".join(t.out))
 
 
 _LEADING_OR_REPEATED_SPACE = re.compile(r"^ | (?= )|(?<= ) ")
