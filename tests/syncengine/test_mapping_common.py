@@ -43,6 +43,46 @@ def test_normalization_is_idempotent(text):
     assert html_to_text(text_to_html(once)) == once
 
 
+html_soup = st.lists(
+    st.one_of(
+        st.sampled_from(
+            [
+                "<p>",
+                "</p>",
+                "<br>",
+                "<div class='a>b'>",
+                "</div>",
+                "<!--",
+                "-->",
+                "<style>",
+                "</style>",
+                "&amp;",
+                "&nbsp;",
+                "&#9;",
+                "&#xZZ;",
+                "&bogus;",
+                "<",
+                ">",
+                "&",
+                "<![CDATA[",
+                "]]>",
+                "<pre>",
+                "</pre>",
+            ]
+        ),
+        st.text(max_size=20),
+    ),
+    max_size=30,
+).map("".join)
+
+
+@settings(max_examples=300)
+@given(html=html_soup)
+def test_any_html_reads_without_error_as_normalized_text(html):
+    text = html_to_text(html)
+    assert norm_body(text) == text
+
+
 @pytest.mark.parametrize(
     ("html", "text"),
     [

@@ -404,8 +404,11 @@ def to_salesforce(
     """Event sObject body.
 
     ``time_zone``: the member's zone (all-day reminders, the series' UNTIL);
-    defaults to the event's zone. ``create``: include ``IsRecurrence2`` for a
-    series (it cannot be flipped after creation, so updates leave it out).
+    defaults to the event's zone. ``create``: include the series fields
+    (``IsRecurrence2``, ``Recurrence2PatternText``, ``Recurrence2PatternTimeZone``);
+    Salesforce does not let them change after creation, so updates leave them
+    out and a changed pattern does not reach an existing Salesforce series —
+    the engine compares ``recurrence`` and logs it.
     """
     zone = resolve_zone(time_zone or c.time_zone or "UTC")
     body: dict[str, Any] = {
@@ -438,9 +441,14 @@ def to_salesforce(
         else None
     )
     if c.recurrence is not None:
-        body["Recurrence2PatternText"] = rec.to_rrule(c.recurrence, zone=zone)
+        # Validate on every call (an unwritable pattern is an item error either
+        # way), but send the series fields on create only: Salesforce fixes
+        # IsRecurrence2 and the pattern when the series is created.
+        rrule = rec.to_rrule(c.recurrence, zone=zone)
         if create:
             body["IsRecurrence2"] = True
+            body["Recurrence2PatternText"] = rrule
+            body["Recurrence2PatternTimeZone"] = zone.key
     return body
 
 
