@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from graph_helpers)
 """calendarView/delta, contacts delta and To Do delta through requests, paging as a client does."""
 
 import datetime as dt

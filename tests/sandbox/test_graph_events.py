@@ -1,3 +1,4 @@
+# ruff: noqa: F811  (pytest fixtures imported from graph_helpers)
 """Graph events through requests: CRUD, idempotency, concurrency, recurrence, extended properties."""
 
 import pytest
