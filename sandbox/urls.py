@@ -12,4 +12,5 @@ urlpatterns = [
     path("login/", include("sandbox.microsoft.urls_identity")),
     path("graph/", include("sandbox.microsoft.urls_graph")),
     path("salesforce/", include("sandbox.salesforce.urls")),
+    path("console/salesforce/", include("sandbox.salesforce.urls_console")),
 ]
