@@ -1,0 +1,82 @@
+"""A member connected to the sandbox's Outlook mailbox and Salesforce org.
+
+Remote data is created and edited "as the user" through the sandbox services;
+the engine reaches it only through the product's HTTP clients.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import skip_or_fail
+
+SANDBOX_DBS = ["default", "sandbox"]
+
+
+@dataclass
+class Member:
+    membership: object
+    mailbox: object
+    sf_user: object
+
+    # ---- Outlook, as the user
+    def graph_items(self, kind: str):
+        from sandbox.microsoft.models import Item
+
+        return list(Item.objects.filter(mailbox=self.mailbox, kind=kind, deleted=False).order_by("pk"))
+
+    def contacts_o(self):
+        return self.graph_items("contact")
+
+    def tasks_o(self):
+        return self.graph_items("todoTask")
+
+    def events_o(self):
+        return [i for i in self.graph_items("event") if not i.data.get("seriesMasterId")]
+
+    # ---- Salesforce, as the user
+    def sf(self, sobject: str):
+        from sandbox.salesforce.services import sf_records
+
+        return [r for r in sf_records(org=self.sf_user.org, sobject=sobject) if r.get("OwnerId") == self.sf_user.user_id]
+
+    def sf_create(self, sobject: str, **fields) -> str:
+        from sandbox.salesforce.services import sf_records_create
+
+        (r,) = sf_records_create(user=self.sf_user, records=[(sobject, fields)])
+        assert r.success, r.errors
+        return r.id
+
+    def sf_update(self, sobject: str, sf_id: str, **fields) -> None:
+        from sandbox.salesforce.services import sf_records_update
+
+        (r,) = sf_records_update(user=self.sf_user, records=[(sobject, sf_id, fields)])
+        assert r.success, r.errors
+
+    def sf_delete(self, *ids: str) -> None:
+        from sandbox.salesforce.services import sf_records_delete
+
+        sf_records_delete(user=self.sf_user, ids=list(ids))
+
+
+def _connect(membership, mailbox, sf_user) -> None:
+    try:
+        from connections.testing import connect_sandbox
+    except ImportError:
+        skip_or_fail("connections.testing.connect_sandbox (the connections helper) is not available yet")
+    connect_sandbox(membership, mailbox=mailbox, sf_user=sf_user)
+
+
+@pytest.fixture
+def member(carol, org_a):
+    from orgs.models import Membership
+    from sandbox.microsoft.services import mailbox_ensure
+    from sandbox.salesforce.services import sf_user_ensure
+
+    membership = Membership.objects.select_related("user", "organization").get(user=carol, organization=org_a)
+    mailbox = mailbox_ensure(carol.email, "Carol Member")
+    sf_user = sf_user_ensure(email=carol.email, org_name="Acme", time_zone="UTC")
+    _connect(membership, mailbox, sf_user)
+    return Member(membership=membership, mailbox=mailbox, sf_user=sf_user)
