@@ -224,3 +224,21 @@ def test_describe_lists_custom_fields_and_picklists(sf):
     assert [p["value"] for p in fields["ShowAs"]["picklistValues"]] == ["Busy", "OutOfOffice", "Free"]
     names = {o["name"] for o in sf.describe()["sobjects"]}
     assert {"Event", "Task", "Contact", "Account", "User"} <= names
+
+
+def test_known_case_safe_checksum():
+    assert checksum("a0D30000001n7Pi") == "EAI"
+
+
+def test_orgs_never_see_each_others_records(sf):
+    mine = sf.Contact.create({"LastName": "Mine", "LinkPoint_Key__c": "shared-key"})["id"]
+    theirs = sf_client(sf_user_ensure(email="eve@othercorp.test"))
+    assert theirs.query("SELECT Id FROM Contact")["totalSize"] == 0
+    with pytest.raises(SalesforceResourceNotFound):
+        theirs.Contact.get(mine)
+    with pytest.raises(SalesforceResourceNotFound):
+        theirs.Contact.update(mine, {"LastName": "Stolen"})
+    results = theirs.restful(f"composite/sobjects?ids={mine}", method="DELETE")
+    assert results[0]["success"] is False
+    assert theirs.Contact.upsert("LinkPoint_Key__c/shared-key", {"LastName": "Theirs"}) == 201  # keys are per org
+    assert sf.Contact.get(mine)["LastName"] == "Mine"
