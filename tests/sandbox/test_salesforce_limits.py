@@ -155,3 +155,15 @@ def test_versions_list_names_the_pinned_version(rep):
 
     versions = sandbox_session().get(f"{rep.org.instance_url}/services/data/").json()
     assert versions[-1] == {"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"}
+
+
+def test_rest_answers_over_the_dev_server_path_too(client, rep):
+    token = sf_session_issue(user=rep)
+    answer = client.get("/sandbox/salesforce/services/data/v62.0/query/", {"q": "SELECT Id, Username FROM User"},
+                        HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert answer.status_code == 200
+    assert answer.json()["records"][0]["Username"] == rep.username
+    assert answer["Sforce-Limit-Info"] == "api-usage=1/15000"
+    created = client.post("/sandbox/salesforce/services/data/v62.0/sobjects/Contact/", {"LastName": "Dev"},
+                          content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
+    assert created.status_code == 201 and created.json()["success"] is True
