@@ -1,6 +1,7 @@
 """Graph v1.0 on graph.sandbox.test. Each pattern's name is its endpoint family for API accounting.
 
 Graph path segments are case-insensitive (`calendarview` works as well as `calendarView`).
+
 """
 
 from django.urls import re_path
@@ -12,8 +13,18 @@ LIST = r"(?P<list_id>[^/]+)"
 TASK = r"(?P<task_id>[^/]+)"
 
 
+def _ci(route: str) -> str:
+    """Letters outside groups become [xX] classes: an inline (?i) flag would break URL reversing."""
+    out, depth = [], 0
+    for ch in route:
+        depth += ch == "(" or ch == "["
+        depth -= ch == ")" or ch == "]"
+        out.append(f"[{ch.lower()}{ch.upper()}]" if depth == 0 and ch.isalpha() and ch.isascii() else ch)
+    return "".join(out)
+
+
 def graph(route: str, view, name: str):
-    return re_path(rf"(?i)^v1\.0/{route}/?$", view, name=name)
+    return re_path(rf"^v1\.0/{_ci(route)}/?$", view, name=name)
 
 
 urlpatterns = [
