@@ -13,6 +13,7 @@ both sides again and re-decides. One item's failure never stops the others.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,7 +21,7 @@ from datetime import datetime
 from django.db import transaction
 
 from ..models import LinkState, SyncLink
-from .kinds import CONTACTS, outlook_body, sf_body
+from .kinds import CONTACTS, TASKS, outlook_body, sf_body
 from .mapping import canonical_hash
 from .records import OUTLOOK, SALESFORCE, Counts, Decision, EnginePolicy
 from .remote import OutlookSide, SalesforceSide, WriteResult
@@ -34,7 +35,9 @@ class Outcome:
     """What happened to each decision, for counts and the run log."""
 
     counts: Counts = field(default_factory=Counts)
-    log: list[tuple[str, Decision, str, dict]] = field(default_factory=list)  # level, decision, message, detail
+    log: list[tuple[str, Decision, str, dict]] = field(
+        default_factory=list
+    )  # level, decision, message, detail
     failed_keys: set[str] = field(default_factory=set)
 
     def note(self, level: str, d: Decision, message: str, **detail) -> None:
@@ -42,8 +45,17 @@ class Outcome:
 
 
 class Applier:
-    def __init__(self, *, membership, kind: str, policy: EnginePolicy, outlook: OutlookSide,
-                 salesforce: SalesforceSide, now: Callable[[], datetime], stop_check: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        *,
+        membership,
+        kind: str,
+        policy: EnginePolicy,
+        outlook: OutlookSide,
+        salesforce: SalesforceSide,
+        now: Callable[[], datetime],
+        stop_check: Callable[[], None] | None = None,
+    ):
         self.membership = membership
         self.kind = kind
         self.policy = policy
@@ -61,8 +73,11 @@ class Applier:
         writes = [d for d in decisions if d.writes]
         local = [d for d in decisions if not d.writes]
         self._local(local)
-        creates = [d for d in writes if any(w.op == "create" for w in d.writes)]
-        others = [d for d in writes if not any(w.op == "create" for w in d.writes)]
+        # New pairs need their link row (pending) before any write, like creates.
+        creates = [d for d in writes if any(w.op == "create" for w in d.writes) or d.link is None]
+        others = [
+            d for d in writes if not (any(w.op == "create" for w in d.writes) or d.link is None)
+        ]
         for chunk in _chunks(creates, SF_CHUNK):
             self._with_intent(chunk)
             self._execute(chunk)
@@ -101,7 +116,9 @@ class Applier:
                 elif d.action == "tombstone":
                     c.tombstoned += 1
                     self.out.note("info", d, d.message or "Link closed.")
-                elif d.state == "out_of_scope" and (d.link is None or d.link.state != "out_of_scope"):
+                elif d.state == "out_of_scope" and (
+                    d.link is None or d.link.state != "out_of_scope"
+                ):
                     c.out_of_scope += 1
                     self.out.note("info", d, "Out of range: no longer synced (nothing deleted).")
                 elif d.message:
@@ -121,8 +138,20 @@ class Applier:
         with transaction.atomic():
             new_links, changed = [], []
             for d in decisions:
-                target = next(w.side for w in d.writes if w.op == "create")
-                state = LinkState.PENDING_CREATE_OUTLOOK if target == OUTLOOK else LinkState.PENDING_CREATE_SALESFORCE
+                target = next((w.side for w in d.writes if w.op == "create"), None)
+                if target is None:
+                    side = d.writes[0].side
+                    state = (
+                        LinkState.PENDING_UPDATE_OUTLOOK
+                        if side == OUTLOOK
+                        else LinkState.PENDING_UPDATE_SALESFORCE
+                    )
+                else:
+                    state = (
+                        LinkState.PENDING_CREATE_OUTLOOK
+                        if target == OUTLOOK
+                        else LinkState.PENDING_CREATE_SALESFORCE
+                    )
                 link = self._links.get(d.link_key)
                 if link is None:
                     link = SyncLink(membership=self.membership, kind=self.kind, link_key=d.link_key)
@@ -133,11 +162,13 @@ class Applier:
                 if target == OUTLOOK:
                     link.outlook_id = None
                     link.outlook_change_key = ""
-                else:
+                elif target == SALESFORCE:
                     link.sf_id = None
                     link.sf_modstamp = ""
-                src = d.sf if target == OUTLOOK else d.outlook
-                if src is not None:
+                srcs = [d.sf if target == OUTLOOK else d.outlook] if target else [d.outlook, d.sf]
+                for src in srcs:
+                    if src is None:
+                        continue
                     if src.side == OUTLOOK:
                         link.outlook_id, link.outlook_change_key = src.id, src.version
                         link.outlook_ical_uid = src.ical_uid or link.outlook_ical_uid
@@ -170,22 +201,66 @@ class Applier:
 
     def _outlook(self, op: str, group: list[Decision]) -> list[WriteResult]:
         if op == "create":
-            bodies = [outlook_body(self.kind, d.result, key=d.link_key, create=True, existing=None,
-                                   policy=self.policy) for d in group]
+            bodies = [
+                outlook_body(
+                    self.kind,
+                    d.result,
+                    key=d.link_key,
+                    create=True,
+                    existing=None,
+                    policy=self.policy,
+                )
+                for d in group
+            ]
             return _guard(lambda: self.outlook.create_many(bodies), len(group))
         if op == "update":
             changes = []
             for d in group:
                 link = self._links[d.link_key]
                 existing = d.outlook.raw if d.outlook is not None else None
-                version = d.outlook.version if d.outlook is not None and not d.outlook.deleted else link.outlook_change_key
-                changes.append((link.outlook_id, version, outlook_body(
-                    self.kind, d.result, key=d.link_key, create=False, existing=existing, policy=self.policy)))
-            return _guard(lambda: self.outlook.update_many(changes), len(group))
+                version = (
+                    d.outlook.version
+                    if d.outlook is not None and not d.outlook.deleted
+                    else link.outlook_change_key
+                )
+                body = outlook_body(
+                    self.kind,
+                    d.result,
+                    key=d.link_key,
+                    create=False,
+                    existing=existing,
+                    policy=self.policy,
+                    stamp_key=_needs_key(d, OUTLOOK),
+                )
+                changes.append((link.outlook_id, version, body))
+            results = _guard(lambda: self.outlook.update_many(changes), len(group))
+            if self.kind == TASKS:
+                stamps = [
+                    (i, self._links[d.link_key].outlook_id, d.link_key)
+                    for i, d in enumerate(group)
+                    if _needs_key(d, OUTLOOK) and results[i].ok
+                ]
+                if stamps:
+                    # To Do keeps the key in a linkedResource, added by its own request.
+                    added = _guard(
+                        lambda: self.outlook.add_task_keys([(x, k) for _, x, k in stamps]),
+                        len(stamps),
+                    )
+                    for (i, _, _), r in zip(stamps, added, strict=True):
+                        if not r.ok:
+                            results[i] = r
+                        else:
+                            # The task's changeKey moved again: the next read brings it.
+                            results[i] = dataclasses.replace(results[i], version="")
+            return results
         targets = []
         for d in group:
             link = self._links[d.link_key]
-            version = d.outlook.version if d.outlook is not None and d.outlook.version else link.outlook_change_key
+            version = (
+                d.outlook.version
+                if d.outlook is not None and d.outlook.version
+                else link.outlook_change_key
+            )
             targets.append((link.outlook_id, version))
         return _guard(lambda: self.outlook.delete_many(targets), len(group))
 
@@ -195,7 +270,13 @@ class Applier:
             return _guard(lambda: self.sf.delete_many(ids), len(group))
         bodies = []
         for d in group:
-            body = sf_body(self.kind, d.result, key=d.link_key, create=op == "create", policy=self.policy)
+            body = sf_body(
+                self.kind,
+                d.result,
+                key=d.link_key,
+                policy=self.policy,
+                create=op == "create" or _needs_key(d, SALESFORCE),
+            )
             if op == "update":
                 body["Id"] = self._links[d.link_key].sf_id
             bodies.append(body)
@@ -212,7 +293,11 @@ class Applier:
             company = d.result.company
             body["AccountId"] = found.get(company.casefold()) if company else None
             if company and body["AccountId"] is None:
-                self.out.note("info", d, f"No Salesforce Account named “{company[:80]}”: contact left unrelated.")
+                self.out.note(
+                    "info",
+                    d,
+                    f"No Salesforce Account named “{company[:80]}”: contact left unrelated.",
+                )
 
     # ------------------------------------------------------------------ record
     def _finish(self, decisions: Sequence[Decision]) -> None:
@@ -226,8 +311,12 @@ class Applier:
                     for k, r in failed.items():
                         side = k.split(":")[0]
                         c.errors[side] += 1
-                        self.out.note("error", d, f"{_label(side)} {k.split(':')[1]} failed: {r.error}",
-                                      status=r.status)
+                        self.out.note(
+                            "error",
+                            d,
+                            f"{_label(side)} {k.split(':')[1]} failed: {r.error}",
+                            status=r.status,
+                        )
                     # Partial success still counts what did happen.
                     for k, r in results.items():
                         if r.ok:
@@ -245,9 +334,20 @@ class Applier:
                 self._record(link, d, results)
                 if d.conflicts:
                     c.conflicts += 1
-                    self.out.note("warning", d, d.message, conflicts=[
-                        {"fields": list(x.fields), "winner": _label(OUTLOOK if x.winner == "ours" else SALESFORCE),
-                         "kept": x.kept, "lost": x.lost} for x in d.conflicts])
+                    self.out.note(
+                        "warning",
+                        d,
+                        d.message,
+                        conflicts=[
+                            {
+                                "fields": list(x.fields),
+                                "winner": _label(OUTLOOK if x.winner == "ours" else SALESFORCE),
+                                "kept": x.kept,
+                                "lost": x.lost,
+                            }
+                            for x in d.conflicts
+                        ],
+                    )
                 elif d.action == "link":
                     c.linked += 1
                     self.out.note("info", d, d.message or "Linked.")
@@ -258,8 +358,11 @@ class Applier:
 
     def _count_write(self, k: str) -> None:
         side, op = k.split(":")
-        bucket = {"create": self.out.counts.created, "update": self.out.counts.updated,
-                  "delete": self.out.counts.deleted}[op]
+        bucket = {
+            "create": self.out.counts.created,
+            "update": self.out.counts.updated,
+            "delete": self.out.counts.deleted,
+        }[op]
         bucket[side] += 1
 
     def _apply_result(self, link: SyncLink, k: str, r: WriteResult) -> None:
@@ -312,9 +415,26 @@ class Applier:
                 self._links[str(link.link_key)] = link
 
 
+def _needs_key(d: Decision, side: str) -> bool:
+    """A newly paired item that does not carry our key yet."""
+    it = d.outlook if side == OUTLOOK else d.sf
+    return d.action == "link" and it is not None and it.link_key != d.link_key
+
+
 _LINK_FIELDS = [
-    "outlook_id", "outlook_ical_uid", "outlook_change_key", "outlook_container", "sf_id", "sf_modstamp",
-    "snapshot", "snapshot_hash", "state", "one_way_from", "attempts", "last_error", "last_synced_at",
+    "outlook_id",
+    "outlook_ical_uid",
+    "outlook_change_key",
+    "outlook_container",
+    "sf_id",
+    "sf_modstamp",
+    "snapshot",
+    "snapshot_hash",
+    "state",
+    "one_way_from",
+    "attempts",
+    "last_error",
+    "last_synced_at",
 ]
 # Deletes last: a batch that fails half-way has created and updated before it removes anything.
 _ORDER = {"create": 0, "update": 1, "delete": 2}
@@ -368,4 +488,3 @@ def _changed_fields(d: Decision) -> list[str]:
         return []
     now = d.result.projection()
     return sorted(k for k in now if now[k] != d.link.snapshot.get(k))
-

@@ -290,7 +290,14 @@ def _iso(v: date | datetime | None) -> str:
 
 
 def outlook_body(
-    kind: str, rec: Any, *, key: str, create: bool, existing: dict | None, policy: EnginePolicy
+    kind: str,
+    rec: Any,
+    *,
+    key: str,
+    create: bool,
+    existing: dict | None,
+    policy: EnginePolicy,
+    stamp_key: bool = False,
 ) -> dict:
     if kind == CALENDAR:
         body = m_events.to_graph(rec, existing=existing, time_zone=policy.time_zone)
@@ -298,6 +305,8 @@ def outlook_body(
         body = m_contacts.to_graph(rec, existing=existing)
     else:
         body = m_tasks.to_graph(rec, existing=existing)
+    if stamp_key and not create and kind != TASKS:
+        body["singleValueExtendedProperties"] = [{"id": KEY_PROPERTY_ID, "value": key}]
     if create:
         if kind == TASKS:
             body["linkedResources"] = [

@@ -374,6 +374,12 @@ def decide(
 
     for o, s, rule in pairs:
         key = fresh(o, s)
+        # Our key goes onto both items, so a later Rebuild re-pairs them by key.
+        stamp = tuple(
+            Write(x, "update")
+            for x, it in ((OUTLOOK, o), (SALESFORCE, s))
+            if it.link_key != key and policy.writes_to(x)
+        )
         if o.hash == s.hash:
             decisions.append(
                 Decision(
@@ -382,6 +388,7 @@ def decide(
                     outlook=o,
                     sf=s,
                     result=o.record,
+                    writes=stamp,
                     message=f"Matched by {rule}.",
                 )
             )
@@ -395,7 +402,7 @@ def decide(
         writes = tuple(
             Write(x, "update")
             for x, it in ((OUTLOOK, o), (SALESFORCE, s))
-            if it.hash != h and policy.writes_to(x)
+            if (it.hash != h or it.link_key != key) and policy.writes_to(x)
         )
         decisions.append(
             Decision(

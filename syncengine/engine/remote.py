@@ -201,6 +201,29 @@ class OutlookSide:
             )
         return [self._result(r) for r in self._run(reqs)]
 
+    def add_task_keys(self, pairs: Sequence[tuple[str, str]]) -> list[WriteResult]:
+        """Attach our key to existing To Do tasks (a linkedResource per task)."""
+        from connections.clients import BatchRequest
+
+        reqs = [
+            BatchRequest(
+                id=str(i),
+                method="POST",
+                url=f"{self.item_path(task_id)}/linkedResources",
+                body={
+                    "applicationName": "LinkPoint",
+                    "displayName": "Salesforce",
+                    "externalId": key,
+                },
+                headers={"Content-Type": "application/json"},
+            )
+            for i, (task_id, key) in enumerate(pairs)
+        ]
+        return [
+            WriteResult(ok=True, status=r.status) if 200 <= r.status < 300 else self._result(r)
+            for r in self._run(reqs)
+        ]
+
     def delete_many(self, targets: Sequence[tuple[str, str]]) -> list[WriteResult]:
         from connections.clients import BatchRequest
 

@@ -107,8 +107,11 @@ def engine_policy(membership, kind: str) -> EnginePolicy:
         return default if r is None else getattr(r, "value", r)
 
     base = EnginePolicy(kind=kind)
-    kw = {f.name: val(f.name, getattr(base, f.name)) for f in dataclasses.fields(EnginePolicy)
-          if f.name not in ("kind", "time_zone")}
+    kw = {
+        f.name: val(f.name, getattr(base, f.name))
+        for f in dataclasses.fields(EnginePolicy)
+        if f.name not in ("kind", "time_zone")
+    }
     return EnginePolicy(kind=kind, time_zone=getattr(eff, "time_zone", None) or "UTC", **kw)
 
 
@@ -121,14 +124,17 @@ def lease_acquire(membership, kind: str, holder: str, *, ttl: timedelta = LEASE_
     t = now()
     n = (
         SyncLease.objects.filter(membership=membership, kind=kind)
-        .filter(Q(holder="") | Q(expires_at__lt=t) | Q(expires_at__isnull=True))
+        # The same holder may re-enter: the dispatcher claims, its task then runs.
+        .filter(Q(holder="") | Q(holder=holder) | Q(expires_at__lt=t) | Q(expires_at__isnull=True))
         .update(holder=holder, expires_at=t + ttl)
     )
     return n == 1
 
 
 def lease_release(membership, kind: str, holder: str) -> None:
-    SyncLease.objects.filter(membership=membership, kind=kind, holder=holder).update(holder="", expires_at=None)
+    SyncLease.objects.filter(membership=membership, kind=kind, holder=holder).update(
+        holder="", expires_at=None
+    )
 
 
 # ---------------------------------------------------------------- helpers
@@ -136,10 +142,18 @@ def lease_release(membership, kind: str, holder: str) -> None:
 
 def _view(link: SyncLink) -> LinkView:
     return LinkView(
-        pk=link.pk, link_key=str(link.link_key), outlook_id=link.outlook_id, sf_id=link.sf_id,
-        outlook_version=link.outlook_change_key, sf_version=link.sf_modstamp, snapshot=link.snapshot,
-        snapshot_hash=link.snapshot_hash, state=link.state, one_way_from=link.one_way_from,
-        container=link.outlook_container, ical_uid=link.outlook_ical_uid,
+        pk=link.pk,
+        link_key=str(link.link_key),
+        outlook_id=link.outlook_id,
+        sf_id=link.sf_id,
+        outlook_version=link.outlook_change_key,
+        sf_version=link.sf_modstamp,
+        snapshot=link.snapshot,
+        snapshot_hash=link.snapshot_hash,
+        state=link.state,
+        one_way_from=link.one_way_from,
+        container=link.outlook_container,
+        ical_uid=link.outlook_ical_uid,
     )
 
 
@@ -157,7 +171,9 @@ def _sf_owner_id(membership) -> str | None:
 def _clients(membership, counter):
     from connections.selectors import graph_client_for, salesforce_client_for
 
-    return graph_client_for(membership, counter=counter), salesforce_client_for(membership, counter=counter)
+    return graph_client_for(membership, counter=counter), salesforce_client_for(
+        membership, counter=counter
+    )
 
 
 def _links_query(membership, kind):
@@ -189,18 +205,32 @@ def run_sync(
 
     holder = holder or uuid.uuid4().hex
     if not lease_acquire(membership, kind, holder):
-        return RunResult(run_id=None, status="skipped", message="Another sync of this kind is running.")
+        return RunResult(
+            run_id=None, status="skipped", message="Another sync of this kind is running."
+        )
     counter = RequestCounter()
-    run = SyncRun.objects.create(membership=membership, kind=kind, trigger=trigger, started_at=now(),
-                                 dry_run=dry_run or plan_only)
+    run = SyncRun.objects.create(
+        membership=membership,
+        kind=kind,
+        trigger=trigger,
+        started_at=now(),
+        dry_run=dry_run or plan_only,
+    )
     result = RunResult(run_id=run.pk, status=RunStatus.RUNNING)
     log: list[SyncLogEntry] = []
     try:
         policy = policy or engine_policy(membership, kind)
         graph, sfc = _clients(membership, counter)
         engine = _Run(membership, kind, trigger, policy, graph, sfc, run, log)
-        engine.execute(result, dry_run=dry_run, plan_only=plan_only, full=full or trigger == "rebuild",
-                       ignore_links=ignore_links, force_delete=force_delete, reviewed_plan=reviewed_plan)
+        engine.execute(
+            result,
+            dry_run=dry_run,
+            plan_only=plan_only,
+            full=full or trigger == "rebuild",
+            ignore_links=ignore_links,
+            force_delete=force_delete,
+            reviewed_plan=reviewed_plan,
+        )
     except RunStopped as stop:
         result.status, result.message = stop.status, stop.message
     except errors.AuthError as exc:
@@ -211,19 +241,30 @@ def run_sync(
         result.message = "Salesforce daily API limit reached; the sync resumes when it resets."
     except errors.RemoteError as exc:
         result.status = RunStatus.FAILED
-        result.message = f"{_side_label(exc)} did not answer: {getattr(exc, 'message', '') or exc}"[:900]
+        result.message = f"{_side_label(exc)} did not answer: {getattr(exc, 'message', '') or exc}"[
+            :900
+        ]
     finally:
         result.api_requests = {OUTLOOK: counter.outlook, SALESFORCE: counter.salesforce}
         if result.status == RunStatus.RUNNING:
             result.status = RunStatus.SUCCEEDED
         if result.message:
-            log.append(SyncLogEntry(run=run, level="error" if result.status != "succeeded" else "info",
-                                    action="run", message=result.message[:500]))
+            log.append(
+                SyncLogEntry(
+                    run=run,
+                    level="error" if result.status != "succeeded" else "info",
+                    action="run",
+                    message=result.message[:500],
+                )
+            )
         SyncLogEntry.objects.bulk_create(log, batch_size=500)
         SyncRun.objects.filter(pk=run.pk).update(
-            status=result.status, counts=result.counts.as_dict(), api_outlook=counter.outlook,
-            api_salesforce=counter.salesforce, finished_at=now(), error=result.message[:1000]
-            if result.status != RunStatus.SUCCEEDED else "",
+            status=result.status,
+            counts=result.counts.as_dict(),
+            api_outlook=counter.outlook,
+            api_salesforce=counter.salesforce,
+            finished_at=now(),
+            error=result.message[:1000] if result.status != RunStatus.SUCCEEDED else "",
         )
         lease_release(membership, kind, holder)
     return result
@@ -245,21 +286,44 @@ class _Run:
         self.outlook = OutlookSide(graph, kind, container=self.cursor.outlook_container)
         self.sf = SalesforceSide(sfc, kind, owner_id=_sf_owner_id(membership))
 
-    def execute(self, result: RunResult, *, dry_run, plan_only, full, ignore_links, force_delete, reviewed_plan):
+    def execute(
+        self,
+        result: RunResult,
+        *,
+        dry_run,
+        plan_only,
+        full,
+        ignore_links,
+        force_delete,
+        reviewed_plan,
+    ):
         t = now()
         cur = CursorIn(
-            delta_link=self.cursor.outlook_delta_link, window_start=self.cursor.outlook_window_start,
-            window_end=self.cursor.outlook_window_end, container=self.cursor.outlook_container,
+            delta_link=self.cursor.outlook_delta_link,
+            window_start=self.cursor.outlook_window_start,
+            window_end=self.cursor.outlook_window_end,
+            container=self.cursor.outlook_container,
             sf_high_water=self.cursor.sf_high_water,
         )
         snapshots = {}
         if self.kind == CONTACTS and not ignore_links:
-            snapshots = dict(_links_query(self.membership, self.kind).exclude(sf_id=None)
-                             .values_list("sf_id", "snapshot"))
+            snapshots = dict(
+                _links_query(self.membership, self.kind)
+                .exclude(sf_id=None)
+                .values_list("sf_id", "snapshot")
+            )
         fetched = Fetched()
         # The Salesforce mark is taken before either side is read.
-        fetch_salesforce(self.sf, self.kind, self.policy, cur, t, full=full, into=fetched,
-                         snapshot_hint=snapshots.get)
+        fetch_salesforce(
+            self.sf,
+            self.kind,
+            self.policy,
+            cur,
+            t,
+            full=full,
+            into=fetched,
+            snapshot_hint=snapshots.get,
+        )
         fetch_outlook(self.outlook, self.kind, self.policy, cur, t, full=full, into=fetched)
 
         links = [] if ignore_links else self._links_for(fetched)
@@ -268,12 +332,20 @@ class _Run:
 
         snaprecord = self.trigger == "snaprecord"
         decisions = decide(
-            self.kind, self.policy, links, fetched.outlook.values(), fetched.salesforce.values(),
-            create_unlinked=not snaprecord, only_one_way=snaprecord,
+            self.kind,
+            self.policy,
+            links,
+            fetched.outlook.values(),
+            fetched.salesforce.values(),
+            create_unlinked=not snaprecord,
+            only_one_way=snaprecord,
         )
         result.decisions = decisions
-        live = _links_query(self.membership, self.kind).filter(
-            state__in=[LinkState.SYNCED, LinkState.OUT_OF_SCOPE]).count()
+        live = (
+            _links_query(self.membership, self.kind)
+            .filter(state__in=[LinkState.SYNCED, LinkState.OUT_OF_SCOPE])
+            .count()
+        )
         stop = None if force_delete else mass_delete_stop(decisions, live, self.policy)
 
         if reviewed_plan is not None:
@@ -289,8 +361,14 @@ class _Run:
                 result.message = f"{len(decisions)} change(s) planned; review, then apply the plan."
             return
 
-        applier = Applier(membership=self.membership, kind=self.kind, policy=self.policy,
-                          outlook=self.outlook, salesforce=self.sf, now=now)
+        applier = Applier(
+            membership=self.membership,
+            kind=self.kind,
+            policy=self.policy,
+            outlook=self.outlook,
+            salesforce=self.sf,
+            now=now,
+        )
         out = applier.apply(decisions)
         result.counts = out.counts
         for level, d, message, detail in out.log:
@@ -307,7 +385,11 @@ class _Run:
             return [_view(lk) for lk in q.iterator(chunk_size=2000)]
         found: dict[int, SyncLink] = {}
         oids, sids = list(fetched.outlook), list(fetched.salesforce)
-        keys = {it.link_key for it in (*fetched.outlook.values(), *fetched.salesforce.values()) if it.link_key}
+        keys = {
+            it.link_key
+            for it in (*fetched.outlook.values(), *fetched.salesforce.values())
+            if it.link_key
+        }
         for i in range(0, len(oids), 500):
             found.update({lk.pk: lk for lk in q.filter(outlook_id__in=oids[i : i + 500])})
         for i in range(0, len(sids), 500):
@@ -344,7 +426,9 @@ class _Run:
         s_keys = [lk.link_key for lk in pending if lk.sf_id is None]
         if o_keys:
             for key, payload in self.outlook.find_by_keys(o_keys).items():
-                it = outlook_item(self.kind, payload, self.policy, t, container=self.outlook.container)
+                it = outlook_item(
+                    self.kind, payload, self.policy, t, container=self.outlook.container
+                )
                 fetched.outlook[it.id] = dataclasses.replace(it, link_key=key)
         if s_keys:
             from .kinds import sf_item
@@ -352,7 +436,11 @@ class _Run:
             for key, row in self.sf.find_by_keys(s_keys).items():
                 it = sf_item(self.kind, row, self.policy, t, snapshot_hint=snapshots.get)
                 fetched.salesforce[it.id] = dataclasses.replace(it, link_key=key)
-        o_ids = [lk.outlook_id for lk in pending if lk.outlook_id and lk.outlook_id not in fetched.outlook]
+        o_ids = [
+            lk.outlook_id
+            for lk in pending
+            if lk.outlook_id and lk.outlook_id not in fetched.outlook
+        ]
         s_ids = [lk.sf_id for lk in pending if lk.sf_id and lk.sf_id not in fetched.salesforce]
         if o_ids:
             confirm_outlook(self.outlook, self.kind, self.policy, t, o_ids, fetched)
@@ -376,27 +464,44 @@ class _Run:
     def _store_plan(self, decisions: list[Decision]) -> None:
         rows = []
         for seq, d in enumerate(decisions, start=1):
-            rows.append(PlannedChange(
-                run=self.run, seq=seq, action=d.action,
-                side=",".join(f"{w.side}:{w.op}" for w in d.writes),
-                link_key=d.link.link_key if d.link else d.link_key or None,
-                outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else "")) or "",
-                sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
-                outlook_version=d.outlook.version if d.outlook else "",
-                sf_version=d.sf.version if d.sf else "",
-                title=(d.title or "")[:255],
-                fields=_fields(d),
-                before=(d.link.snapshot if d.link and d.link.snapshot else {}),
-                after={"hash": canonical_hash(d.result), "record": d.result.projection()} if d.result else {},
-                conflicts=[{"fields": list(x.fields), "kept": x.kept, "lost": x.lost} for x in d.conflicts],
-            ))
+            rows.append(
+                PlannedChange(
+                    run=self.run,
+                    seq=seq,
+                    action=d.action,
+                    side=",".join(f"{w.side}:{w.op}" for w in d.writes),
+                    link_key=d.link.link_key if d.link else d.link_key or None,
+                    outlook_id=(
+                        d.outlook.id if d.outlook else (d.link.outlook_id if d.link else "")
+                    )
+                    or "",
+                    sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
+                    outlook_version=d.outlook.version if d.outlook else "",
+                    sf_version=d.sf.version if d.sf else "",
+                    title=(d.title or "")[:255],
+                    fields=_fields(d),
+                    before=(d.link.snapshot if d.link and d.link.snapshot else {}),
+                    after={"hash": canonical_hash(d.result), "record": d.result.projection()}
+                    if d.result
+                    else {},
+                    conflicts=[
+                        {"fields": list(x.fields), "kept": x.kept, "lost": x.lost}
+                        for x in d.conflicts
+                    ],
+                )
+            )
         PlannedChange.objects.bulk_create(rows, batch_size=500)
 
     _plan_incomplete = False
 
     def _reviewed(self, plan_run_id: int, decisions: list[Decision]) -> list[Decision]:
         """Keep only decisions identical to an included item of the reviewed plan."""
-        planned = {_sig_row(p): p for p in PlannedChange.objects.filter(run_id=plan_run_id, run__membership=self.membership)}
+        planned = {
+            _sig_row(p): p
+            for p in PlannedChange.objects.filter(
+                run_id=plan_run_id, run__membership=self.membership
+            )
+        }
         keep, applied_rows = [], []
         for d in decisions:
             p = planned.pop(_sig(d), None)
@@ -411,23 +516,39 @@ class _Run:
         PlannedChange.objects.filter(pk__in=applied_rows).update(status=PlanStatus.APPLIED)
         stale = [p.pk for p in planned.values() if p.included]
         PlannedChange.objects.filter(pk__in=stale).update(status=PlanStatus.STALE)
-        PlannedChange.objects.filter(run_id=plan_run_id, included=False).update(status=PlanStatus.SKIPPED)
+        PlannedChange.objects.filter(run_id=plan_run_id, included=False).update(
+            status=PlanStatus.SKIPPED
+        )
         for p in planned.values():
             if p.included:
-                self.log.append(SyncLogEntry(run=self.run, level="warning", action="stale",
-                                             outlook_id=p.outlook_id, sf_id=p.sf_id, link_key=p.link_key,
-                                             message=f"Not applied: “{p.title[:80]}” changed after the plan was made."))
+                self.log.append(
+                    SyncLogEntry(
+                        run=self.run,
+                        level="warning",
+                        action="stale",
+                        outlook_id=p.outlook_id,
+                        sf_id=p.sf_id,
+                        link_key=p.link_key,
+                        message=f"Not applied: “{p.title[:80]}” changed after the plan was made.",
+                    )
+                )
         return keep
 
     def _log(self, level: str, d: Decision, message: str, detail: dict) -> None:
-        self.log.append(SyncLogEntry(
-            run=self.run, level=level, action=d.action,
-            side=",".join(sorted({w.side for w in d.writes})),
-            outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else "")) or "",
-            sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
-            link_key=d.link_key or None, message=(message or d.action)[:500],
-            detail={"title": (d.title or "")[:120], **detail},
-        ))
+        self.log.append(
+            SyncLogEntry(
+                run=self.run,
+                level=level,
+                action=d.action,
+                side=",".join(sorted({w.side for w in d.writes})),
+                outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else ""))
+                or "",
+                sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
+                link_key=d.link_key or None,
+                message=(message or d.action)[:500],
+                detail={"title": (d.title or "")[:120], **detail},
+            )
+        )
 
 
 def _fields(d: Decision) -> list[str]:
@@ -450,8 +571,15 @@ def _sig(d: Decision) -> tuple:
 
 
 def _sig_row(p: PlannedChange) -> tuple:
-    return (p.action, p.side, p.outlook_id, p.sf_id, p.outlook_version, p.sf_version,
-            (p.after or {}).get("hash", ""))
+    return (
+        p.action,
+        p.side,
+        p.outlook_id,
+        p.sf_id,
+        p.outlook_version,
+        p.sf_version,
+        (p.after or {}).get("hash", ""),
+    )
 
 
 def _projected_counts(decisions: list[Decision]) -> Counts:
@@ -482,9 +610,13 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
     kind = CALENDAR
     holder = uuid.uuid4().hex
     if not lease_acquire(membership, kind, holder):
-        return RunResult(run_id=None, status="skipped", message="A calendar sync is running; try again shortly.")
+        return RunResult(
+            run_id=None, status="skipped", message="A calendar sync is running; try again shortly."
+        )
     counter = RequestCounter()
-    run = SyncRun.objects.create(membership=membership, kind=kind, trigger="snaprecord", started_at=now())
+    run = SyncRun.objects.create(
+        membership=membership, kind=kind, trigger="snaprecord", started_at=now()
+    )
     result = RunResult(run_id=run.pk, status=RunStatus.RUNNING)
     log: list[SyncLogEntry] = []
     try:
@@ -500,14 +632,28 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
                 raise RunStopped("The event no longer exists in Outlook.", status=RunStatus.FAILED)
             it = outlook_item(kind, payload, policy, now())
             if it.error or it.record is None:
-                raise RunStopped(f"This event cannot be recorded: {it.error}", status=RunStatus.FAILED)
+                raise RunStopped(
+                    f"This event cannot be recorded: {it.error}", status=RunStatus.FAILED
+                )
             if existing is not None:
                 with transaction.atomic():
                     existing.delete()
-            d = Decision(link_key=it.link_key or str(uuid.uuid4()), action="create", outlook=it,
-                         result=it.record, writes=(Write(SALESFORCE, "create"),), one_way_from=OUTLOOK)
-            out = Applier(membership=membership, kind=kind, policy=policy, outlook=engine.outlook,
-                          salesforce=engine.sf, now=now).apply([d])
+            d = Decision(
+                link_key=it.link_key or str(uuid.uuid4()),
+                action="create",
+                outlook=it,
+                result=it.record,
+                writes=(Write(SALESFORCE, "create"),),
+                one_way_from=OUTLOOK,
+            )
+            out = Applier(
+                membership=membership,
+                kind=kind,
+                policy=policy,
+                outlook=engine.outlook,
+                salesforce=engine.sf,
+                now=now,
+            ).apply([d])
             result.counts = out.counts
             for level, dd, message, detail in out.log:
                 engine._log(level, dd, message, detail)
@@ -521,15 +667,22 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
         result.message = f"Reconnect needed ({_side_label(exc)})."
     except errors.RemoteError as exc:
         result.status = RunStatus.FAILED
-        result.message = f"{_side_label(exc)} did not answer: {getattr(exc, 'message', '') or exc}"[:900]
+        result.message = f"{_side_label(exc)} did not answer: {getattr(exc, 'message', '') or exc}"[
+            :900
+        ]
     finally:
         result.api_requests = {OUTLOOK: counter.outlook, SALESFORCE: counter.salesforce}
         if result.status == RunStatus.RUNNING:
             result.status = RunStatus.SUCCEEDED
         SyncLogEntry.objects.bulk_create(log)
         SyncRun.objects.filter(pk=run.pk).update(
-            status=result.status, counts=result.counts.as_dict(), api_outlook=counter.outlook,
-            api_salesforce=counter.salesforce, finished_at=now(), error=result.message[:1000])
+            status=result.status,
+            counts=result.counts.as_dict(),
+            api_outlook=counter.outlook,
+            api_salesforce=counter.salesforce,
+            finished_at=now(),
+            error=result.message[:1000],
+        )
         lease_release(membership, kind, holder)
     return result
 
@@ -552,7 +705,9 @@ def rebuild(membership, kind: str, *, apply: bool = False) -> RunResult:
     return run_sync(membership, kind, "rebuild", full=True)
 
 
-def plan_apply(membership, plan_run_id: int, *, exclude: set[int] | frozenset = frozenset()) -> RunResult:
+def plan_apply(
+    membership, plan_run_id: int, *, exclude: set[int] | frozenset = frozenset()
+) -> RunResult:
     """Apply a stored Manual plan exactly as reviewed (excluded items are left out;
     items changed since the plan are not applied and are reported)."""
     plan = SyncRun.objects.get(pk=plan_run_id, membership=membership, status=RunStatus.PLANNED)
@@ -563,5 +718,15 @@ def plan_apply(membership, plan_run_id: int, *, exclude: set[int] | frozenset = 
     return result
 
 
-__all__ = ["RunResult", "Item", "lease_acquire", "lease_release", "now", "plan_apply", "rebuild",
-           "run_sync", "snaprecord_event", "engine_policy"]
+__all__ = [
+    "RunResult",
+    "Item",
+    "lease_acquire",
+    "lease_release",
+    "now",
+    "plan_apply",
+    "rebuild",
+    "run_sync",
+    "snaprecord_event",
+    "engine_policy",
+]
