@@ -2,6 +2,15 @@ import pytest
 
 from orgs.access import resolve_org_context
 
+# The browser harness lives in tests/browser/conftest.py; its fixtures (and the
+# screenshot-on-failure hook) are made available to tests/policy by importing them.
+from tests.browser.conftest import (  # noqa: F401
+    _playwright_browser,
+    browser_login,
+    browser_page,
+    pytest_runtest_makereport,
+)
+
 
 @pytest.fixture
 def ctx_for():
