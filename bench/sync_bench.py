@@ -1,0 +1,181 @@
+"""Sync engine benchmark against the sandbox: prints, never asserts.
+
+    python bench/sync_bench.py --items N [--kinds contacts,tasks,calendar]
+
+Seeds N items per kind (about half in Outlook, half in Salesforce, a tenth of
+them on both sides so the first sync has pairs to match), then runs per kind:
+a first sync, a quiet incremental sync, and a sync after changing 1% of the
+items on each side. One JSON object per line, per phase and kind:
+phase, kind, items, wall_s, api_requests {outlook, salesforce}, floor
+{outlook, salesforce} (the fewest requests that phase could take: read pages
+at the largest page size each API allows, ⌈writes/20⌉ Graph `$batch`
+requests, ⌈writes/200⌉ Salesforce collection requests, one change query per
+side when quiet) and peak_rss_mb. Uses a throw-away SQLite database pair.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+GRAPH_PAGE = 1000
+SF_PAGE = 2000
+GRAPH_BATCH = 20
+SF_COLLECTION = 200
+
+
+def _setup(tmp: str) -> None:
+    sys.path.insert(0, str(ROOT))
+    os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
+    os.environ["SANDBOX_ENABLED"] = "1"
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkpoint.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    call_command("migrate", database="sandbox", verbosity=0)
+
+
+def _rss_mb() -> float:
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+def _member():
+    from connections.testing import connect_sandbox
+
+    from accounts.models import User
+    from orgs.models import Membership, Organization
+    from sandbox.microsoft.services import mailbox_ensure
+    from sandbox.salesforce.services import sf_user_ensure
+
+    org = Organization.objects.create(name="Bench", slug="bench")
+    user = User.objects.create_user(email="bench@bench.test", password="x" * 20)
+    m = Membership.objects.create(organization=org, user=user, role="member")
+    mailbox = mailbox_ensure(user.email, "Bench User")
+    sf_user = sf_user_ensure(email=user.email, org_name="Bench", time_zone="UTC")
+    connect_sandbox(m, mailbox=mailbox, sf_user=sf_user)
+    return m, mailbox, sf_user
+
+
+def _seed(kind: str, n: int, mailbox, sf_user) -> tuple[int, int]:
+    """Create the items; returns (outlook count, salesforce count)."""
+    from sandbox.microsoft import services as ms
+    from sandbox.salesforce.services import sf_records_create
+
+    both = n // 10
+    only_o = (n - both) // 2
+    only_s = n - both - only_o
+    base = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+
+    def outlook(i: int) -> None:
+        if kind == "contacts":
+            ms.contact_create(mailbox, {"givenName": f"Given{i}", "surname": f"Person{i}",
+                                        "emailAddresses": [{"address": f"p{i}@bench.test", "name": f"P {i}"}]})
+        elif kind == "tasks":
+            ms.todo_task_create(mailbox, {"title": f"Task {i}"})
+        else:
+            start = base + dt.timedelta(hours=i % 5000)
+            ms.event_create(mailbox, {
+                "subject": f"Meeting {i}",
+                "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+                "end": {"dateTime": (start + dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"),
+                        "timeZone": "UTC"},
+            })
+
+    def salesforce(i: int) -> tuple[str, dict]:
+        if kind == "contacts":
+            return "Contact", {"FirstName": f"Given{i}", "LastName": f"Person{i}", "Email": f"p{i}@bench.test"}
+        if kind == "tasks":
+            return "Task", {"Subject": f"Task {i}"}
+        start = base + dt.timedelta(hours=i % 5000)
+        return "Event", {"Subject": f"Meeting {i}", "StartDateTime": _sf_dt(start),
+                         "EndDateTime": _sf_dt(start + dt.timedelta(minutes=30)), "DurationInMinutes": 30}
+
+    for i in range(only_o + both):
+        outlook(i)
+    ids = list(range(only_o, only_o + both + only_s))
+    for j in range(0, len(ids), 500):
+        sf_records_create(user=sf_user, records=[salesforce(i) for i in ids[j : j + 500]])
+    return only_o + both, both + only_s
+
+
+def _sf_dt(value: dt.datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%S.000+0000")
+
+
+def _change_one_percent(kind: str, mailbox, sf_user) -> None:
+    from sandbox.microsoft.models import Item
+    from sandbox.microsoft.services import item_update
+    from sandbox.salesforce.models import SfRecord
+    from sandbox.salesforce.services import sf_records_update
+
+    graph_kind = {"contacts": "contact", "tasks": "todoTask", "calendar": "event"}[kind]
+    items = list(Item.objects.filter(mailbox=mailbox, kind=graph_kind, deleted=False).order_by("pk"))
+    for it in items[: max(1, len(items) // 100)]:
+        field = {"contacts": "jobTitle", "tasks": "title", "calendar": "subject"}[kind]
+        item_update(it, {field: f"changed in Outlook {it.pk}"})
+    sobject = {"contacts": "Contact", "tasks": "Task", "calendar": "Event"}[kind]
+    rows = list(SfRecord.objects.filter(org=sf_user.org, sobject=sobject, is_deleted=False).order_by("pk"))
+    field = {"contacts": "Title", "tasks": "Subject", "calendar": "Subject"}[kind]
+    changes = [(sobject, r.sf_id, {field: f"changed in Salesforce {r.pk}"}) for r in rows[-max(1, len(rows) // 100):]]
+    sf_records_update(user=sf_user, records=changes)
+
+
+def _floor(kind: str, phase: str, result, read_o: int, read_s: int) -> dict:
+    c = result.counts
+    writes_o = c.created["outlook"] + c.updated["outlook"] + c.deleted["outlook"]
+    writes_s = c.created["salesforce"] + c.updated["salesforce"] + c.deleted["salesforce"]
+    extra_o = 1 if (kind == "tasks" and phase == "first") else 0  # find the To Do list once
+    return {
+        "outlook": max(1, math.ceil(read_o / GRAPH_PAGE)) + extra_o + math.ceil(writes_o / GRAPH_BATCH),
+        "salesforce": max(1, math.ceil(read_s / SF_PAGE)) + math.ceil(writes_s / SF_COLLECTION),
+    }
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", type=int, default=1000)
+    parser.add_argument("--kinds", default="contacts,tasks,calendar")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="lpbench-") as tmp:
+        _setup(tmp)
+        from syncengine.engine.run import run_sync
+
+        membership, mailbox, sf_user = _member()
+        for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
+            t0 = time.perf_counter()
+            n_o, n_s = _seed(kind, args.items, mailbox, sf_user)
+            print(json.dumps({"phase": "seed", "kind": kind, "items": args.items, "wall_s": round(time.perf_counter() - t0, 2),
+                              "outlook_items": n_o, "salesforce_items": n_s}), flush=True)
+            for phase in ("first", "quiet", "changed-1%"):
+                if phase == "changed-1%":
+                    _change_one_percent(kind, mailbox, sf_user)
+                t0 = time.perf_counter()
+                result = run_sync(membership, kind, "manual")
+                wall = time.perf_counter() - t0
+                if phase == "first":
+                    read_o, read_s = n_o, n_s
+                elif phase == "quiet":
+                    read_o = read_s = 0
+                else:
+                    read_o, read_s = max(1, n_o // 100), max(1, n_s // 100)
+                print(json.dumps({
+                    "phase": phase, "kind": kind, "items": args.items, "wall_s": round(wall, 2),
+                    "api_requests": result.api_requests, "floor": _floor(kind, phase, result, read_o, read_s),
+                    "peak_rss_mb": _rss_mb(), "status": str(result.status), "writes": result.counts.writes,
+                }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
