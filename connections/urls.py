@@ -1,4 +1,10 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views
 
 app_name = "connections"
-urlpatterns: list = []
+urlpatterns = [
+    path("", views.my_connections, name="my-connections"),
+    path("<str:provider>/connect/", views.connect, name="connect"),
+    path("<str:provider>/disconnect/", views.disconnect, name="disconnect"),
+]

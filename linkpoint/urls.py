@@ -2,6 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
+from connections import views as connection_views
 from orgs import views as org_views
 
 urlpatterns = [
@@ -12,6 +13,8 @@ urlpatterns = [
     path("", include("orgs.urls")),
     path("o/<slug:org_slug>/policy/", include("policy.urls")),
     path("o/<slug:org_slug>/connections/", include("connections.urls")),
+    # The OAuth redirect URI: one per provider and deployment, org carried in the session-bound state.
+    path("connections/callback/<str:provider>/", connection_views.oauth_callback, name="connections-callback"),
     path("o/<slug:org_slug>/sync/", include("syncengine.urls")),
 ]
 

@@ -1,0 +1,64 @@
+"""Typed remote errors: the contract between the clients and the sync engine.
+
+Messages are plain words from the remote service's error body; never a token.
+"""
+
+from __future__ import annotations
+
+
+class RemoteError(Exception):
+    side: str = ""
+
+    def __init__(
+        self,
+        message: str = "",
+        *,
+        side: str = "",
+        status: int | None = None,
+        code: str = "",
+    ):
+        super().__init__(message)
+        self.message = message
+        self.side = side or self.side
+        self.status = status
+        self.code = code
+
+    def __str__(self) -> str:
+        head = " ".join(str(x) for x in (self.side, self.status, self.code) if x)
+        return f"{head}: {self.message}" if head else self.message
+
+
+class AuthError(RemoteError):
+    """The stored credentials no longer work; the connection is already `needs_reauth`."""
+
+
+class RateLimited(RemoteError):
+    def __init__(self, message: str = "", *, retry_after: float = 0, **kw):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+
+
+class TransientError(RemoteError):
+    """5xx, timeout or lost connection after retries: a write may or may not have happened."""
+
+
+class NotFound(RemoteError):
+    pass
+
+
+class PreconditionFailed(RemoteError):
+    pass
+
+
+class SyncStateGone(RemoteError):
+    pass
+
+
+class RequestLimitExceeded(RemoteError):
+    pass
+
+
+class ValidationFailed(RemoteError):
+    def __init__(self, message: str = "", *, fields: list[str] | tuple[str, ...] = (), **kw):
+        super().__init__(message, **kw)
+        self.fields = list(fields)
