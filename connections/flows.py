@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import secrets
-import time
 import warnings
 from dataclasses import dataclass
 
@@ -33,7 +32,9 @@ from .services import connection_disconnect, connection_save
 logger = logging.getLogger("linkpoint.connections")
 
 FLOWS_KEY = "connections_oauth_flows"
-FLOW_TTL = 15 * 60  # seconds; Microsoft's codes live 10 minutes, Salesforce's 15
+# seconds; longer than the providers' codes live (Microsoft 10 min, Salesforce 15), so an
+# expired code is reported as such by the provider, not as an unknown state.
+FLOW_TTL = 20 * 60
 MAX_OPEN_FLOWS = 5
 LABEL = {Provider.MICROSOFT: "Outlook", Provider.SALESFORCE: "Salesforce"}
 SIDE = {Provider.MICROSOFT: "outlook", Provider.SALESFORCE: "salesforce"}
@@ -84,12 +85,12 @@ def connect_start(request, *, ctx: OrgContext, provider: str) -> str:
                              side=SIDE[provider]) from None
     flows = {
         k: v for k, v in (request.session.get(FLOWS_KEY) or {}).items()
-        if time.time() - v.get("created", 0) < FLOW_TTL
+        if now().timestamp() - v.get("created", 0) < FLOW_TTL
     }
     while len(flows) >= MAX_OPEN_FLOWS:
         flows.pop(min(flows, key=lambda k: flows[k]["created"]))
     flows[state] = {"provider": provider, "org_slug": ctx.org.slug, "user_id": ctx.user.pk,
-                    "created": time.time(), **data}
+                    "created": now().timestamp(), **data}
     request.session[FLOWS_KEY] = flows
     logger.info("starting the %s sign-in for membership %s", provider, ctx.membership.pk)
     return oauth.browser_url(url)
@@ -107,7 +108,7 @@ def _pop_flow(request, state: str) -> dict | None:
     flows = request.session.get(FLOWS_KEY) or {}
     flow = flows.pop(state, None)
     request.session[FLOWS_KEY] = flows
-    if flow is None or time.time() - flow.get("created", 0) >= FLOW_TTL:
+    if flow is None or now().timestamp() - flow.get("created", 0) >= FLOW_TTL:
         return None
     return flow
 
