@@ -36,8 +36,10 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture(scope="session")
-def _playwright_browser():
+@pytest.fixture
+def _playwright_browser(monkeypatch):
+    """One chromium per test: Playwright's event loop and the env switch below live
+    exactly as long as the test, so no later (non-browser) test runs with either."""
     executable = chromium_path()
     if not executable or not os.path.exists(executable):
         skip_or_fail("chromium is not installed (apt-get install chromium)")
@@ -45,20 +47,15 @@ def _playwright_browser():
         from playwright.sync_api import sync_playwright
     except ImportError:
         skip_or_fail("playwright is not installed (pip install playwright)")
-    # Playwright's sync API runs an event loop in this thread; Django's live_server
-    # fixtures then refuse ORM calls from "async" context unless told it is safe.
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    # Playwright's sync API runs an event loop in this thread; Django then refuses ORM
+    # calls (live_server setup, test assertions) from "async" context unless told it is safe.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, headless=True, args=CHROMIUM_ARGS)
         try:
             yield browser
         finally:
             browser.close()
-    if previous is None:
-        os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-    else:
-        os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
 @pytest.fixture
