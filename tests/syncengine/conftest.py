@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.conftest import skip_or_fail
-
 SANDBOX_DBS = ["default", "sandbox"]
 
 
@@ -61,22 +59,19 @@ class Member:
         sf_records_delete(user=self.sf_user, ids=list(ids))
 
 
-def _connect(membership, mailbox, sf_user) -> None:
-    try:
-        from connections.testing import connect_sandbox
-    except ImportError:
-        skip_or_fail("connections.testing.connect_sandbox (the connections helper) is not available yet")
-    connect_sandbox(membership, mailbox=mailbox, sf_user=sf_user)
-
-
 @pytest.fixture
-def member(carol, org_a):
+def member(carol, org_a, client_for):
+    """carol, connected to both sandbox services through the real OAuth journeys."""
     from orgs.models import Membership
     from sandbox.microsoft.services import mailbox_ensure
     from sandbox.salesforce.services import sf_user_ensure
+    from tests.connections.conftest import Journey
 
-    membership = Membership.objects.select_related("user", "organization").get(user=carol, organization=org_a)
     mailbox = mailbox_ensure(carol.email, "Carol Member")
     sf_user = sf_user_ensure(email=carol.email, org_name="Acme", time_zone="UTC")
-    _connect(membership, mailbox, sf_user)
+    journey = Journey(client_for(carol), org_a.slug)
+    for provider in ("microsoft", "salesforce"):
+        answer = journey.connect(provider, email=carol.email)
+        assert answer.status_code == 302, answer.content[:300]
+    membership = Membership.objects.select_related("user", "organization").get(user=carol, organization=org_a)
     return Member(membership=membership, mailbox=mailbox, sf_user=sf_user)
