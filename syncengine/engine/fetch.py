@@ -44,6 +44,9 @@ class Fetched:
     window: Window | None = None
     container: str = ""
     sf_mark: datetime | None = None
+    # Calendar ids reported removed; the engine checks its series against them
+    # (a deleted series is reported as its occurrences, never as its master).
+    removed_unknown: set[str] = field(default_factory=set)
 
 
 def fetch_outlook(
@@ -79,12 +82,22 @@ def fetch_outlook(
 
 def _read_round(side, kind, policy, link, window, now, into: Fetched) -> str:
     delta = ""
+    masters: set[str] = set()
     for page in side.delta_pages(link or None, window):
         for payload in page.items:
+            if payload.get("type") in ("occurrence", "exception") and payload.get("seriesMasterId"):
+                # calendarView lists a series as its occurrences; the series syncs as its master.
+                masters.add(payload["seriesMasterId"])
+                continue
+            if "@removed" in payload and kind == CALENDAR:
+                into.removed_unknown.add(payload.get("id") or "")
             it = outlook_item(kind, payload, policy, now, container=into.container)
             into.outlook[it.id] = it  # replays and repeats: the latest wins
         if page.delta_link:
             delta = page.delta_link
+    masters -= set(into.outlook)
+    if masters:
+        confirm_outlook(side, kind, policy, now, masters, into)
     return delta
 
 

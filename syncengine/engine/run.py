@@ -199,9 +199,8 @@ def run_sync(
 ) -> RunResult:
     """Sync one member's `kind` once. Never raises for remote trouble: the
     result (and the SyncRun row) says what happened."""
-    from connections.clients import RequestCounter
-
     from connections import errors
+    from connections.clients import RequestCounter
 
     holder = holder or uuid.uuid4().hex
     if not lease_acquire(membership, kind, holder):
@@ -405,6 +404,17 @@ class _Run:
         by_oid = {lk.outlook_id for lk in links if lk.outlook_id and lk.state != "tombstoned"}
         by_sid = {lk.sf_id for lk in links if lk.sf_id and lk.state != "tombstoned"}
         o_check = {i for i, it in fetched.outlook.items() if it.deleted and i in by_oid}
+        if fetched.removed_unknown - by_oid:
+            # Removed occurrences may mean a removed series: read our series masters back.
+            o_check |= {
+                lk.outlook_id
+                for lk in _links_query(self.membership, self.kind)
+                .exclude(state=LinkState.TOMBSTONED)
+                .exclude(outlook_id=None)
+                .filter(snapshot__recurrence__isnull=False)
+                .only("outlook_id")
+                if lk.outlook_id not in fetched.outlook or fetched.outlook[lk.outlook_id].deleted
+            }
         s_check: set[str] = set()
         settled_out = {lk.outlook_id for lk in links if lk.state == "out_of_scope"}
         settled_sf = {lk.sf_id for lk in links if lk.state == "out_of_scope"}
@@ -603,9 +613,8 @@ def _projected_counts(decisions: list[Decision]) -> Counts:
 
 def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
     """Copy one Outlook event to Salesforce and keep it following Outlook (one-way link)."""
-    from connections.clients import RequestCounter
-
     from connections import errors
+    from connections.clients import RequestCounter
 
     kind = CALENDAR
     holder = uuid.uuid4().hex
