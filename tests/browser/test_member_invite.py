@@ -9,7 +9,7 @@ def test_owner_logs_in_sees_the_dashboard_and_invites_without_reload(browser_pag
     page = browser_login(browser_page, alice)
     assert page.url.endswith("/o/acme/")
     assert page.locator("h1").inner_text() == "Acme"
-    assert page.locator("text=Carol Member").is_visible()
+    assert page.locator("#dashboard-members", has_text="Carol Member").is_visible()
 
     page.click("nav >> text=Members")
     page.wait_for_url("**/o/acme/members/")
