@@ -13,6 +13,7 @@ from functools import lru_cache
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 
 class TokenDecryptError(Exception):
@@ -37,6 +38,7 @@ def fernet() -> MultiFernet:
     return _multifernet(tuple(settings.TOKEN_ENCRYPTION_KEYS or ()), settings.SECRET_KEY)
 
 
+@sensitive_variables("data")
 def encrypt_json(data: dict) -> str:
     return fernet().encrypt(json.dumps(data, separators=(",", ":")).encode()).decode()
 

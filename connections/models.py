@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.views.decorators.debug import sensitive_variables
 
 from orgs.models import Membership, Organization
 
@@ -75,6 +76,7 @@ class Connection(models.Model):
     def read_tokens(self) -> dict:
         return crypto.decrypt_json(self.token_blob)
 
+    @sensitive_variables("data")
     def write_tokens(self, data: dict) -> None:
         self.token_blob = crypto.encrypt_json(data) if data else ""
 

@@ -6,6 +6,7 @@ import datetime as dt
 import logging
 
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 from orgs.access import OrgContext
 from orgs.audit import audit_record
@@ -30,7 +31,8 @@ def _target(conn: Connection) -> str:
     return f"{conn.get_provider_display()} connection of {conn.membership.user.email}"
 
 
-@transaction.atomic
+# Not @transaction.atomic: its wrapper frame would show `tokens` in an error report.
+@sensitive_variables("tokens")
 def connection_save(
     *,
     ctx: OrgContext,
@@ -41,41 +43,42 @@ def connection_save(
     access_expires_at: dt.datetime | None,
 ) -> Connection:
     """Create or renew the caller's connection after a completed OAuth flow."""
-    conn = (
-        Connection.objects.select_for_update()
-        .filter(membership=ctx.membership, provider=provider)
-        .first()
-    )
-    before = _identity(conn) if conn else {}
-    if conn is None:
-        conn = Connection(membership=ctx.membership, provider=provider)
-    for field in (
-        "account_name", "ms_tenant_id", "ms_object_id", "ms_home_account_id",
-        "sf_user_id", "sf_org_id", "sf_instance_url",
-    ):
-        setattr(conn, field, identity.get(field, ""))
-    conn.write_tokens(tokens)
-    conn.scopes = scopes
-    conn.access_expires_at = access_expires_at
-    conn.status = Status.CONNECTED
-    conn.last_error = ""
-    conn.last_error_at = None
-    conn.connected_at = now()
-    conn.save()
-    audit_record(
-        ctx=ctx,
-        action="connection.reconnect" if before else "connection.connect",
-        target=_target(conn),
-        before=before,
-        after=_identity(conn),
-    )
-    if before and before.get("account") and before["account"] != conn.account_name:
-        logger.warning(
-            "connection %s of membership %s now points at a different %s account",
-            conn.pk, conn.membership_id, provider,
+    with transaction.atomic():
+        conn = (
+            Connection.objects.select_for_update()
+            .filter(membership=ctx.membership, provider=provider)
+            .first()
         )
-    logger.info("connected %s for membership %s", provider, conn.membership_id)
-    return conn
+        before = _identity(conn) if conn else {}
+        if conn is None:
+            conn = Connection(membership=ctx.membership, provider=provider)
+        for field in (
+            "account_name", "ms_tenant_id", "ms_object_id", "ms_home_account_id",
+            "sf_user_id", "sf_org_id", "sf_instance_url",
+        ):
+            setattr(conn, field, identity.get(field, ""))
+        conn.write_tokens(tokens)
+        conn.scopes = scopes
+        conn.access_expires_at = access_expires_at
+        conn.status = Status.CONNECTED
+        conn.last_error = ""
+        conn.last_error_at = None
+        conn.connected_at = now()
+        conn.save()
+        audit_record(
+            ctx=ctx,
+            action="connection.reconnect" if before else "connection.connect",
+            target=_target(conn),
+            before=before,
+            after=_identity(conn),
+        )
+        if before and before.get("account") and before["account"] != conn.account_name:
+            logger.warning(
+                "connection %s of membership %s now points at a different %s account",
+                conn.pk, conn.membership_id, provider,
+            )
+        logger.info("connected %s for membership %s", provider, conn.membership_id)
+        return conn
 
 
 @transaction.atomic
