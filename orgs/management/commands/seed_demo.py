@@ -55,3 +55,13 @@ class Command(BaseCommand):
 
     def after_seed(self):
         """Hook for later demo steps (e.g. connecting member@acme.test to the sandbox)."""
+        from django.conf import settings
+
+        if not settings.SANDBOX_ENABLED:
+            self.stdout.write("Sandbox off: member@acme.test is not connected (SANDBOX_ENABLED=1 to do so).")
+            return
+        from connections.demo import demo_connect
+
+        # Through the real OAuth journeys (our views + the sandbox consent pages), not by writing rows.
+        demo_connect(email="member@acme.test", org_slug="acme", out=self.stdout.write,
+                     seed={"events": 40, "contacts": 30, "tasks": 20, "overlap": 0.3})
