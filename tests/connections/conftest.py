@@ -8,6 +8,9 @@ import urllib.parse as up
 import pytest
 from django.utils import timezone
 
+# The browser harness's fixtures (Playwright + system chromium), for test_connect_browser.py.
+from tests.browser.conftest import _playwright_browser, browser_login, browser_page  # noqa: F401
+
 DBS = ["default", "sandbox"]
 
 
