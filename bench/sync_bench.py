@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import logging
 import math
 import os
 import resource
@@ -52,20 +53,41 @@ def _rss_mb() -> float:
 
 
 def _member():
-    from connections.testing import connect_sandbox
+    """A member connected to both sandbox services through the product's real OAuth flows."""
+    from django.conf import settings
+    from django.test import Client
 
     from accounts.models import User
     from orgs.models import Membership, Organization
     from sandbox.microsoft.services import mailbox_ensure
     from sandbox.salesforce.services import sf_user_ensure
 
+    settings.ALLOWED_HOSTS = ["*"]
     org = Organization.objects.create(name="Bench", slug="bench")
     user = User.objects.create_user(email="bench@bench.test", password="x" * 20)
     m = Membership.objects.create(organization=org, user=user, role="member")
     mailbox = mailbox_ensure(user.email, "Bench User")
     sf_user = sf_user_ensure(email=user.email, org_name="Bench", time_zone="UTC")
-    connect_sandbox(m, mailbox=mailbox, sf_user=sf_user)
+    client = Client()
+    client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+    _connect(client, "microsoft", user.email)
+    _connect(client, "salesforce", user.email)
     return m, mailbox, sf_user
+
+
+def _connect(client, provider: str, email: str) -> None:
+    import urllib.parse as up
+
+    start = client.post(f"/o/bench/connections/{provider}/connect/")["Location"]
+    if provider == "microsoft":
+        answer = client.post(start, {"decision": "accept", "mailbox": email})
+    else:
+        form = {k: v for k, v in up.parse_qsl(up.urlsplit(start).query) if k != "login_hint"}
+        form.update({"username": email, "action": "allow"})
+        answer = client.post("/sandbox/salesforce/services/oauth2/authorize", form)
+    done = client.get(answer["Location"])
+    if done.status_code != 302:
+        raise SystemExit(f"could not connect {provider}: {done.status_code}")
 
 
 def _seed(kind: str, n: int, mailbox, sf_user) -> tuple[int, int]:
@@ -150,6 +172,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lpbench-") as tmp:
         _setup(tmp)
+        logging.disable(logging.INFO)
         from syncengine.engine.run import run_sync
 
         membership, mailbox, sf_user = _member()
@@ -158,14 +181,22 @@ def main(argv=None) -> None:
             n_o, n_s = _seed(kind, args.items, mailbox, sf_user)
             print(json.dumps({"phase": "seed", "kind": kind, "items": args.items, "wall_s": round(time.perf_counter() - t0, 2),
                               "outlook_items": n_o, "salesforce_items": n_s}), flush=True)
-            for phase in ("first", "quiet", "changed-1%"):
+            # "second" reads back the echoes of the first sync's own writes (no writes of its
+            # own); "quiet" is the run after it, with nothing changed anywhere.
+            for phase in ("first", "second", "quiet", "changed-1%"):
                 if phase == "changed-1%":
                     _change_one_percent(kind, mailbox, sf_user)
                 t0 = time.perf_counter()
                 result = run_sync(membership, kind, "manual")
                 wall = time.perf_counter() - t0
                 if phase == "first":
+                    first_counts = result.counts.as_dict()
+                if phase == "first":
                     read_o, read_s = n_o, n_s
+                elif phase == "second":
+                    c = first_counts
+                    read_o = sum(c[x]["outlook"] for x in ("created", "updated"))
+                    read_s = sum(c[x]["salesforce"] for x in ("created", "updated"))
                 elif phase == "quiet":
                     read_o = read_s = 0
                 else:

@@ -301,6 +301,7 @@ class Applier:
 
     # ------------------------------------------------------------------ record
     def _finish(self, decisions: Sequence[Decision]) -> None:
+        done: list[SyncLink] = []
         with transaction.atomic():
             for d in decisions:
                 results = self._done.get(id(d), {})
@@ -326,7 +327,7 @@ class Applier:
                     link.last_error = "; ".join(r.error for r in failed.values())[:500]
                     if not any(k.endswith(":create") for k in failed):
                         link.state = LinkState.ERROR
-                    link.save()
+                    done.append(link)
                     self.out.failed_keys.add(d.link_key)
                     continue
                 for k in results:
@@ -353,8 +354,9 @@ class Applier:
                     self.out.note("info", d, d.message or "Linked.")
                 else:
                     self.out.note("info", d, _describe(d), fields=_changed_fields(d))
-                link.save()
                 link._dirty = False
+                done.append(link)
+            _save_links(done)
 
     def _count_write(self, k: str) -> None:
         side, op = k.split(":")
@@ -413,6 +415,31 @@ class Applier:
         for i in range(0, len(missing), 500):
             for link in SyncLink.objects.filter(link_key__in=missing[i : i + 500]):
                 self._links[str(link.link_key)] = link
+
+
+def _save_links(links: list[SyncLink]) -> None:
+    """Write many links' bookkeeping with one prepared UPDATE (executemany).
+
+    bulk_update's CASE expressions grow quadratically on SQLite and save() pays
+    the ORM per row; the run records thousands of links, so neither will do.
+    """
+    if not links:
+        return
+    from django.db import connection
+
+    fields = [SyncLink._meta.get_field(name) for name in (*_LINK_FIELDS, "updated_at")]
+    qn = connection.ops.quote_name
+    sets = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+    sql = f"UPDATE {qn(SyncLink._meta.db_table)} SET {sets} WHERE {qn('id')} = %s"  # noqa: S608
+    from django.utils import timezone
+
+    stamp = timezone.now()
+    rows = []
+    for link in links:
+        link.updated_at = stamp
+        rows.append([f.get_db_prep_save(getattr(link, f.attname), connection) for f in fields] + [link.pk])
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def _needs_key(d: Decision, side: str) -> bool:
