@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django_htmx.http import HttpResponseClientRedirect
 
 
@@ -24,3 +24,15 @@ class HtmxLoginRedirectMiddleware:
             if location.startswith(login):
                 return HttpResponseClientRedirect(location)
         return response
+
+
+class SandboxGateMiddleware:
+    """The emulators under /sandbox/ exist only while SANDBOX_ENABLED is on."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith("/sandbox/") and not settings.SANDBOX_ENABLED:
+            raise Http404("The sandbox is not enabled.")
+        return self.get_response(request)

@@ -37,3 +37,12 @@ def test_unsafe_production_settings_are_refused(settings, name, value, code):
     setattr(settings, name, value)
     with pytest.raises(SystemCheckError, match=code):
         _deploy_check()
+
+
+@pytest.mark.django_db
+def test_sandbox_pages_do_not_exist_unless_enabled(client, settings):
+    settings.SANDBOX_ENABLED = False
+    url = "/sandbox/login/common/v2.0/.well-known/openid-configuration"
+    assert client.get(url).status_code == 404
+    settings.SANDBOX_ENABLED = True
+    assert client.get(url).status_code == 200
