@@ -98,7 +98,10 @@ def sf_reads_back(body: dict, record_extra: dict | None = None) -> dict:
 @example(wall=datetime(2024, 11, 3, 1, 30), zone="America/New_York", minutes=30)  # fall overlap
 @example(wall=datetime(2024, 10, 27, 1, 30), zone="GMT Standard Time", minutes=45)
 @example(wall=datetime(2024, 4, 7, 2, 30), zone="AUS Eastern Standard Time", minutes=60)
+@example(wall=datetime(2000, 3, 26, 2, 0, fold=1), zone="Europe/Berlin", minutes=0)  # gap, fold=1
 def test_timed_graph_to_salesforce_and_back(wall, zone, minutes):
+    # Graph's wire format carries no fold: a wall time is always read as fold=0.
+    wall = wall.replace(fold=0)
     payload = graph_timed(wall, zone, minutes)
     z = ZoneInfo(WINDOWS_TO_IANA.get(zone, zone))
     # A wall range that a DST jump turns backwards is not an event Outlook holds.
