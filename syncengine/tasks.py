@@ -26,7 +26,7 @@ def run_sync(membership_id: int, kind: str, trigger: str = "auto", holder: str |
     if membership is None:
         return {"status": "skipped", "message": "membership gone"}
     result = engine_run(membership, kind, trigger, holder=holder)
-    if trigger == "auto":
+    if trigger in ("auto", "snaprecord"):
         sync_schedule_next(membership_id=membership_id, kind=kind, minutes=_frequency(membership, kind, 30),
                            failed=result.status in ("failed", "stopped"))
     return result.as_dict()
@@ -67,7 +67,13 @@ def dispatch_due(limit: int = 200) -> int:
     claimed = 0
     for kind in KINDS:
         policies = policy_effective_for_many(members, kind)
-        auto_ids = [mid for mid, eff in policies.items() if eff.mode.value == "auto" and _in_time_window(eff, t)]
+        # SnapRecord members are dispatched too: their recorded events follow Outlook edits.
+        triggers = {
+            mid: eff.mode.value
+            for mid, eff in policies.items()
+            if eff.mode.value in ("auto", "snaprecord") and _in_time_window(eff, t)
+        }
+        auto_ids = list(triggers)
         existing = set(SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids).values_list(
             "membership_id", flat=True))
         SyncLease.objects.bulk_create(
@@ -85,7 +91,7 @@ def dispatch_due(limit: int = 200) -> int:
             ).update(holder=holder, expires_at=t + LEASE_TTL)
             if n == 1:
                 claimed += 1
-                async_task("syncengine.tasks.run_sync", mid, kind, "auto", holder,
+                async_task("syncengine.tasks.run_sync", mid, kind, triggers[mid], holder,
                            task_name=f"sync-{kind}-{mid}")
     return claimed
 
