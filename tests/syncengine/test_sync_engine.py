@@ -278,3 +278,29 @@ def test_rebuild_readopts_everything_without_creating(member):
     done = rebuild(member.membership, "contacts", apply=True)
     assert done.counts.created == {"outlook": 0, "salesforce": 0} and done.counts.linked == 3
     assert len(member.contacts_o()) == 3 and len(member.sf("Contact")) == 3
+
+
+def test_server_touches_and_our_own_echoes_cause_no_writes(member):
+    from sandbox.microsoft.services import event_touch
+
+    start = timezone.now().replace(microsecond=0, second=0) + dt.timedelta(days=3)
+    ev = _o_event(member, "Board meeting", start)
+    assert sync(member, "calendar").counts.created["salesforce"] == 1
+    (row,) = member.sf("Event")
+    event_touch(ev)  # new changeKey, same content
+    member.sf_update("Event", row["Id"], Subject="Board meeting")  # new SystemModstamp, same content
+    result = sync(member, "calendar")
+    assert result.counts.writes == 0, result.as_dict()
+    assert sync(member, "calendar").counts.writes == 0
+
+
+def test_first_task_sync_takes_the_fewest_requests(member):
+    for title in ("Call Ada", "Email Grace", "Book room"):
+        _o_task(member, title)
+    api_counts_reset()
+    result = sync(member, "tasks")
+    assert result.counts.created["salesforce"] == 3
+    data_calls = {k: n for k, n in api_counts_by_family().items() if not k[1].startswith("identity-")}
+    # Outlook: find the To Do list, read the delta round. Salesforce: one query, one collection insert.
+    assert sum(n for (side, _), n in data_calls.items() if side == "outlook") == 2, data_calls
+    assert sum(n for (side, _), n in data_calls.items() if side == "salesforce") == 2, data_calls
