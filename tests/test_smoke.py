@@ -15,7 +15,7 @@ def test_outsider_gets_404_for_another_org(client_for, charlie, org_a):
     assert response.status_code == 404
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(databases=["default", "sandbox"])
 def test_seed_demo_is_idempotent_and_its_people_can_log_in(client):
     from io import StringIO
 
@@ -39,3 +39,10 @@ def test_seed_demo_is_idempotent_and_its_people_can_log_in(client):
     response = client.post(reverse("account_login"), {"login": "admin@acme.test", "password": "linkpoint-demo"})
     assert response.status_code == 302
     assert client.get(reverse("home"))["Location"] == reverse("orgs:home", args=["acme"])
+    from connections.models import Connection
+
+    connected = Connection.objects.filter(membership__user__email="member@acme.test")
+    assert sorted(connected.values_list("provider", "status")) == [
+        ("microsoft", "connected"),
+        ("salesforce", "connected"),
+    ]
