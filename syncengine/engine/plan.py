@@ -59,7 +59,7 @@ def snapshot_record(kind: str, projection: dict | None) -> Canonical | None:
 
 
 def _side_state(link: LinkView, item: Item | None, side: str) -> str:
-    if link.id_on(side) is None and (item is None or item.deleted):
+    if link.id_on(side) is None and item is None:
         return ABSENT
     if item is None:
         return SAME
@@ -321,7 +321,7 @@ def decide(
             if link is None and it.link_key and it.link_key in by_key:
                 cand = by_key[it.link_key]
                 # Our key on an item we have no id for: the lost answer of our own create.
-                if cand.id_on(side) is None and not it.deleted:
+                if cand.id_on(side) is None:
                     link = cand
             if link is None:
                 unlinked[side][it.id] = it  # the latest report of an id wins

@@ -307,14 +307,18 @@ class SalesforceSide:
         return out
 
     def find_by_keys(self, keys: Sequence[str]) -> dict[str, dict]:
+        """Records carrying our keys, deleted ones included: a record our lost create
+        made and the user then deleted is a deletion to honour, not a copy to redo."""
         found: dict[str, dict] = {}
         for chunk in _chunks(list(keys), 200):
             soql = (
                 self._select() + f" WHERE {SF_KEY_FIELD} IN ({', '.join(_quote(k) for k in chunk)})"
             )
-            for page in self.client.query_pages(soql):
+            for page in self.client.query_pages(soql, include_deleted=True):
                 for row in page:
-                    found[(row.get(SF_KEY_FIELD) or "").lower()] = row
+                    key = (row.get(SF_KEY_FIELD) or "").lower()
+                    if key not in found or found[key].get("IsDeleted"):
+                        found[key] = row
         return found
 
     def account_ids(self, names: Iterable[str]) -> dict[str, str]:
