@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# The demo: embedded SQLite, the sandbox emulators, development static files.
+DEMO := SANDBOX_ENABLED=1 DEBUG=1
 
 .PHONY: run test install migrate seed lint bench clean
 
@@ -15,15 +17,15 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 migrate: install
-	SANDBOX_ENABLED=1 $(BIN)/python manage.py migrate --noinput
-	SANDBOX_ENABLED=1 $(BIN)/python manage.py migrate --noinput --database sandbox
+	$(DEMO) $(BIN)/python manage.py migrate --noinput
+	$(DEMO) $(BIN)/python manage.py migrate --noinput --database sandbox
 
 seed: migrate
-	SANDBOX_ENABLED=1 $(BIN)/python manage.py seed_demo
+	$(DEMO) $(BIN)/python manage.py seed_demo
 
 # Web server and the django-q2 worker together; Ctrl-C stops both.
 run: seed
-	SANDBOX_ENABLED=1 DEBUG=1 $(BIN)/python manage.py rundemo
+	$(DEMO) $(BIN)/python manage.py rundemo
 
 lint: install
 	$(BIN)/ruff check .
