@@ -1,0 +1,720 @@
+"""Two-way sync as a hypothesis state machine over the sandbox (issue 6, research/sync_anchors.md §7).
+
+A user edits contacts, tasks or single calendar events on both sides, the
+servers touch items behind everyone's back, the calendar window moves, the
+Graph delta state is thrown away, faults hit the next run (429, 5xx,
+timeouts, answers lost after a committed write, expired tokens) and the
+engine crashes between a remote write and its local commit. After every run
+the "always" invariants hold; after a faulted run, and at the end, the
+machine syncs until quiet (at most 6 runs) and checks the quiescent ones.
+
+Nothing of ours is faked: the engine talks HTTP to the sandbox through the
+product's clients. The only interference with our own code is deliberate
+fault injection, each spot commented where it happens.
+
+Each assertion names the invariants of research/sync_anchors.md §7.3 it holds
+(I1 … I19). Expected content comes from an oracle written from the spec: a
+field-level three-way merge of what each side's user last saw against the
+content both sides last agreed on (see `Logical`).
+
+Profiles: ``HYPOTHESIS_PROFILE=ci`` (default, 200 examples) or ``nightly``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import sys
+from collections import defaultdict
+from contextlib import ExitStack, contextmanager, suppress
+from dataclasses import dataclass, field
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from sandbox.accounting import api_counts_by_family, api_counts_reset
+from sandbox.faults import fault_add, faults_clear
+
+from . import sm_support as sm
+from .conftest import SANDBOX_DBS
+from .sm_support import DELETED, OUTLOOK, SALESFORCE, SIDES
+
+pytestmark = pytest.mark.django_db(databases=SANDBOX_DBS, transaction=True)
+
+# ---------------------------------------------------------------- profiles
+# CI: enough examples to matter and still ~3-5 minutes on a 2-core machine.
+# Nightly: `HYPOTHESIS_PROFILE=nightly make test`.
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    stateful_step_count=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+settings.register_profile(
+    "nightly",
+    max_examples=2000,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+)
+# Local debugging: few examples, no shrinking (print the raw failing sequence fast).
+settings.register_profile(
+    "dev",
+    parent=settings.get_profile("ci"),
+    max_examples=int(os.environ.get("SM_EXAMPLES", "15")),
+    phases=[Phase.explicit, Phase.reuse, Phase.generate],
+)
+# Only this test reads the profile: the mapping property tests keep their own settings.
+SM_SETTINGS = settings.get_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+QUIET_RUNS = 6
+MAX_ITEMS = 6
+MAX_CLOCK_DAYS = 25  # events sit 1–10 days after the base time; the window keeps 30 days back
+FAULT_KINDS = ("http_429", "http_500", "http_503", "timeout", "lost_response", "expired_token")
+# Where a fault lands: the change feed (read) or the write requests.
+FAULT_PATHS = {
+    (OUTLOOK, "read"): (r"/delta", "GET"),
+    (OUTLOOK, "write"): (r"\$batch", "POST"),
+    (SALESFORCE, "read"): (r"/query", "GET"),
+    (SALESFORCE, "write"): (r"composite/sobjects", ""),
+}
+_REAL_NOW = timezone.now
+
+
+class InjectedCrash(Exception):
+    """The process "dies" between a remote write and the local commit."""
+
+
+# ---------------------------------------------------------------- the oracle
+
+
+@dataclass
+class Logical:
+    """One item as the user knows it.
+
+    `base`: the canonical content both sides last showed equal (None before it
+    ever reached the second side). `user[side]`: what the user last left on
+    that side since then (a projection, DELETED, or None = untouched).
+    """
+
+    n: int
+    creator: str
+    base: dict | None = None
+    user: dict = field(default_factory=lambda: {OUTLOOK: None, SALESFORCE: None})
+    user_deleted: set = field(default_factory=set)  # sides the user ever deleted it on
+    dead: bool = False  # confirmed gone on both sides at a quiet point: must stay gone
+    detached: str = ""  # the side still holding it after an unpropagated delete; never comes back
+    parked: bool = False  # moved out of the calendar window: kept, no longer synced
+    zone: str = "UTC"
+
+    def view(self, side: str):
+        v = self.user[side]
+        return self.base if v is None else v
+
+    def expected(self, kind: str, policy):
+        """What runs must converge to: (content, where) with where "both", "gone", or
+        the one side that keeps an item whose deletion the policy does not propagate."""
+        o, s = self.view(OUTLOOK), self.view(SALESFORCE)
+        o_live, s_live = isinstance(o, dict), isinstance(s, dict)
+        if not o_live and not s_live:
+            return None, "gone"
+        if o_live and s_live:
+            assert self.base is not None, "two independent creates share a marker"
+            return sm.expected_merge(kind, self.base, o, s, policy.conflict_winner)[0], "both"
+        live, keep = (o, OUTLOOK) if o_live else (s, SALESFORCE)
+        gone = SALESFORCE if keep == OUTLOOK else OUTLOOK
+        if self.user[gone] == DELETED and self.base is not None and live == self.base:
+            # Deleted on one side, untouched on the other: the delete propagates (I6) —
+            # unless the policy keeps deletions on `gone` from reaching `keep`.
+            return (None, "gone") if policy.deletes_to(keep) else (live, keep)
+        return live, "both"  # created on one side, or modify beats delete (I7)
+
+
+class SyncMachine(RuleBasedStateMachine):
+    member = None  # set by the test function (the fixture lives per test, not per example)
+    items = Bundle("items")
+
+    def __init__(self):
+        super().__init__()
+        self.m = type(self).member
+        self.kind = "contacts"
+        self.winner = OUTLOOK
+        self.deletes = (True, True)
+        self.logical: dict[int, Logical] = {}
+        self.serial = 0
+        self.offset = dt.timedelta(0)
+        self.base_time = None
+        self.user_deleted_ids: set[str] = set()
+        self.writes_total = 0
+        self.budget = 0  # user actions + injected faults: bounds the engine's writes (I8, I18)
+        self.pending_faults: list[tuple] = []
+        self.reset_pending = False
+        self._stack = ExitStack()
+        self._clean()
+
+    # ------------------------------------------------------------ setup
+    def _clean(self):
+        """Each example starts from nothing: no items on either side, no links, cursors or runs."""
+        from sandbox.microsoft.models import Item
+        from sandbox.microsoft.services import mailbox_sync_reset
+        from sandbox.salesforce.models import SfOrg, SfRecord
+        from syncengine.models import SyncCursor, SyncLease, SyncLink, SyncRun
+
+        m = self.m
+        SyncLink.objects.filter(membership=m.membership).delete()
+        SyncCursor.objects.filter(membership=m.membership).delete()
+        SyncRun.objects.filter(membership=m.membership).delete()
+        SyncLease.objects.filter(membership=m.membership).delete()
+        Item.objects.filter(mailbox=m.mailbox).exclude(kind="todoList").delete()
+        Item.objects.filter(mailbox=m.mailbox, kind="todoList").exclude(data__wellknownListName="defaultList").delete()
+        mailbox_sync_reset(m.mailbox)
+        SfRecord.objects.filter(org=m.sf_user.org, sobject__in=list(sm.SOBJECT.values())).delete()
+        # The org's modstamp only moves forward; the clock restarts with each example.
+        SfOrg.objects.filter(pk=m.sf_user.org.pk).update(last_modstamp=None)
+        faults_clear()
+        api_counts_reset()
+        # One clock for engine, clients and both sandboxes (they all read
+        # django.utils.timezone.now at call time); the window rule advances it.
+        self._stack.enter_context(mock.patch("django.utils.timezone.now", lambda: _REAL_NOW() + self.offset))
+        # Injected 429/5xx retries must not sleep for real (backoff base 0; Retry-After 0 below).
+        self._stack.enter_context(mock.patch("connections.http.BACKOFF_BASE", 0.0))
+
+    def teardown(self):
+        try:
+            # Hypothesis calls teardown from a `finally`: after a failed step the
+            # failure is in flight and must be reported as it is.
+            if sys.exc_info()[0] is None:
+                self._quiesce_and_check()
+        finally:
+            self._stack.close()
+            faults_clear()
+
+    @initialize(
+        kind=st.sampled_from(sm.KINDS),
+        winner=st.sampled_from(SIDES),
+        page=st.sampled_from([None, 1, 2]),
+        deletes=st.sampled_from([(True, True), (True, False), (False, True)]),
+    )
+    def choose(self, kind, winner, page, deletes):
+        self.kind = kind
+        self.winner = winner
+        self.deletes = deletes  # (Outlook → Salesforce, Salesforce → Outlook)
+        self.base_time = timezone.now().replace(minute=0, second=0, microsecond=0)
+        if page is not None:
+            # Small Graph pages: one item's changes can span pages, in any split (I15).
+            self._stack.enter_context(mock.patch("syncengine.engine.remote.GRAPH_PAGE", page))
+
+    # ------------------------------------------------------------ helpers
+    def policy(self):
+        from syncengine.engine.run import engine_policy
+
+        o2s, s2o = self.deletes
+        return engine_policy(self.m.membership, self.kind).replace(
+            conflict_winner=self.winner, delete_outlook_to_salesforce=o2s, delete_salesforce_to_outlook=s2o
+        )
+
+    def ctx(self, it: Logical) -> sm.Ctx:
+        return sm.Ctx(n=it.n, base=self.base_time, zone=it.zone)
+
+    def live(self, side: str) -> list[sm.Rec]:
+        if side == OUTLOOK:
+            return sm.o_records(self.m.mailbox, self.kind)
+        return sm.s_records(self.m.sf_user, self.kind)
+
+    def find(self, side: str, n: int) -> sm.Rec | None:
+        recs = [r for r in self.live(side) if r.n == n]
+        return recs[0] if recs else None
+
+    def _reread(self, side: str, n: int) -> dict | None:
+        rec = self.find(side, n)
+        return rec.proj if rec else None
+
+    def _usable(self, it: Logical) -> bool:
+        return not it.dead and not it.parked
+
+    def _editable(self, it: Logical, side: str) -> bool:
+        # A detached item may still be edited (and deleted) where it lives: that must not bring it back.
+        return self._usable(it) and it.detached in ("", side)
+
+    # ------------------------------------------------------------ user rules
+    @precondition(lambda self: len(self.logical) < MAX_ITEMS)
+    @rule(target=items, side=st.sampled_from(SIDES), data=st.data())
+    def user_creates(self, side, data):
+        self.serial += 1
+        it = Logical(n=self.serial, creator=side)
+        if self.kind == "calendar" and side == OUTLOOK:
+            it.zone = data.draw(sm.event_zones(), label="zone")
+        e = data.draw(sm.edits(self.kind, full=True), label="fields")
+        ctx = self.ctx(it)
+        if side == OUTLOOK:
+            from sandbox.microsoft.services import contact_create, event_create, todo_task_create
+
+            payload = sm.graph_payload(self.kind, e, ctx, None)
+            if self.kind == "contacts":
+                contact_create(self.m.mailbox, payload)
+            elif self.kind == "tasks":
+                todo_task_create(self.m.mailbox, payload)
+            else:
+                event_create(self.m.mailbox, payload)
+        else:
+            from sandbox.salesforce.services import sf_records_create
+
+            (r,) = sf_records_create(
+                user=self.m.sf_user, records=[(sm.SOBJECT[self.kind], sm.sf_fields(self.kind, e, ctx, create=True))]
+            )
+            assert r.success, r.errors
+        it.user[side] = self._reread(side, it.n)
+        assert it.user[side] is not None
+        self.logical[it.n] = it
+        self.budget += 1
+        return it.n
+
+    @rule(n=items, side=st.sampled_from(SIDES), data=st.data())
+    def user_updates(self, n, side, data):
+        it = self.logical[n]
+        rec = self.find(side, n)
+        if not self._editable(it, side) or rec is None:
+            return
+        e = data.draw(sm.edits(self.kind), label="fields")
+        self._update(it, side, rec, e)
+
+    def _update(self, it: Logical, side: str, rec: sm.Rec, e: dict) -> None:
+        ctx = self.ctx(it)
+        if side == OUTLOOK:
+            from sandbox.microsoft.services import item_update
+
+            item_update(rec.raw, sm.graph_payload(self.kind, e, ctx, rec.raw.data))
+        else:
+            from sandbox.salesforce.services import sf_records_update
+
+            (r,) = sf_records_update(
+                user=self.m.sf_user, records=[(sm.SOBJECT[self.kind], rec.id, sm.sf_fields(self.kind, e, ctx, create=False))]
+            )
+            assert r.success, r.errors
+        it.user[side] = self._reread(side, it.n)
+        self.budget += 1
+
+    @rule(n=items, side=st.sampled_from(SIDES))
+    def user_deletes(self, n, side):
+        it = self.logical[n]
+        rec = self.find(side, n)
+        if not self._editable(it, side) or rec is None:
+            return
+        if side == OUTLOOK:
+            from sandbox.microsoft.services import item_delete
+
+            item_delete(rec.raw)
+        else:
+            from sandbox.salesforce.services import sf_records_delete
+
+            sf_records_delete(user=self.m.sf_user, ids=[rec.id])
+        self.user_deleted_ids.add(rec.id)
+        it.user[side] = DELETED
+        it.user_deleted.add(side)
+        self.budget += 1
+
+    @rule(n=items, side=st.sampled_from(SIDES))
+    def server_touches(self, n, side):
+        """changeKey / SystemModstamp move, content unchanged (a reminder dismissed, a trigger)."""
+        rec = self.find(side, n)
+        if rec is None:
+            return
+        if side == OUTLOOK:
+            from sandbox.microsoft.services import event_touch
+
+            event_touch(rec.raw)
+        else:
+            from sandbox.salesforce.services import sf_record_touch
+
+            sf_record_touch(user=self.m.sf_user, sobject=sm.SOBJECT[self.kind], record_id=rec.id)
+
+    @precondition(lambda self: self.kind == "calendar")
+    @rule(days=st.integers(1, 9))
+    def window_moves(self, days):
+        """Time passes: the calendar window (whole UTC days) rolls forward and its delta chain with it."""
+        left = MAX_CLOCK_DAYS - self.offset.days
+        self.offset += dt.timedelta(days=min(days, max(left, 0)))
+
+    @precondition(lambda self: self.kind == "calendar")
+    @rule(n=items)
+    def user_moves_event_out_of_window(self, n):
+        """Out of the window is not a delete (I10): the pair is kept and parked."""
+        it = self.logical[n]
+        rec = self.find(OUTLOOK, n)
+        if not self._usable(it) or rec is None or self.find(SALESFORCE, n) is None:
+            return
+        self._update(it, OUTLOOK, rec, {"when": (24 * 500, 60)})
+        it.parked = True
+
+    @rule()
+    def delta_token_invalidated(self):
+        """Exchange forgets the mailbox's sync state: outstanding delta links answer 410 (I13)."""
+        from sandbox.microsoft.services import mailbox_sync_reset
+
+        mailbox_sync_reset(self.m.mailbox)
+        self.reset_pending = True
+
+    @rule(side=st.sampled_from(SIDES), kind=st.sampled_from(FAULT_KINDS), where=st.sampled_from(["read", "write"]))
+    def fault_for_next_sync(self, side, kind, where):
+        if kind == "lost_response":
+            where = "write"  # an answer lost after a committed write
+        if len(self.pending_faults) < 2:
+            self.pending_faults.append((side, kind, where))
+
+    # ------------------------------------------------------------ sync rules
+    @rule()
+    def sync(self):
+        faulted = bool(self.pending_faults)
+        self._run_once(faults=True)
+        if faulted:
+            self._quiesce_and_check()
+
+    @rule()
+    def sync_crashing_before_local_commit(self):
+        """Fault injection into our own code: the engine dies right after its remote
+        writes succeeded and before it records them. `Applier._finish` is the one
+        step that writes the remote ids/versions and snapshots of a batch into the
+        link table (apply.py); raising on entry leaves the remote writes done and
+        the links pending, exactly as a killed worker would. (Unlike a real crash,
+        run_sync's `finally` still releases the lease; a dead worker's lease expires.)"""
+        from syncengine.engine.apply import Applier
+
+        def crash(applier, decisions):
+            raise InjectedCrash()
+
+        with mock.patch.object(Applier, "_finish", crash), suppress(InjectedCrash):
+            self._run_once(faults=False)
+        self.budget += 2
+        self._quiesce_and_check()
+
+    @rule(n=items, side=st.sampled_from(SIDES), data=st.data())
+    def sync_with_edit_before_cursor_save(self, n, side, data):
+        """A user edit lands after the run read both sides and applied, before it saves
+        its cursors (hooked into `_Run._advance`, our code, to hit that moment). The
+        next run must still see the edit (I12)."""
+        from syncengine.engine.run import _Run
+
+        it = self.logical[n]
+        e = data.draw(sm.edits(self.kind), label="fields")
+        real = _Run._advance
+        machine = self
+
+        def advance(run, fetched):
+            rec = machine.find(side, n)
+            if machine._editable(it, side) and rec is not None:
+                machine._update(it, side, rec, e)
+            return real(run, fetched)
+
+        with mock.patch.object(_Run, "_advance", advance):
+            self._run_once(faults=False)
+        self._quiesce_and_check()
+
+    # ------------------------------------------------------------ running
+    def _run(self, *, force_delete=False):
+        from syncengine.engine.run import run_sync
+
+        return run_sync(self.m.membership, self.kind, "auto", policy=self.policy(), force_delete=force_delete)
+
+    @contextmanager
+    def _spy(self):
+        """Every request the engine sends, for the conditional-write check (I17)."""
+        from sandbox.transport import SandboxAdapter
+
+        sent = []
+        real = SandboxAdapter.send
+
+        def send(adapter, request, *a, **kw):
+            sent.append((request.method, request.url, dict(request.headers), request.body))
+            return real(adapter, request, *a, **kw)
+
+        with mock.patch.object(SandboxAdapter, "send", send):
+            yield sent
+
+    def _run_once(self, *, faults: bool):
+        before = self._side_counts()
+        missing_before = {s: self._missing_on(s) for s in SIDES}
+        if faults:
+            for side, kind, where in self.pending_faults:
+                path, method = FAULT_PATHS[(side, where)]
+                fault_add(side=side, kind=kind, path_pattern=path, method=method, count=1, retry_after=0)
+                self.budget += 2
+            self.pending_faults = []
+        try:
+            with self._spy() as sent:
+                result = self._run()
+        finally:
+            faults_clear()
+        self.writes_total += result.counts.writes
+        self._assert_conditional_writes(sent)  # I17
+        self._check_always(result, before, missing_before)
+        self._observe()
+        if result.status == "stopped" and "Stopped before deleting" in result.message:
+            # I11: the guard stopped the run and deleted nothing; the user confirms.
+            assert result.counts.deleted == {OUTLOOK: 0, SALESFORCE: 0}, result.as_dict()
+            forced = self._run(force_delete=True)
+            self.writes_total += forced.counts.writes
+            self._observe()
+            result = forced
+        if self.reset_pending and result.status == "succeeded":
+            self.reset_pending = False
+        return result
+
+    def _side_counts(self) -> dict:
+        return {s: len(self.live(s)) for s in SIDES}
+
+    def _missing_on(self, side: str) -> int:
+        present = {r.n for r in self.live(side)}
+        other = SALESFORCE if side == OUTLOOK else OUTLOOK
+        return len({r.n for r in self.live(other)} - present)
+
+    # ------------------------------------------------------------ oracle upkeep
+    def _observe(self):
+        """After any run: an item whose two sides now show equal content has a new base."""
+        o = {r.n: r for r in self.live(OUTLOOK)}
+        s = {r.n: r for r in self.live(SALESFORCE)}
+        for n, it in self.logical.items():
+            if it.dead or it.parked or it.detached:
+                continue
+            if n in o and n in s and o[n].proj == s[n].proj:
+                self._no_silent_loss(it, o[n].proj, o[n].id)  # I5
+                it.base = o[n].proj
+                it.user = {OUTLOOK: None, SALESFORCE: None}
+
+    def _lost_values(self, outlook_id: str) -> list[dict]:
+        from syncengine.models import SyncLink, SyncLogEntry
+
+        keys = list(
+            SyncLink.objects.filter(membership=self.m.membership, kind=self.kind, outlook_id=outlook_id)
+            .values_list("link_key", flat=True)
+        )
+        out = []
+        for detail in SyncLogEntry.objects.filter(link_key__in=keys, level="warning").values_list("detail", flat=True):
+            for c in (detail or {}).get("conflicts") or ():
+                out.append(c.get("lost") or {})
+        return out
+
+    def _no_silent_loss(self, it: Logical, now: dict, outlook_id: str) -> None:
+        """I5: each field the user changed on a side since the last agreement is
+        either in the agreed content or logged as a conflict loser."""
+        if it.base is None:
+            return
+        lost = None
+        for side in SIDES:
+            mine = it.user[side]
+            if not isinstance(mine, dict):
+                continue
+            for f, v in mine.items():
+                if v == it.base.get(f) or now.get(f) == v:
+                    continue
+                lost = self._lost_values(outlook_id) if lost is None else lost
+                assert any(f in x and x[f] == v for x in lost), (
+                    f"I5: the {side} edit {f}={v!r} of item ~{it.n} vanished without a conflict entry; "
+                    f"now {now.get(f)!r}, base {it.base.get(f)!r}"
+                )
+
+    # ------------------------------------------------------------ always
+    def _check_always(self, result, before, missing_before):
+        from syncengine.models import SyncLink
+
+        assert result.status in ("succeeded", "failed", "stopped"), result.as_dict()
+        recs = {s: self.live(s) for s in SIDES}
+        for side in SIDES:
+            by_n = defaultdict(list)
+            by_key = defaultdict(list)
+            for r in recs[side]:
+                assert r.n is not None, f"a {side} record without a marker: {r.proj}"
+                by_n[r.n].append(r.id)
+                if r.key:
+                    by_key[r.key].append(r.id)
+            # I3: one live record per logical item and per link key, even after lost answers and crashes.
+            assert all(len(v) == 1 for v in by_n.values()), f"I3 duplicate on {side}: {dict(by_n)}"
+            assert all(len(v) == 1 for v in by_key.values()), f"I3/I19 key used twice on {side}: {dict(by_key)}"
+            # I6: what was confirmed gone stays gone, whatever touches, replays or resets happened.
+            dead = {n for n, it in self.logical.items() if it.dead}
+            assert not (set(by_n) & dead), f"I6 resurrected on {side}: {sorted(set(by_n) & dead)}"
+            # I13: a run creates only what the other side has and this side lacks (no re-create after a 410).
+            assert result.counts.created[side] <= missing_before[side], (
+                f"I13 {side}: created {result.counts.created[side]}, only {missing_before[side]} missing"
+            )
+        # I10/I11: the engine deletes on a side only what the user deleted on the other side
+        # (never because of an error, an empty answer or an out-of-window move).
+        for side in SIDES:
+            other = SALESFORCE if side == OUTLOOK else OUTLOOK
+            gone = sm.o_records(self.m.mailbox, self.kind, deleted=True) if side == OUTLOOK else sm.s_records(
+                self.m.sf_user, self.kind, deleted=True
+            )
+            for r in gone:
+                if r.id in self.user_deleted_ids:
+                    continue
+                it = self.logical.get(r.n)
+                assert it is not None and other in it.user_deleted, (
+                    f"I10/I11: the engine deleted ~{r.n} on {side} though nobody deleted it on {other}"
+                )
+                assert self.policy().deletes_to(side), f"I6: ~{r.n} deleted on {side} against the policy"
+                assert not it.parked, f"I10: the out-of-window item ~{r.n} was deleted on {side}"
+        # I3/I19: links are 1-to-1 (database constraints) and every key names exactly one link.
+        links = list(SyncLink.objects.filter(membership=self.m.membership, kind=self.kind))
+        for attr in ("outlook_id", "sf_id", "link_key"):
+            values = [getattr(lk, attr) for lk in links if getattr(lk, attr)]
+            assert len(values) == len(set(values)), f"I3 two links share an {attr}"
+        keys = {str(lk.link_key) for lk in links}
+        for side in SIDES:
+            for r in recs[side]:
+                assert r.key is None or r.key in keys, f"I19 a {side} record carries a key no link has: {r.key}"
+
+    def _assert_conditional_writes(self, sent) -> None:
+        """I17: no Graph update or delete of an existing item goes out without If-Match."""
+        item_path = re.compile(r"/me/(events|contacts|todo/lists/[^/]+/tasks)/[^/?]+$")
+        for method, url, headers, body in sent:
+            if "graph." not in url:
+                continue
+            if method == "POST" and url.split("?")[0].endswith("$batch"):
+                batch = json.loads(body or b"{}")
+                for req in batch.get("requests", ()):
+                    if req.get("method") in ("PATCH", "DELETE") and item_path.search(req.get("url", "").split("?")[0]):
+                        hdr = {k.lower() for k in (req.get("headers") or {})}
+                        assert "if-match" in hdr, f"I17 unconditional {req['method']} {req['url']}"
+            elif method in ("PATCH", "DELETE") and item_path.search(url.split("?")[0]):
+                assert any(k.lower() == "if-match" for k in headers), f"I17 unconditional {method} {url}"
+
+    @invariant()
+    def links_point_at_items_of_this_member(self):
+        """I14 (cheap form): links of this member and kind only; nothing pending forever."""
+        from syncengine.models import SyncLink
+
+        assert SyncLink.objects.exclude(membership=self.m.membership).count() == 0
+
+    # ------------------------------------------------------------ quiescence
+    def _quiesce_and_check(self):
+        """Fault-free runs until one writes nothing (≤ QUIET_RUNS, I9), then the quiescent invariants."""
+        for _ in range(QUIET_RUNS):
+            result = self._run_once(faults=False)
+            assert result.status == "succeeded", f"I9: a fault-free run did not succeed: {result.as_dict()}"
+            if result.counts.writes == 0 and result.counts.errors == {OUTLOOK: 0, SALESFORCE: 0}:
+                break
+        else:
+            raise AssertionError(f"I8/I9: still writing after {QUIET_RUNS} fault-free runs: {result.as_dict()}")
+        self._check_converged()
+        self._check_idempotent()
+
+    def _check_converged(self):
+        from syncengine.models import SyncLink
+
+        policy = self.policy()
+        o = {r.n: r for r in self.live(OUTLOOK)}
+        s = {r.n: r for r in self.live(SALESFORCE)}
+        links = {lk.outlook_id: lk for lk in SyncLink.objects.filter(membership=self.m.membership, kind=self.kind)}
+        by_sf = {lk.sf_id: lk for lk in links.values() if lk.sf_id}
+        for n, it in self.logical.items():
+            if it.dead:
+                assert n not in o and n not in s, f"I6 ~{n} came back"
+                continue
+            if it.parked:
+                # I10: out of the window, still on both sides, linked, never deleted.
+                assert n in o and n in s, f"I10 the parked event ~{n} lost a side"
+                lk = links.get(o[n].id)
+                assert lk is not None and lk.sf_id == s[n].id and lk.state == "out_of_scope", (
+                    f"I10 parked ~{n}: link {lk and (lk.sf_id, lk.state)}"
+                )
+                continue
+            if it.detached:
+                # I6: kept where it lives, never copied back to the side it was deleted on.
+                gone = SALESFORCE if it.detached == OUTLOOK else OUTLOOK
+                assert n not in (o if gone == OUTLOOK else s), f"I6 the deleted ~{n} came back on {gone}"
+                if n not in (o if it.detached == OUTLOOK else s):
+                    it.dead = True  # the user deleted the other copy too
+                continue
+            want, where = it.expected(self.kind, policy)
+            if where == "gone":
+                # I6: deleted on one side and untouched on the other → gone on both (and stays gone).
+                assert n not in o and n not in s, f"I6 ~{n} should be gone: outlook {n in o}, salesforce {n in s}"
+                it.dead = True
+                continue
+            if where != "both":
+                # The policy keeps this side's copy of an item deleted on the other (I6: "unless policy says so").
+                here, there = (o, s) if where == OUTLOOK else (s, o)
+                assert n in here and n not in there, f"I6 ~{n}: kept on {where}? {n in here}; copied back? {n in there}"
+                assert here[n].proj == want, f"I5 ~{n} kept copy changed: {here[n].proj} != {want}"
+                it.detached = where
+                continue
+            # I1 + I5 + I7: both sides hold the oracle's content (merge / winner / modify beats delete).
+            assert n in o and n in s, f"I1/I7 ~{n} missing: outlook {n in o}, salesforce {n in s}; want {want}"
+            assert o[n].proj == s[n].proj, f"I1 ~{n} differs:\n O {o[n].proj}\n S {s[n].proj}"
+            assert o[n].proj == want, f"I1/I5 ~{n} is not what the users wrote:\n got  {o[n].proj}\n want {want}"
+            # I4: linked 1-to-1 to exactly these two records, synced, snapshot = content.
+            lk = links.get(o[n].id)
+            assert lk is not None and lk.sf_id == s[n].id, f"I4 ~{n} not linked to its pair"
+            assert by_sf.get(s[n].id) is lk
+            assert lk.state == "synced", f"I4 ~{n} link state {lk.state}"
+            assert lk.snapshot == want, f"I1 ~{n} snapshot {lk.snapshot} != content {want}"
+        # I4: nothing live is unaccounted for, and no live link points at a missing item.
+        live_links = [lk for lk in links.values() if lk.state not in ("tombstoned",)]
+        detached = {n for n, it in self.logical.items() if it.detached and not it.dead}
+        o = {n: r for n, r in o.items() if n not in detached}
+        s = {n: r for n, r in s.items() if n not in detached}
+        o_ids = {r.id for r in o.values()}
+        s_ids = {r.id for r in s.values()}
+        for lk in live_links:
+            assert lk.outlook_id in o_ids and lk.sf_id in s_ids, (
+                f"I4 link {lk.link_key} ({lk.state}) points at a missing item"
+            )
+        assert len(live_links) == len(o) == len(s), f"I3/I4 {len(live_links)} links, {len(o)} / {len(s)} records"
+
+    def _check_idempotent(self):
+        """I2 + I8 + I18: server touches and one more run change nothing; a quiet run costs one change query per side."""
+        from syncengine.models import SyncLink
+
+        def snap():
+            return sorted(
+                SyncLink.objects.filter(membership=self.m.membership, kind=self.kind).values_list(
+                    "link_key", "outlook_id", "sf_id", "snapshot_hash", "state", "outlook_change_key", "sf_modstamp"
+                )
+            )
+
+        # I8: touches on every item of both sides (new changeKey / SystemModstamp, same content).
+        for side in SIDES:
+            for rec in self.live(side):
+                self.server_touches(rec.n, side)
+        touched = self._run_once(faults=False)
+        assert touched.counts.writes == 0, f"I8 server touches caused writes: {touched.as_dict()}"
+        before = snap()
+        api_counts_reset()
+        quiet = self._run_once(faults=False)
+        assert quiet.counts.writes == 0, f"I2 a quiet run wrote: {quiet.as_dict()}"
+        # I2: the touched versions were adopted by the previous run; this one leaves links as they are.
+        assert snap() == before, "I2 a quiet run changed the link table"
+        calls = {
+            k: v
+            for k, v in api_counts_by_family().items()
+            if not k[1].startswith("identity-") and "oauth" not in k[1] and "token" not in k[1]
+        }
+        per_side = {s: sum(v for k, v in calls.items() if k[0] == s) for s in SIDES}
+        # I18: bounded work; a quiet run is one change query per side.
+        assert per_side == {OUTLOOK: 1, SALESFORCE: 1}, f"I18 quiet run cost {calls}"
+        # I8/I18: writes stay bounded by what users and faults caused.
+        assert self.writes_total <= 4 * self.budget + 4, (
+            f"I8 {self.writes_total} writes for {self.budget} user actions and faults"
+        )
+
+
+def test_sync_state_machine(member):
+    SyncMachine.member = member
+    try:
+        run_state_machine_as_test(SyncMachine, settings=SM_SETTINGS)
+    finally:
+        SyncMachine.member = None
