@@ -124,9 +124,12 @@ def _throttle(mailbox: Mailbox) -> None:
     start = mailbox.throttle_window_start
     if start is None or moment - start >= THROTTLE_WINDOW:
         Mailbox.objects.filter(pk=mailbox.pk).update(throttle_window_start=moment, throttle_count=1)
+        # The inner requests of one $batch share this object: keep it current.
+        mailbox.throttle_window_start, mailbox.throttle_count = moment, 1
         return
     Mailbox.objects.filter(pk=mailbox.pk).update(throttle_count=F("throttle_count") + 1)
-    if mailbox.throttle_count + 1 > THROTTLE_LIMIT:
+    mailbox.throttle_count += 1
+    if mailbox.throttle_count > THROTTLE_LIMIT:
         wait = max(1, int((start + THROTTLE_WINDOW - moment).total_seconds()) + 1)
         raise GraphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
                          {"Retry-After": str(wait)})
@@ -146,7 +149,8 @@ def graph_api(func):
     @wraps(func)
     def wrapper(request, *args, **kwargs):
         try:
-            mailbox = _authenticate(request)
+            # An inner $batch request arrives with the mailbox its batch authenticated.
+            mailbox = getattr(request, "sandbox_mailbox", None) or _authenticate(request)
             _throttle(mailbox)
             base = _base(request)
             prefer = _parse_prefer(request.META.get("HTTP_PREFER", ""))
@@ -546,7 +550,7 @@ def _inner_dispatch(request: WSGIRequest) -> HttpResponse:
 @csrf_exempt
 def batch(request):
     try:
-        _authenticate(request)
+        mailbox = _authenticate(request)
         payload = json.loads(request.body or b"{}")
         requests_ = payload["requests"]
         if not isinstance(requests_, list):
@@ -568,6 +572,14 @@ def batch(request):
         for dep in r.get("dependsOn") or []:
             if str(dep).lower() not in ids:
                 return graph_error(400, "BadRequest", f"Request dependsOn an unknown id '{dep}'.")
+    with transaction.atomic(using="sandbox"):
+        # One commit per batch; each inner request is a savepoint, so one
+        # inner failure still leaves its siblings' writes in place.
+        responses = _batch_run(request, mailbox, requests_)
+    return _json({"responses": responses})
+
+
+def _batch_run(request, mailbox: Mailbox, requests_: list) -> list[dict]:
     statuses: dict[str, int] = {}
     responses = []
     for r in requests_:
@@ -579,7 +591,9 @@ def batch(request):
                               "body": {"error": {"code": "FailedDependency",
                                                  "message": "The dependent request failed."}}})
             continue
-        inner = _inner_dispatch(_inner_request(request, r["method"], r["url"], r.get("headers") or {}, r.get("body")))
+        inner_request = _inner_request(request, r["method"], r["url"], r.get("headers") or {}, r.get("body"))
+        inner_request.sandbox_mailbox = mailbox  # authenticated once for the whole batch
+        inner = _inner_dispatch(inner_request)
         statuses[rid.lower()] = inner.status_code
         entry = {"id": rid, "status": inner.status_code,
                  "headers": {k: v for k, v in inner.items() if k.lower() not in ("content-length",)}}
@@ -589,4 +603,4 @@ def batch(request):
             except ValueError:
                 entry["body"] = inner.content.decode(errors="replace")
         responses.append(entry)
-    return _json({"responses": responses})
+    return responses
