@@ -21,7 +21,7 @@ from datetime import datetime
 from django.db import transaction
 
 from ..models import LinkState, SyncLink
-from .kinds import CONTACTS, TASKS, outlook_body, sf_body
+from .kinds import CALENDAR, CONTACTS, TASKS, outlook_body, relate_event_contacts, sf_body
 from .mapping import canonical_hash
 from .records import OUTLOOK, SALESFORCE, Counts, Decision, EnginePolicy
 from .remote import OutlookSide, SalesforceSide, WriteResult
@@ -126,10 +126,10 @@ class Applier:
             if new_links:
                 SyncLink.objects.bulk_create(new_links)
             changed = [lk for lk in self._links.values() if lk.pk and getattr(lk, "_dirty", False)]
-            if changed:
-                SyncLink.objects.bulk_update(changed, _LINK_FIELDS)
-                for lk in changed:
-                    lk._dirty = False
+            # An echo run records every link it read: one prepared UPDATE, not bulk_update.
+            _save_links(changed)
+            for lk in changed:
+                lk._dirty = False
 
     # ------------------------------------------------------------------ intent
     def _with_intent(self, decisions: Sequence[Decision]) -> None:
@@ -181,8 +181,7 @@ class Applier:
                     # The intended content: a resumed create compares against it.
                     link.snapshot = d.result.projection()
                     link.snapshot_hash = canonical_hash(d.result)
-            if changed:
-                SyncLink.objects.bulk_update(changed, _LINK_FIELDS)
+            _save_links(changed)
             if new_links:
                 SyncLink.objects.bulk_create(new_links)
 
@@ -282,9 +281,41 @@ class Applier:
             bodies.append(body)
         if self.kind == CONTACTS:
             self._resolve_accounts(group, bodies)
+        if self.kind == CALENDAR:
+            self._relate_contacts(op, group, bodies)
         if op == "create":
             return _guard(lambda: self.sf.create_many(bodies), len(group))
         return _guard(lambda: self.sf.update_many(bodies), len(group))
+
+    def _relate_contacts(self, op: str, group: list[Decision], bodies: list[dict]) -> None:
+        """Attendee e-mails → the Event's WhoId (see kinds.relate_event_contacts)."""
+        from connections import errors
+
+        from .kinds import member_addresses
+
+        if not any(getattr(d.result, "attendees", ()) for d in group):
+            return
+        sf_ids = [self._links[d.link_key].sf_id for d in group] if op == "update" else None
+        try:
+            notes = relate_event_contacts(
+                self.sf,
+                [d.result for d in group],
+                bodies,
+                own=member_addresses(self.membership),
+                sf_ids=sf_ids,
+            )
+        except (errors.AuthError, errors.RequestLimitExceeded):
+            raise
+        except errors.RemoteError as exc:
+            notes = [
+                f"Contact lookup failed ({exc}): event saved without relating a Contact."
+                if getattr(d.result, "attendees", ())
+                else ""
+                for d in group
+            ]
+        for d, note in zip(group, notes, strict=True):
+            if note:
+                self.out.note("info", d, note)
 
     def _resolve_accounts(self, group: list[Decision], bodies: list[dict]) -> None:
         names = {d.result.company for d in group if d.result.company}

@@ -263,6 +263,76 @@ def sf_item(
     )
 
 
+# ---------------------------------------------------------------- attendees → WhoId
+
+
+def member_addresses(membership) -> frozenset[str]:
+    """The member's own addresses: never the Contact an event is about."""
+    from connections.selectors import connection_for
+
+    out = {(membership.user.email or "").lower()}
+    for provider in ("microsoft", "salesforce"):
+        conn = connection_for(membership, provider)
+        name = (getattr(conn, "account_name", "") or "").lower() if conn else ""
+        if "@" in name:
+            out.add(name)
+    return frozenset(a for a in out if a)
+
+
+def relate_event_contacts(
+    sf: Any,
+    records: list[Any],
+    bodies: list[dict],
+    *,
+    own: frozenset[str],
+    sf_ids: list[str | None] | None = None,
+) -> list[str]:
+    """Put the first attendee's matching Contact on each Event body as ``WhoId``.
+
+    Attendees come from Outlook only (the organizer and the member left out)
+    and are looked up among the member's Contacts by any of their e-mails, in
+    one query for the whole batch. ``sf_ids`` (updates): an Event that already
+    has a WhoId keeps it — whoever set it, we never replace or clear it.
+    Returns a log note per item ("" when there is nothing to say).
+    """
+    wanted = [
+        [a for a in getattr(rec, "attendees", ()) if a and a not in own]
+        if not getattr(rec, "is_private", False)
+        else []
+        for rec in records
+    ]
+    notes = [""] * len(records)
+    for i, rec in enumerate(records):
+        if getattr(rec, "is_private", False) and any(
+            a not in own for a in getattr(rec, "attendees", ())
+        ):
+            notes[i] = (
+                "Private event: not related to a Contact (Salesforce relates no private events)."
+            )
+    emails = {a for cands in wanted for a in cands}
+    if not emails:
+        return notes
+    found = sf.contacts_by_email(emails)
+    matches = [next((found[a] for a in cands if a in found), None) for cands in wanted]
+    current: dict[str, str | None] = {}
+    if sf_ids is not None:
+        check = [sid for sid, m in zip(sf_ids, matches, strict=True) if sid and m]
+        current = sf.event_who_ids(check) if check else {}
+    for i, (cands, match, body) in enumerate(zip(wanted, matches, bodies, strict=True)):
+        if not cands:
+            continue
+        if match is None:
+            shown = ", ".join(cands[:5]) + (" …" if len(cands) > 5 else "")
+            notes[i] = (
+                f"No Salesforce Contact with the attendee e-mail {shown}: event left unrelated."
+            )
+            continue
+        if sf_ids is not None and current.get(sf_ids[i] or ""):
+            continue  # a Contact is already related (the user's choice or ours): keep it
+        body["WhoId"] = match
+    return notes
+
+
 # ---------------------------------------------------------------- matching
 
 

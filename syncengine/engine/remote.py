@@ -333,6 +333,45 @@ class SalesforceSide:
                     out.setdefault(row["Name"].casefold(), row["Id"])
         return out
 
+    def contacts_by_email(self, emails: Iterable[str]) -> dict[str, str]:
+        """The member's Contacts by any of their three e-mails (lower-cased) → Contact Id.
+
+        One query per 200 addresses (a batch of events asks once). Where two
+        Contacts share an address, the primary Email wins over the others,
+        then the oldest Id, so the choice does not depend on row order.
+        """
+        emails = sorted({e.lower() for e in emails if e})
+        found: dict[str, tuple[int, str]] = {}
+        fields = ("Email", "LinkPoint_Email2__c", "LinkPoint_Email3__c")
+        for chunk in _chunks(emails, 200):
+            asked = set(chunk)
+            values = ", ".join(_quote(e) for e in chunk)
+            where = " OR ".join(f"{f} IN ({values})" for f in fields)
+            owner = f"OwnerId = {_quote(self.owner_id)} AND " if self.owner_id else ""
+            soql = (
+                f"SELECT Id, {', '.join(fields)} FROM Contact "  # noqa: S608
+                f"WHERE {owner}({where}) ORDER BY Id"
+            )
+            for page in self.client.query_pages(soql):
+                for row in page:
+                    for rank, name in enumerate(fields):
+                        addr = (row.get(name) or "").lower()
+                        if addr in asked and (addr not in found or found[addr][0] > rank):
+                            found[addr] = (rank, row["Id"])
+        return {addr: cid for addr, (_, cid) in found.items()}
+
+    def event_who_ids(self, ids: Sequence[str]) -> dict[str, str | None]:
+        """Current WhoId of Events, so an update never replaces the user's choice."""
+        out: dict[str, str | None] = {}
+        for chunk in _chunks(sorted(set(ids)), 200):
+            soql = (
+                f"SELECT Id, WhoId FROM Event WHERE Id IN ({', '.join(_quote(i) for i in chunk)})"  # noqa: S608
+            )
+            for page in self.client.query_pages(soql):
+                for row in page:
+                    out[row["Id"]] = row.get("WhoId")
+        return out
+
     def create_many(self, bodies: Sequence[dict]) -> list[WriteResult]:
         if not bodies:
             return []

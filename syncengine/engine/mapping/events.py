@@ -46,9 +46,10 @@ canonical value is kept (no tentative → busy rewrite). Sensitivity likewise.
 Reminders are minutes before the start. For all-day events the start is
 midnight of the first day in the member's zone (``time_zone``).
 
-Attendees are read (lower-cased e-mails) so the engine can find the
-Salesforce Contact for ``WhoId``; they are not synced content and ``to_graph``
-never writes them (no invitations are sent to customers).
+Attendees are read (lower-cased e-mails, in Outlook's order, the organizer
+left out) so the engine can find the Salesforce Contact for ``WhoId``; they
+are not synced content and ``to_graph`` never writes them (no invitations are
+sent to customers). Salesforce's ``WhoId`` is never read back into attendees.
 """
 
 from __future__ import annotations
@@ -219,10 +220,19 @@ def from_graph(payload: dict[str, Any]) -> CanonicalEvent:
     reminder = None
     if payload.get("isReminderOn"):
         reminder = int(payload.get("reminderMinutesBeforeStart") or 0)
-    attendees = dedupe(
-        norm_email((a.get("emailAddress") or {}).get("address"))
-        for a in payload.get("attendees") or []
-        if isinstance(a, dict)
+    # The organizer is never the customer the event is about (often it is the
+    # member; when not, it is whoever sent the invitation), so it is left out.
+    organizer = norm_email(
+        ((payload.get("organizer") or {}).get("emailAddress") or {}).get("address")
+    )
+    attendees = tuple(
+        a
+        for a in dedupe(
+            norm_email((a.get("emailAddress") or {}).get("address"))
+            for a in payload.get("attendees") or []
+            if isinstance(a, dict)
+        )
+        if a and a != organizer
     )
     show_as = payload.get("showAs") or "busy"
     if show_as not in SHOW_AS_FROM_GRAPH:
