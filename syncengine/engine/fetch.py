@@ -88,6 +88,10 @@ def _read_round(side, kind, policy, link, window, now, into: Fetched) -> str:
             if payload.get("type") in ("occurrence", "exception") and payload.get("seriesMasterId"):
                 # calendarView lists a series as its occurrences; the series syncs as its master.
                 masters.add(payload["seriesMasterId"])
+                if payload.get("type") == "exception" and kind == CALENDAR:
+                    # A changed occurrence: the planner skips it and logs why.
+                    it = outlook_item(kind, payload, policy, now, container=into.container)
+                    into.outlook[it.id] = it
                 continue
             if "@removed" in payload and kind == CALENDAR:
                 into.removed_unknown.add(payload.get("id") or "")

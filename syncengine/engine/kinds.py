@@ -169,6 +169,27 @@ def outlook_link_key(kind: str, payload: dict) -> str | None:
     return None
 
 
+def exception_reason(payload: dict) -> str:
+    """Why one changed occurrence of an Outlook series is not synced on its own.
+
+    Salesforce event series (Recurrence2) offer no way to change one
+    occurrence through the API: a changed future occurrence changes the whole
+    series, the exception and exclusion flags are read-only, and a series has
+    no id to address its occurrences by (api_fidelity §3.1). Copying the
+    occurrence as a separate single Event would put the meeting on the
+    Salesforce calendar twice (the series still holds the original slot), and
+    this engine never duplicates, so the occurrence is skipped and said so.
+    """
+    subject = (payload.get("subject") or "").strip()[:80] or "(no subject)"
+    original = (payload.get("originalStart") or "")[:16].replace("T", " ")
+    when = f" originally on {original} UTC" if original else ""
+    return (
+        f"the occurrence of “{subject}”{when} was changed on its own in Outlook; Salesforce "
+        "event series cannot hold a changed single occurrence through the API, so the "
+        "Salesforce series keeps that occurrence as the series defines it"
+    )
+
+
 def outlook_item(
     kind: str, payload: dict, policy: EnginePolicy, now: datetime, *, container: str = ""
 ) -> Item:
@@ -181,7 +202,17 @@ def outlook_item(
     ical = payload.get("iCalUId") or ""
     try:
         if kind == CALENDAR:
-            if payload.get("type") in ("occurrence", "exception"):
+            if payload.get("type") == "exception":
+                # No link key: an exception carries its master's extended
+                # properties, and must never be adopted as the series itself.
+                return Item(
+                    side=OUTLOOK,
+                    id=item_id,
+                    version=version,
+                    error=str(MappingError("recurrence", exception_reason(payload))),
+                    container=container,
+                )
+            if payload.get("type") == "occurrence":
                 raise MappingError("recurrence", "occurrences of a series sync with the series")
             if payload.get("isCancelled"):
                 return Item(

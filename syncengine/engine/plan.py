@@ -12,11 +12,13 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Callable, Iterable
+from datetime import date
 from typing import Any
 
 from .mapping import Canonical, canonical_hash, merge3
 from .mapping.contacts import CanonicalContact
 from .mapping.events import CanonicalEvent
+from .mapping.recurrence import CanonicalRecurrence
 from .mapping.tasks import CanonicalTask
 from .match import match_unlinked
 from .records import OUTLOOK, SALESFORCE, Decision, EnginePolicy, Item, LinkView, Write, other
@@ -94,7 +96,8 @@ def decide_linked(
 
     for side in (OUTLOOK, SALESFORCE):
         if st[side] == ERROR:
-            return dec("error", state=link.state, message=items[side].error, writes=(), result=None)
+            action, message = _error_or_skip(items[side].error)
+            return dec(action, state=link.state, message=message, writes=(), result=None)
 
     source = link.one_way_from or ""
     may_write = {x: policy.writes_to(x) and x != source for x in (OUTLOOK, SALESFORCE)}
@@ -221,6 +224,68 @@ def decide_linked(
     return _touch_or_none(dec, link, o, s)
 
 
+def _error_or_skip(error: str) -> tuple[str, str]:
+    """A series Salesforce cannot hold (its pattern, a changed occurrence) is a
+    known limit, skipped with the reason; anything else unmappable is an error."""
+    if error.startswith("recurrence:"):
+        return "skip", "Skipped: " + error.removeprefix("recurrence:").strip()
+    return "error", error
+
+
+def _recurrence_from_json(value: dict | None) -> CanonicalRecurrence | None:
+    if value is None:
+        return None
+    kw = {k: tuple(v) if isinstance(v, list) else v for k, v in value.items()}
+    if kw.get("end_date"):
+        kw["end_date"] = date.fromisoformat(kw["end_date"])
+    return CanonicalRecurrence(**kw)
+
+
+def _sf_series_as_synced(link: LinkView, s: Item | None) -> Item | None:
+    """Salesforce fixes an Event's recurrence when it is created (IsRecurrence2
+    and Recurrence2PatternText cannot be updated, nor a single event turned
+    into a series or back), so a linked Event's recurrence that differs from
+    the snapshot is a change we could not write, not an edit by the user: it
+    reads as the snapshot's. Otherwise a pattern changed in Outlook would come
+    back from Salesforce as the old pattern and revert the user's change."""
+    if s is None or s.record is None or not link.snapshot or "recurrence" not in link.snapshot:
+        return s
+    synced = link.snapshot["recurrence"]
+    if s.record.projection().get("recurrence") == synced:
+        return s
+    try:
+        rec = dataclasses.replace(s.record, recurrence=_recurrence_from_json(synced))
+    except (TypeError, ValueError):
+        return s
+    return dataclasses.replace(s, record=rec, hash=canonical_hash(rec))
+
+
+def _note_fixed_pattern(d: Decision) -> Decision:
+    """Say so when a series' pattern changes and Salesforce cannot follow."""
+    if (
+        d.link is None
+        or d.result is None
+        or not d.link.snapshot
+        or not any(w.side == SALESFORCE and w.op == "update" for w in d.writes)
+    ):
+        return d
+    before = d.link.snapshot.get("recurrence")
+    after = d.result.projection().get("recurrence")
+    if before == after:
+        return d
+    if before is None:
+        why = "the event became a series in Outlook"
+    elif after is None:
+        why = "the series became a single event in Outlook"
+    else:
+        why = "the series' pattern changed in Outlook"
+    note = (
+        f"Warning: {why}, but Salesforce fixes an event's recurrence when it is created, "
+        "so the Salesforce event keeps its old recurrence (other changes were copied)."
+    )
+    return dataclasses.replace(d, message=(d.message + " " if d.message else "") + note)
+
+
 def _touch_or_none(
     dec: Callable[..., Decision], link: LinkView, o: Item | None, s: Item | None
 ) -> Decision | None:
@@ -336,21 +401,27 @@ def decide(
         if only_one_way and not lk.one_way_from:
             continue
         pair = seen.get(lk.link_key, {})
-        d = decide_linked(kind, policy, lk, pair.get(OUTLOOK), pair.get(SALESFORCE))
+        s_item = pair.get(SALESFORCE)
+        if kind == "calendar":
+            s_item = _sf_series_as_synced(lk, s_item)
+        d = decide_linked(kind, policy, lk, pair.get(OUTLOOK), s_item)
         if d is not None:
+            if kind == "calendar":
+                d = _note_fixed_pattern(d)
             decisions.append(d)
 
     for side in (OUTLOOK, SALESFORCE):
         for it in unlinked[side].values():
             if it.error and it.in_scope:
+                action, message = _error_or_skip(it.error)
                 decisions.append(
                     Decision(
                         link_key="",
-                        action="error",
+                        action=action,
                         outlook=it if side == OUTLOOK else None,
                         sf=it if side == SALESFORCE else None,
                         state="error",
-                        message=it.error,
+                        message=message,
                     )
                 )
 

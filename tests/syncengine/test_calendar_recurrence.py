@@ -1,0 +1,223 @@
+"""Recurring series through the sandbox: what a user sees on either side.
+
+Series map to series where both sides can express the pattern; what
+Salesforce cannot hold (an unbounded series, a changed single occurrence, a
+pattern changed after creation) is skipped or kept, with a log entry saying why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from syncengine.engine.run import run_sync
+from syncengine.models import SyncLink, SyncLogEntry
+
+from .conftest import SANDBOX_DBS
+
+pytestmark = pytest.mark.django_db(databases=SANDBOX_DBS, transaction=True)
+
+FMT = "%Y-%m-%dT%H:%M:%S"
+
+
+def _monday(weeks_ahead: int = 1) -> dt.datetime:
+    today = timezone.now().astimezone(dt.UTC).replace(hour=9, minute=0, second=0, microsecond=0)
+    return today + dt.timedelta(days=(7 - today.weekday()) % 7 + 7 * weeks_ahead)
+
+
+def _o_series(member, subject, start, *, rng=None, days=("monday",)):
+    from sandbox.microsoft.services import event_create
+
+    end = start + dt.timedelta(minutes=30)
+    item, _ = event_create(
+        member.mailbox,
+        {
+            "subject": subject,
+            "start": {"dateTime": start.strftime(FMT), "timeZone": "UTC"},
+            "end": {"dateTime": end.strftime(FMT), "timeZone": "UTC"},
+            "recurrence": {
+                "pattern": {
+                    "type": "weekly",
+                    "interval": 1,
+                    "daysOfWeek": list(days),
+                    "firstDayOfWeek": "sunday",
+                },
+                "range": rng
+                or {
+                    "type": "numbered",
+                    "startDate": start.date().isoformat(),
+                    "numberOfOccurrences": 6,
+                },
+            },
+        },
+    )
+    return item
+
+
+def _sync(member):
+    result = run_sync(member.membership, "calendar", "manual")
+    assert result.status == "succeeded", result.message
+    return result
+
+
+def _messages(result) -> list[str]:
+    return list(SyncLogEntry.objects.filter(run_id=result.run_id).values_list("message", flat=True))
+
+
+def test_outlook_series_becomes_a_salesforce_series_and_back(member):
+    start = _monday()
+    _o_series(member, "Weekly pipeline review", start, days=("monday", "thursday"))
+    first = _sync(member)
+    assert first.counts.created["salesforce"] == 1
+    (row,) = member.sf("Event")
+    assert row["IsRecurrence2"] is True
+    assert (
+        row["Recurrence2PatternText"] == "RRULE:FREQ=WEEKLY;BYDAY=MO,TH;WKST=SU;INTERVAL=1;COUNT=6"
+    )
+    assert _sync(member).counts.writes == 0
+
+    # A series made in Salesforce arrives in Outlook as a series with the same pattern.
+    sf_start = start + dt.timedelta(days=1, hours=5)
+    member.sf_create(
+        "Event",
+        Subject="Monthly board call",
+        StartDateTime=sf_start.strftime(FMT) + ".000+0000",
+        DurationInMinutes=60,
+        IsRecurrence2=True,
+        Recurrence2PatternText="RRULE:FREQ=MONTHLY;BYDAY=TU;BYSETPOS=1;INTERVAL=1;COUNT=4",
+    )
+    assert _sync(member).counts.created["outlook"] == 1
+    board = next(e for e in member.events_o() if e.data["subject"] == "Monthly board call")
+    assert board.event_type == "seriesMaster"
+    assert board.data["recurrence"]["pattern"] == {
+        "type": "relativeMonthly",
+        "interval": 1,
+        "daysOfWeek": ["tuesday"],
+        "index": "first",
+    }
+    assert board.data["recurrence"]["range"]["numberOfOccurrences"] == 4
+    assert _sync(member).counts.writes == 0
+
+
+def test_pattern_salesforce_cannot_hold_is_skipped_with_the_reason(member):
+    start = _monday()
+    _o_series(
+        member,
+        "Standup forever",
+        start,
+        rng={"type": "noEnd", "startDate": start.date().isoformat()},
+    )
+    member.sf_create(
+        "Event",
+        Subject="Last day of the month",
+        StartDateTime=(start + dt.timedelta(hours=6)).strftime(FMT) + ".000+0000",
+        DurationInMinutes=30,
+        IsRecurrence2=True,
+        Recurrence2PatternText="RRULE:FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=3",
+    )
+    result = _sync(member)
+    assert result.counts.created == {"outlook": 0, "salesforce": 0}
+    assert result.counts.errors == {"outlook": 0, "salesforce": 0}
+    assert result.counts.skipped == 2
+    messages = _messages(result)
+    assert any(
+        m.startswith("Skipped:") and "without an end date cannot be represented in Salesforce" in m
+        for m in messages
+    ), messages
+    assert any(
+        m.startswith("Skipped:") and "cannot be expressed in Outlook" in m for m in messages
+    ), messages
+    # Nothing was copied either way, and nothing is linked.
+    assert [r["Subject"] for r in member.sf("Event")] == ["Last day of the month"]
+    assert [e.data["subject"] for e in member.events_o()] == ["Standup forever"]
+    assert not SyncLink.objects.exists()
+
+
+def test_changed_occurrence_is_skipped_with_the_reason_and_never_duplicated(member):
+    from sandbox.microsoft.services import occurrence_update
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    second = start + dt.timedelta(days=7)
+    moved = second + dt.timedelta(hours=2)
+    occurrence_update(
+        master,
+        second,
+        {
+            "subject": "Team sync (moved)",
+            "start": {"dateTime": moved.strftime(FMT), "timeZone": "UTC"},
+            "end": {
+                "dateTime": (moved + dt.timedelta(minutes=30)).strftime(FMT),
+                "timeZone": "UTC",
+            },
+        },
+    )
+    result = _sync(member)
+    assert result.counts.writes == 0
+    (note,) = [m for m in _messages(result) if "changed on its own" in m]
+    assert "“Team sync (moved)” originally on " + second.strftime("%Y-%m-%d %H:%M") in note
+    assert "Salesforce event series cannot hold a changed single occurrence" in note
+    # Still exactly one Salesforce series with its pattern, no single copy.
+    (row,) = member.sf("Event")
+    assert row["Subject"] == "Team sync" and row["IsRecurrence2"] is True
+    assert _sync(member).counts.writes == 0
+
+
+def test_cancelled_occurrence_neither_deletes_nor_changes_the_salesforce_series(member):
+    from sandbox.microsoft.services import occurrence_delete
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    occurrence_delete(master, start + dt.timedelta(days=7))
+    result = _sync(member)
+    assert result.counts.writes == 0
+    (row,) = member.sf("Event")
+    assert row["Subject"] == "Team sync"
+    assert SyncLink.objects.get().state == "synced"
+
+
+def test_pattern_change_in_outlook_keeps_the_salesforce_series_and_warns(member):
+    from sandbox.microsoft.services import item_update
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    (row,) = member.sf("Event")
+    old_rule = row["Recurrence2PatternText"]
+    new_recurrence = {
+        "pattern": {
+            "type": "weekly",
+            "interval": 2,
+            "daysOfWeek": ["monday"],
+            "firstDayOfWeek": "sunday",
+        },
+        "range": {
+            "type": "numbered",
+            "startDate": start.date().isoformat(),
+            "numberOfOccurrences": 3,
+        },
+    }
+    item_update(master, {"subject": "Team sync (fortnightly)", "recurrence": new_recurrence})
+
+    result = _sync(member)
+    assert result.counts.updated == {"outlook": 0, "salesforce": 1}
+    (row,) = member.sf("Event")
+    assert row["Subject"] == "Team sync (fortnightly)"
+    assert row["Recurrence2PatternText"] == old_rule  # Salesforce cannot change it
+    (warning,) = [
+        m for m in _messages(result) if "Warning: the series' pattern changed in Outlook" in m
+    ]
+    assert "keeps its old recurrence" in warning
+
+    # The user's new pattern is never reverted from Salesforce's old one, and it goes quiet.
+    for _ in range(2):
+        assert _sync(member).counts.writes == 0
+    (o,) = member.events_o()
+    assert o.data["recurrence"]["pattern"]["interval"] == 2
+    assert o.data["recurrence"]["range"]["numberOfOccurrences"] == 3
+    link = SyncLink.objects.get()
+    assert link.state == "synced" and link.sf_id == row["Id"]
