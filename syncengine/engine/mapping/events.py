@@ -50,6 +50,12 @@ Attendees are read (lower-cased e-mails, in Outlook's order, the organizer
 left out) so the engine can find the Salesforce Contact for ``WhoId``; they
 are not synced content and ``to_graph`` never writes them (no invitations are
 sent to customers). Salesforce's ``WhoId`` is never read back into attendees.
+The engine (``kinds.relate_event_contacts``) looks the attendees up among the
+member's Contacts (any of their three e-mails, one query per batch) and sets
+the first match as ``WhoId`` on create, and on update only while the Event has
+none: a WhoId the user chose is never replaced or cleared. Because attendees
+are not content, an attendee-only edit in Outlook writes nothing; the next
+content change brings the relation. Private events are never related.
 """
 
 from __future__ import annotations

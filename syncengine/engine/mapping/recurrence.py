@@ -23,6 +23,29 @@ refused: Salesforce series are materialized occurrence by occurrence and its
 RRULE subset bounds them by UNTIL or COUNT (api_fidelity §3.1); an unbounded
 series cannot be represented faithfully, so it is skipped, not silently cut.
 
+What Salesforce cannot hold of a series, and what the engine does about it
+(decided with the sandbox's Salesforce, which like the real API stores a
+series as one Event with fixed ``IsRecurrence2``/``Recurrence2PatternText``
+and offers no child occurrences to address):
+
+- A changed single occurrence in Outlook (``type: exception``, keyed by its
+  series and ``originalStart``) is skipped, with a log entry naming the
+  occurrence and the reason: Salesforce cannot change one occurrence through
+  the API (a changed future occurrence changes the whole series, the
+  exception/exclusion flags are read-only). A separate single Event would
+  show the meeting twice in Salesforce (the series keeps the original slot).
+- A cancelled occurrence arrives as a bare ``@removed`` id: the engine reads
+  the series back, finds it still there and changes nothing; Salesforce keeps
+  the occurrence (its RRULE subset has no EXDATE).
+- A pattern changed in Outlook after the series exists (or a single event
+  turned into a series, or back) cannot reach Salesforce: the other fields
+  are copied, the Salesforce series keeps its pattern, the run log says so,
+  and the link keeps pointing at the same Event. Re-creating the series was
+  rejected: deleting a Salesforce series deletes its past occurrences too —
+  the activity history the CRM exists for — and the Contact/Account relations
+  users set on it. The planner reads a linked Event's recurrence as the
+  synced one, so the old pattern never flows back into Outlook.
+
 RRULEs are written in the order Salesforce normalizes them to (FREQ, BYMONTH,
 BYMONTHDAY, BYDAY, WKST, BYSETPOS, INTERVAL, UNTIL, COUNT, with ``RRULE:`` and
 ``INTERVAL``), so the stored text reads back unchanged. Reading accepts the
