@@ -136,6 +136,12 @@ class GraphClient:
         fresh = expires is not None and expires - tokens.now() > tokens.REFRESH_AHEAD
         if self._token and fresh and not force:
             return self._token
+        if fresh and not force:
+            # Building msal's app costs an OIDC metadata request; a run whose
+            # stored token is still good sends no identity request at all.
+            self._token = self._stored_token()
+            if self._token:
+                return self._token
         if self._app is None:
             # msal reads the OIDC metadata once per app: one app per client (per run).
             self._cache = oauth.msal_cache(None)
@@ -146,6 +152,22 @@ class GraphClient:
                                      side=self.side) from None
         self._token = tokens.graph_access_token(self.connection, app=self._app, cache=self._cache, force=force)
         return self._token
+
+    def _stored_token(self) -> str:
+        """The unexpired Graph access token in the connection's msal cache, or ""."""
+        try:
+            cache = oauth.msal_cache(self.connection.read_tokens().get("cache"))
+        except Exception:  # noqa: BLE001 - unreadable: let msal's own path decide
+            return ""
+        home = self.connection.ms_home_account_id
+        # msal stamps expires_on with the wall clock; it refreshes by the same measure.
+        margin = time.time() + 60
+        for entry in cache.search(cache.CredentialType.ACCESS_TOKEN, target=oauth.GRAPH_SCOPES):
+            if home and entry.get("home_account_id") != home:
+                continue
+            if int(entry.get("expires_on") or 0) > margin and entry.get("secret"):
+                return entry["secret"]
+        return ""
 
     # --- requests ------------------------------------------------------------------------------
     def _url(self, path_or_url: str) -> str:

@@ -35,8 +35,10 @@ def test_a_fresh_token_is_used_without_asking_microsoft(carol_ms):
     assert client.request("GET", "/me")["userPrincipalName"] == "carol@acme.test"
     client.request("GET", "/me")
     assert api_counts(family="identity-token") == 0
-    # One OIDC metadata read by msal, then the two Graph calls: all counted.
-    assert counter.outlook == 3
+    # The stored token is still good: no msal app, so no OIDC metadata read either;
+    # only the two Graph calls are counted.
+    assert api_counts(family="identity-discovery") == 0
+    assert counter.outlook == 2
 
 
 def test_silent_refresh_when_the_token_is_expiring(carol_ms, clock):
