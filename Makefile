@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# Two pytest workers (this machine has two cores); each gets its own test databases.
+TEST_WORKERS ?= 2
 STAMP := $(VENV)/.installed
 # The demo: embedded SQLite, the sandbox emulators, development static files.
 DEMO := SANDBOX_ENABLED=1 DEBUG=1
@@ -33,7 +35,7 @@ lint: install
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/python manage.py makemigrations --check --dry-run
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: install
 	$(BIN)/python bench/sync_bench.py --items 1000
