@@ -91,8 +91,9 @@ def _next_seq(mailbox: Mailbox) -> int:
         return cursor.fetchone()[0]
 
 
-def _index_ext(item: Item) -> None:
-    ExtendedProperty.objects.filter(item=item).delete()
+def _index_ext(item: Item, *, new: bool = False) -> None:
+    if not new:  # a new item has nothing indexed yet: skip the DELETE
+        ExtendedProperty.objects.filter(item=item).delete()
     ExtendedProperty.objects.bulk_create(
         ExtendedProperty(item=item, prop_id=pid, value_ci=str(value).lower()[:400])
         for pid, value in item.ext_props.items()
@@ -109,9 +110,9 @@ def _insert(mailbox: Mailbox, kind: str, data: dict, **columns) -> Item:
     moment = now()
     item = Item(mailbox=mailbox, kind=kind, graph_id=new_item_id(), data=data, created=moment,
                 modified=moment, change_key=new_change_key(), seq=_next_seq(mailbox), **columns)
-    item.save()
+    item.save(force_insert=True)
     if item.ext_props:
-        _index_ext(item)
+        _index_ext(item, new=True)
     return item
 
 
