@@ -419,9 +419,15 @@ class SyncMachine(RuleBasedStateMachine):
         real = _Run._advance
         machine = self
 
+        # Only items both sides agreed on and nobody deleted: the run has already
+        # applied its decisions when the edit lands, so an edit racing a delete (or
+        # a first copy) is a different question (delete vs modify is decided on what
+        # the run read; the next run sees the edit as a change to a settled item).
+        settled = it.base is not None and DELETED not in it.user.values() and not it.detached
+
         def advance(run, fetched):
             rec = machine.find(side, n)
-            if machine._editable(it, side) and rec is not None:
+            if settled and machine._editable(it, side) and rec is not None:
                 machine._update(it, side, rec, e)
             return real(run, fetched)
 
