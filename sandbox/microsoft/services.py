@@ -142,7 +142,7 @@ def event_create(mailbox: Mailbox, graph_payload: dict) -> tuple[Item, bool]:
     """(event, created). A repeated transactionId returns the existing event, created=False."""
     transaction_id = graph_payload.get("transactionId")
     if transaction_id:
-        existing = Item.objects.filter(mailbox=mailbox, transaction_id=transaction_id).first()
+        existing = next(iter(Item.objects.filter(mailbox=mailbox, transaction_id=transaction_id)[:1]), None)
         if existing is not None:
             return existing, False
     data, ext = _event_data(graph_payload)

@@ -106,8 +106,8 @@ def _authenticate(request) -> Mailbox:
     if not auth.lower().startswith("bearer ") or not auth[7:].strip():
         raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.",
                          {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'})
-    row = (AccessToken.objects.select_related("mailbox")
-           .filter(token_hash=services.token_hash(auth[7:].strip())).first())
+    row = next(iter(AccessToken.objects.select_related("mailbox")
+                    .filter(token_hash=services.token_hash(auth[7:].strip()))[:1]), None)
     if row is None or row.revoked:
         raise GraphError(401, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed.",
                          {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'})
@@ -214,7 +214,8 @@ def _item_or_error(call: Call, graph_id: str, kind: str, parent: Item | None = N
         mailbox=call.mailbox, kind=kind, graph_id=graph_id, deleted=False)
     if parent is not None:
         rows = rows.filter(parent=parent)
-    item = rows.first()
+    # graph_id is unique: no ORDER BY (first() adds one, and it costs on every request).
+    item = next(iter(rows[:1]), None)
     if item is None:
         raise GraphError(404, "ErrorItemNotFound", NOT_FOUND)
     return item
@@ -288,8 +289,8 @@ def _event_target(call: Call, graph_id: str):
     """A stored event (single, master, exception) or a generated occurrence (master, original start)."""
     if not id_is_wellformed(graph_id):
         raise bad_request("ErrorInvalidIdMalformed", "Id is malformed.")
-    row = Item.objects.select_related("mailbox", "parent").filter(
-        mailbox=call.mailbox, kind=ItemKind.EVENT, graph_id=graph_id).first()
+    row = next(iter(Item.objects.select_related("mailbox", "parent").filter(
+        mailbox=call.mailbox, kind=ItemKind.EVENT, graph_id=graph_id)[:1]), None)
     if row is not None:
         if row.deleted:
             raise GraphError(404, "ErrorItemNotFound", NOT_FOUND)
