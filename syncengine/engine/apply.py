@@ -28,6 +28,7 @@ from .remote import OutlookSide, SalesforceSide, WriteResult
 
 GRAPH_CHUNK = 20 * 10  # ten $batch requests' worth per local commit
 SF_CHUNK = 200
+LOCAL_CHUNK = 1000
 
 
 @dataclass
@@ -88,8 +89,12 @@ class Applier:
 
     # ------------------------------------------------------------------ local only
     def _local(self, decisions: Sequence[Decision]) -> None:
-        if not decisions:
-            return
+        # In chunks: an echo run touches every link, and holding them all at once
+        # would make memory grow with N.
+        for chunk in _chunks(decisions, LOCAL_CHUNK):
+            self._local_chunk(chunk)
+
+    def _local_chunk(self, decisions: Sequence[Decision]) -> None:
         with transaction.atomic():
             self._load_links(decisions)
             new_links = []
@@ -128,8 +133,7 @@ class Applier:
             changed = [lk for lk in self._links.values() if lk.pk and getattr(lk, "_dirty", False)]
             # An echo run records every link it read: one prepared UPDATE, not bulk_update.
             _save_links(changed)
-            for lk in changed:
-                lk._dirty = False
+        self._links.clear()  # all recorded; later chunks load their own rows
 
     # ------------------------------------------------------------------ intent
     def _with_intent(self, decisions: Sequence[Decision]) -> None:
@@ -213,8 +217,22 @@ class Applier:
             ]
             return _guard(lambda: self.outlook.create_many(bodies), len(group))
         if op == "update":
-            changes = []
-            for d in group:
+            # A To Do task paired as it is only needs our key (a linkedResource of
+            # its own request): PATCHing the same content would double the requests.
+            key_only = {
+                i
+                for i, d in enumerate(group)
+                if self.kind == TASKS
+                and _needs_key(d, OUTLOOK)
+                and not d.outlook.deleted
+                and d.result is not None
+                and d.outlook.hash == canonical_hash(d.result)
+            }
+            changes, patched = [], []
+            for i, d in enumerate(group):
+                if i in key_only:
+                    continue
+                patched.append(i)
                 link = self._links[d.link_key]
                 existing = d.outlook.raw if d.outlook is not None else None
                 version = (
@@ -232,7 +250,10 @@ class Applier:
                     stamp_key=_needs_key(d, OUTLOOK),
                 )
                 changes.append((link.outlook_id, version, body))
-            results = _guard(lambda: self.outlook.update_many(changes), len(group))
+            results: list[WriteResult] = [WriteResult(ok=True)] * len(group)
+            sent = _guard(lambda: self.outlook.update_many(changes), len(changes))
+            for i, r in zip(patched, sent, strict=True):
+                results[i] = r
             if self.kind == TASKS:
                 stamps = [
                     (i, self._links[d.link_key].outlook_id, d.link_key)
@@ -388,6 +409,10 @@ class Applier:
                 link._dirty = False
                 done.append(link)
             _save_links(done)
+        # Recorded: let go of this chunk's rows and results, so memory does not grow with N.
+        for d in decisions:
+            self._links.pop(d.link_key, None)
+            self._done.pop(id(d), None)
 
     def _count_write(self, k: str) -> None:
         side, op = k.split(":")
