@@ -9,6 +9,7 @@ bodies (mapping output plus our key on creates).
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -248,7 +249,7 @@ def outlook_item(
         in_scope=in_scope(kind, rec, policy, now, raw=payload),
         ical_uid=ical,
         container=container,
-        raw=payload,
+        raw_json=json.dumps(payload, separators=(",", ":")),
     )
 
 

@@ -8,6 +8,7 @@ for one logical item; `EnginePolicy` the effective settings the engine reads.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,8 +43,13 @@ class Item:
     in_scope: bool = True
     ical_uid: str = ""
     container: str = ""
-    # The Outlook payload, kept so an update preserves what we do not sync.
-    raw: dict | None = field(default=None, compare=False, repr=False)
+    # The Outlook payload, kept so an update preserves what we do not sync. Held
+    # as compact JSON: a string costs a fraction of the parsed dict, times N items.
+    raw_json: str = field(default="", compare=False, repr=False)
+
+    @property
+    def raw(self) -> dict | None:
+        return json.loads(self.raw_json) if self.raw_json else None
 
     @property
     def title(self) -> str:

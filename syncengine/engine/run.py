@@ -45,6 +45,7 @@ from .remote import OutlookSide, SalesforceSide
 
 LEASE_TTL = timedelta(minutes=30)
 SWEEP_LIMIT = 1000
+LOG_FLUSH = 1000
 
 
 def now() -> datetime:
@@ -559,6 +560,11 @@ class _Run:
                 detail={"title": (d.title or "")[:120], **detail},
             )
         )
+        if len(self.log) >= LOG_FLUSH:
+            # Written as we go: a 10,000-item run does not hold 10,000 rows in memory
+            # (and the log viewer sees a long run's entries while it is going).
+            SyncLogEntry.objects.bulk_create(self.log, batch_size=500)
+            self.log.clear()
 
 
 def _fields(d: Decision) -> list[str]:
