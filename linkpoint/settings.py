@@ -120,6 +120,14 @@ else:
     }
 for _db in DATABASES.values():
     _db.setdefault("TEST", {})
+    if _db["ENGINE"].endswith("sqlite3"):
+        # WAL lets the web process read while a worker writes; synchronous=NORMAL
+        # (safe in WAL: a crash loses no committed data, a power cut at most the
+        # last commits) stops every commit waiting on an fsync — a sync run
+        # commits per batch, hundreds of times.
+        _db.setdefault("OPTIONS", {}).setdefault(
+            "init_command", "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"
+        )
 DATABASES["sandbox"]["TEST"]["DEPENDENCIES"] = []
 DATABASE_ROUTERS = ["sandbox.router.SandboxRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
