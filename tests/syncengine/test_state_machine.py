@@ -147,10 +147,12 @@ class Logical:
 
 class SyncMachine(RuleBasedStateMachine):
     member = None  # set by the test function (the fixture lives per test, not per example)
+    examples = 0  # how many examples ran (printed by the test)
     items = Bundle("items")
 
     def __init__(self):
         super().__init__()
+        type(self).examples += 1
         self.m = type(self).member
         self.kind = "contacts"
         self.winner = OUTLOOK
@@ -720,10 +722,12 @@ class SyncMachine(RuleBasedStateMachine):
 
 def test_sync_state_machine(member):
     SyncMachine.member = member
+    SyncMachine.examples = 0
     try:
         run_state_machine_as_test(SyncMachine, settings=SM_SETTINGS)
     finally:
         SyncMachine.member = None
+    print(f"state machine: {SyncMachine.examples} examples")
 
 
 # ---------------------------------------------------------------- regressions
