@@ -372,6 +372,23 @@ class SalesforceSide:
                     out[row["Id"]] = row.get("WhoId")
         return out
 
+    def modstamps(self, ids: Sequence[str]) -> dict[str, str]:
+        """Current SystemModstamp by Id, one query per 200 ids; a deleted record is absent.
+
+        Asked right before updates and deletes: sObject Collections have no
+        If-Match, so this is how a write learns the record moved since we read it.
+        """
+        out: dict[str, str] = {}
+        for chunk in _chunks(sorted(set(ids)), 200):
+            soql = (
+                f"SELECT Id, SystemModstamp FROM {self.sobject} "  # noqa: S608
+                f"WHERE Id IN ({', '.join(_quote(i) for i in chunk)})"
+            )
+            for page in self.client.query_pages(soql):
+                for row in page:
+                    out[row["Id"]] = row.get("SystemModstamp") or ""
+        return out
+
     def create_many(self, bodies: Sequence[dict]) -> list[WriteResult]:
         if not bodies:
             return []
