@@ -84,7 +84,7 @@ class Applier:
             self._execute(chunk)
         for chunk in _chunks(others, SF_CHUNK):
             self._load_links(chunk)
-            self._execute(chunk)
+            self._execute(self._unmoved_in_salesforce(chunk))
         return self.out
 
     # ------------------------------------------------------------------ local only
@@ -190,6 +190,65 @@ class Applier:
                 SyncLink.objects.bulk_create(new_links)
 
     # ------------------------------------------------------------------ remote
+    def _unmoved_in_salesforce(self, decisions: list[Decision]) -> list[Decision]:
+        """Leave out decisions whose Salesforce record changed since this run read it.
+
+        sObject Collections have no If-Match: an update would overwrite a save the
+        user made between our read and our write, and a delete would discard it.
+        One SystemModstamp query per chunk (≤ 200 ids) stands in for the condition,
+        asked only when the chunk updates or deletes Salesforce records. A moved
+        record gets no write on either side; its link keeps its snapshot and
+        versions and goes pending, so the next run reads both sides by id and
+        merges field by field (the Outlook delta has already moved past this
+        run's Outlook edit, so the link must ask for it).
+        """
+        checked = [
+            d
+            for d in decisions
+            if any(w.side == SALESFORCE and w.op in ("update", "delete") for w in d.writes)
+        ]
+        if not checked:
+            return decisions
+        from connections import errors
+
+        ids = [self._links[d.link_key].sf_id for d in checked]
+        failure = ""
+        try:
+            current = self.sf.modstamps([i for i in ids if i])
+        except (errors.AuthError, errors.RequestLimitExceeded):
+            raise
+        except errors.RemoteError as exc:
+            # Unchecked is unsafe: hold the chunk's Salesforce writes until the next run.
+            current = {}
+            failure = f"{type(exc).__name__}: {getattr(exc, 'message', '') or exc}"[:300]
+        held: set[int] = set()
+        for d, sf_id in zip(checked, ids, strict=True):
+            link = self._links[d.link_key]
+            # What this run read; a record not read this run is as the link last saw it.
+            seen = d.sf.version if d.sf is not None and not d.sf.deleted else link.sf_modstamp
+            if not sf_id or not seen or current.get(sf_id) != seen:
+                held.add(id(d))
+        if not held:
+            return decisions
+        links = []
+        for d in checked:
+            if id(d) not in held:
+                continue
+            link = self._links.pop(d.link_key)
+            link.state = LinkState.PENDING_UPDATE_SALESFORCE
+            links.append(link)
+            if failure:
+                self.out.counts.errors[SALESFORCE] += 1
+                self.out.note(
+                    "error", d, f"Not written: the Salesforce check failed ({failure}); next run retries."
+                )
+            else:
+                self.out.counts.skipped += 1
+                self.out.note("info", d, "Changed in Salesforce during the run; will merge next run.")
+        with transaction.atomic():
+            _save_links(links)
+        return [d for d in decisions if id(d) not in held]
+
     def _execute(self, decisions: Sequence[Decision]) -> None:
         by_side: dict[tuple[str, str], list[Decision]] = {}
         for d in decisions:

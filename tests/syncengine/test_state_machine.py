@@ -800,21 +800,15 @@ def test_calendar_window_moves_and_out_of_window_event_is_kept(member):
     assert m.logical[a].parked and not m.logical[b].dead
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ENGINE BUG (reported to the lead): Salesforce updates are unconditional, so a user's "
-    "Salesforce edit saved between the run's read and its write is overwritten and never logged "
-    "(sync_anchors §7.3 I5 + I17; §5 'Stale-write overwrite').",
-)
 def test_salesforce_edit_between_read_and_write_is_not_lost(member):
-    """Minimal reproduction. The contact is synced; the user changes the job title in
-    Outlook; while a run is between reading both sides and writing, the user saves a
-    new department in Salesforce. The run writes Salesforce with the whole record as it
-    read it (Department = the old value) without If-Unmodified-Since, and the next
-    runs see only an echo of that write: the department edit is gone on both sides and
-    no conflict was logged."""
+    """Regression (sync_anchors §7.3 I5 + I17; §5 'Stale-write overwrite'). The contact
+    is synced; the user changes the job title in Outlook; while a run is between reading
+    both sides and writing, the user saves a new department in Salesforce. sObject
+    Collections have no If-Match, so the run re-reads SystemModstamp before writing,
+    holds the moved record (logged), and the next run merges both edits."""
     from sandbox.microsoft.services import contact_create, item_update
     from syncengine.engine import run as run_mod
+    from syncengine.models import SyncLogEntry
 
     o = contact_create(member.mailbox, {"givenName": "Ada", "surname": "Lovelace",
                                         "emailAddresses": [{"address": "ada@example.com", "name": "Ada"}]})
@@ -829,7 +823,11 @@ def test_salesforce_edit_between_read_and_write_is_not_lost(member):
         return out
 
     with mock.patch.object(run_mod, "fetch_outlook", read_then_user_saves_in_salesforce):
-        run_mod.run_sync(member.membership, "contacts", "auto")
+        held = run_mod.run_sync(member.membership, "contacts", "auto")
+    assert held.counts.updated == {"outlook": 0, "salesforce": 0}, held.as_dict()
+    assert SyncLogEntry.objects.filter(
+        run_id=held.run_id, message__startswith="Changed in Salesforce during the run"
+    ).exists()
     for _ in range(3):
         run_mod.run_sync(member.membership, "contacts", "auto")
     (o,), (s,) = member.contacts_o(), member.sf("Contact")
