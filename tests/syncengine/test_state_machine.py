@@ -834,3 +834,33 @@ def test_salesforce_edit_between_read_and_write_is_not_lost(member):
     assert s["Title"] == o.data.get("jobTitle") == "Countess"
     assert s["Department"] == "Analytics", "the Salesforce edit was overwritten by the run's write"
     assert o.data.get("department") == "Analytics"
+
+
+def test_salesforce_edit_between_read_and_delete_keeps_the_record(member):
+    """The delete path of the same race: the contact is deleted in Outlook; while the run
+    is between reading and writing, the user edits it in Salesforce. The delete is not
+    sent (modify beats delete): the record stays, with the edit, and comes back to Outlook."""
+    from sandbox.microsoft.services import contact_create, item_delete
+    from syncengine.engine import run as run_mod
+
+    o = contact_create(member.mailbox, {"givenName": "Ada", "surname": "Lovelace",
+                                        "emailAddresses": [{"address": "ada@example.com", "name": "Ada"}]})
+    assert run_mod.run_sync(member.membership, "contacts", "auto").status == "succeeded"
+    (row,) = member.sf("Contact")
+    item_delete(o)
+    real = run_mod.fetch_outlook
+
+    def read_then_user_saves_in_salesforce(*args, **kwargs):
+        out = real(*args, **kwargs)
+        member.sf_update("Contact", row["Id"], Department="Analytics")
+        return out
+
+    with mock.patch.object(run_mod, "fetch_outlook", read_then_user_saves_in_salesforce):
+        held = run_mod.run_sync(member.membership, "contacts", "auto")
+    assert held.counts.deleted == {"outlook": 0, "salesforce": 0}, held.as_dict()
+    for _ in range(3):
+        run_mod.run_sync(member.membership, "contacts", "auto")
+    (s,) = member.sf("Contact")
+    assert s["Department"] == "Analytics"
+    (o,) = member.contacts_o()
+    assert o.data.get("department") == "Analytics"
