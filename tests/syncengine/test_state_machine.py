@@ -190,6 +190,7 @@ class SyncMachine(RuleBasedStateMachine):
         SfOrg.objects.filter(pk=m.sf_user.org.pk).update(last_modstamp=None)
         faults_clear()
         api_counts_reset()
+        self._user_reconnects()
         # One clock for engine, clients and both sandboxes (they all read
         # django.utils.timezone.now at call time); the window rule advances it.
         self._stack.enter_context(mock.patch("django.utils.timezone.now", lambda: _REAL_NOW() + self.offset))
@@ -437,6 +438,12 @@ class SyncMachine(RuleBasedStateMachine):
             self._run_once(faults=False)
         self._quiesce_and_check()
 
+    def _user_reconnects(self):
+        """The member's connections are usable again (the sandbox grants were never revoked)."""
+        from connections.models import Connection
+
+        Connection.objects.filter(membership=self.m.membership).update(status="connected", last_error="")
+
     # ------------------------------------------------------------ running
     def _run(self, *, force_delete=False):
         from syncengine.engine.run import run_sync
@@ -473,6 +480,11 @@ class SyncMachine(RuleBasedStateMachine):
         finally:
             faults_clear()
         self.writes_total += result.counts.writes
+        if faults and result.status == "stopped" and result.message.startswith("Reconnect needed"):
+            # Injected 401s twice in a row (the refreshed token refused too) read as a dead
+            # grant: the run stopped, deleted nothing, and the member reconnects, as a person would.
+            assert result.counts.deleted == {OUTLOOK: 0, SALESFORCE: 0}, result.as_dict()
+            self._user_reconnects()
         self._assert_conditional_writes(sent)  # I17
         recs = {side: self.live(side) for side in SIDES}
         self._check_always(result, recs, missing_before)
