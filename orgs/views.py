@@ -175,26 +175,31 @@ def membership_remove(request, membership_id):
     return _membership_action(request, membership_id, services.membership_remove, "Removed.")
 
 
+def _invitation_action(request, invitation_id, action, notice, *, keeps_row: bool):
+    invitation = _invitation_or_404(request, invitation_id)
+    try:
+        action(ctx=request.org_ctx, invitation=invitation)
+    except ValidationError as exc:
+        return _row_response(request, partial="invitation-row", obj=invitation, error=_messages_of(exc))
+    return _row_response(
+        request, partial="invitation-row", obj=invitation if keeps_row else None, notice=notice
+    )
+
+
 @org_view(min_role=Role.ADMIN)
 @require_POST
 def invitation_resend(request, invitation_id):
-    invitation = _invitation_or_404(request, invitation_id)
-    try:
-        services.invitation_resend(ctx=request.org_ctx, invitation=invitation)
-    except ValidationError as exc:
-        return _row_response(request, partial="invitation-row", obj=invitation, error=_messages_of(exc))
-    return _row_response(request, partial="invitation-row", obj=invitation, notice="Sent again.")
+    return _invitation_action(
+        request, invitation_id, services.invitation_resend, "Sent again.", keeps_row=True
+    )
 
 
 @org_view(min_role=Role.ADMIN)
 @require_POST
 def invitation_revoke(request, invitation_id):
-    invitation = _invitation_or_404(request, invitation_id)
-    try:
-        services.invitation_revoke(ctx=request.org_ctx, invitation=invitation)
-    except ValidationError as exc:
-        return _row_response(request, partial="invitation-row", obj=invitation, error=_messages_of(exc))
-    return _row_response(request, partial="invitation-row", obj=None, notice="Invitation revoked.")
+    return _invitation_action(
+        request, invitation_id, services.invitation_revoke, "Invitation revoked.", keeps_row=False
+    )
 
 
 # --- audit log, settings ---------------------------------------------------------------
