@@ -19,6 +19,7 @@ from .soql import Query, parse
 
 RECYCLE_BIN_DAYS = 15
 LOCATOR_IDLE = dt.timedelta(minutes=15)
+SCAN_BLOCK = 2000  # rows matched at a time
 
 
 def _live_filter(rows, *, include_deleted: bool):
@@ -39,8 +40,12 @@ def _attach_relationships(org: SfOrg, query: Query, rows: list[dict]) -> None:
             row["@" + rel_name] = related.get(row.get(ref.relationship.name))
 
 
-def soql_run(*, org: SfOrg, query: Query, include_deleted: bool) -> tuple[list[int], dict[int, dict]]:
-    """Matching record pks in result order, and their rows (with relationships attached)."""
+def soql_run(*, org: SfOrg, query: Query, include_deleted: bool) -> list[int]:
+    """Matching record pks in result order.
+
+    Rows are read and matched a block at a time and only the pks (and ORDER BY
+    keys) are kept, so a query over a large org costs the emulator little memory;
+    the pages load their own rows."""
     records = _live_filter(SfRecord.objects.filter(org=org, sobject=query.sobject), include_deleted=include_deleted)
     hints = query.prefilter() if query.where is not None else {}
     if "link_key_in" in hints:
@@ -49,23 +54,42 @@ def soql_run(*, org: SfOrg, query: Query, include_deleted: bool) -> tuple[list[i
         records = records.filter(sf_id__in=hints["id_in"])
     if hints.get("modstamp_from"):
         records = records.filter(system_modstamp__gte=hints["modstamp_from"])
-    rows = []
-    for rec in records.order_by("sf_id"):
+    entries: list[tuple[tuple, int]] = []
+    block: list[dict] = []
+
+    def flush():
+        _attach_relationships(org, query, block)
+        entries.extend(
+            (query.order_keys(row) if query.order else (), row["@pk"]) for row in block if query.matches(row)
+        )
+        block.clear()
+
+    for rec in records.order_by("sf_id").iterator(chunk_size=SCAN_BLOCK):
         row = record_row(rec)
         row["@pk"] = rec.pk
-        rows.append(row)
+        block.append(row)
+        if len(block) >= SCAN_BLOCK:
+            flush()
+    flush()
+    if query.order:
+        entries = query.sort_keyed(entries)
+    return query.window([pk for _, pk in entries])
+
+
+def _rows(org: SfOrg, query: Query, window: list[int]) -> dict[int, dict]:
+    by_pk = {rec.pk: record_row(rec) for rec in SfRecord.objects.filter(org=org, pk__in=window)}
+    rows = [by_pk[pk] for pk in window if pk in by_pk]
     _attach_relationships(org, query, rows)
-    matched = [row for row in rows if query.matches(row)]
-    matched = query.window(query.sort(matched) if query.order else matched)
-    return [row["@pk"] for row in matched], {row["@pk"]: row for row in matched}
+    return {pk: by_pk[pk] for pk in window if pk in by_pk}
 
 
 def soql_page(*, org: SfOrg, text: str, include_deleted: bool, batch_size: int) -> dict:
     """The first page of a query; stores a locator when more rows remain."""
     query = parse(text)
-    pks, rows = soql_run(org=org, query=query, include_deleted=include_deleted)
+    pks = soql_run(org=org, query=query, include_deleted=include_deleted)
     if query.count_only:
         return {"totalSize": len(pks), "done": True, "records": []}
+    rows = _rows(org, query, pks[:batch_size])
     return _page(org, query, pks, rows, 0, batch_size, include_deleted, locator=None)
 
 
@@ -76,12 +100,8 @@ def soql_more(*, org: SfOrg, locator: str, offset: int) -> dict | None:
     SfQueryCursor.objects.filter(pk=cursor.pk).update(last_used=clock.now())
     query = parse(cursor.query)
     pks = cursor.record_pks
-    window = pks[offset : offset + cursor.batch_size]
-    by_pk = {rec.pk: record_row(rec) for rec in SfRecord.objects.filter(pk__in=window)}
-    rows = [by_pk[pk] for pk in window if pk in by_pk]
-    _attach_relationships(org, query, rows)
-    return _page(org, query, pks, {pk: by_pk[pk] for pk in window if pk in by_pk}, offset, cursor.batch_size,
-                 cursor.include_deleted, locator=cursor.locator)
+    rows = _rows(org, query, pks[offset : offset + cursor.batch_size])
+    return _page(org, query, pks, rows, offset, cursor.batch_size, cursor.include_deleted, locator=cursor.locator)
 
 
 def _page(org, query, pks, rows, offset, batch_size, include_deleted, *, locator) -> dict:

@@ -226,16 +226,18 @@ class Query:
 
     def sort(self, rows: list[dict]) -> list[dict]:
         for item in reversed(self.order):
-            def key(row, item=item):
-                value = _norm(item.ref.field, item.ref.value(row))
-                if value is None:
-                    # Nulls first by default, in either direction, unless NULLS LAST.
-                    first = not item.nulls_last
-                    return (0 if first != item.descending else 2, 0)
-                return (1, value)
-
-            rows.sort(key=key, reverse=item.descending)
+            rows.sort(key=lambda row, item=item: _order_key(item, row), reverse=item.descending)
         return rows
+
+    def order_keys(self, row: dict) -> tuple:
+        """The ORDER BY keys of one row, so rows can be sorted without being kept."""
+        return tuple(_order_key(item, row) for item in self.order)
+
+    def sort_keyed(self, entries: list[tuple[tuple, int]]) -> list[tuple[tuple, int]]:
+        """`sort` over (order_keys(row), pk) pairs: the same stable passes, compact."""
+        for i in reversed(range(len(self.order))):
+            entries.sort(key=lambda e, i=i: e[0][i], reverse=self.order[i].descending)
+        return entries
 
     def window(self, rows: list) -> list:
         rows = rows[self.offset :]
@@ -590,3 +592,12 @@ def parse(text: str) -> Query:
 
 
 __all__ = ["OBJECTS", "Query", "SoqlError", "parse"]
+
+
+def _order_key(item, row: dict) -> tuple:
+    value = _norm(item.ref.field, item.ref.value(row))
+    if value is None:
+        # Nulls first by default, in either direction, unless NULLS LAST.
+        first = not item.nulls_last
+        return (0 if first != item.descending else 2, 0)
+    return (1, value)

@@ -21,6 +21,9 @@ from .kinds import CALENDAR, CONTACTS, Window, calendar_window, outlook_item, sf
 from .records import OUTLOOK, SALESFORCE, EnginePolicy, Item
 from .remote import OutlookSide, SalesforceSide
 
+# Given the Salesforce ids of a page, the linked items' last synced projections (contacts).
+Hints = Callable[[list[str]], Callable[[str], dict | None]]
+
 # Salesforce stamps are to the second, commits land late: read a little behind the mark.
 SF_OVERLAP = timedelta(minutes=5)
 
@@ -36,6 +39,7 @@ class CursorIn:
 
 @dataclass
 class Fetched:
+    # Item per id; a run passes its on-disk `stage.SideItems` (same interface).
     outlook: dict[str, Item] = field(default_factory=dict)
     salesforce: dict[str, Item] = field(default_factory=dict)
     full_outlook: bool = False
@@ -99,7 +103,7 @@ def _read_round(side, kind, policy, link, window, now, into: Fetched) -> str:
             into.outlook[it.id] = it  # replays and repeats: the latest wins
         if page.delta_link:
             delta = page.delta_link
-    masters -= set(into.outlook)
+    masters = {m for m in masters if m not in into.outlook}
     if masters:
         confirm_outlook(side, kind, policy, now, masters, into)
     return delta
@@ -114,7 +118,7 @@ def fetch_salesforce(
     *,
     full: bool,
     into: Fetched,
-    snapshot_hint: Callable[[str], dict | None],
+    snapshot_hints: Hints | None = None,
 ) -> None:
     into.sf_mark = now
     scope_all = kind == CONTACTS and policy.contact_scope == "all"
@@ -125,8 +129,9 @@ def fetch_salesforce(
     else:
         pages = side.changed_pages(cursor.sf_high_water - SF_OVERLAP, scope_all=scope_all)
     for rows in pages:
+        hint = snapshot_hints([r.get("Id") for r in rows]) if snapshot_hints else None
         for row in rows:
-            it = sf_item(kind, row, policy, now, snapshot_hint=snapshot_hint)
+            it = sf_item(kind, row, policy, now, snapshot_hint=hint)
             into.salesforce[it.id] = it
 
 
@@ -158,10 +163,12 @@ def confirm_salesforce(
     now: datetime,
     ids: Iterable[str],
     into: Fetched,
-    snapshot_hint,
+    snapshot_hints: Hints | None = None,
 ) -> None:
     ids = sorted(set(ids))
-    for item_id, row in side.get_many(ids).items():
+    rows = side.get_many(ids)
+    snapshot_hint = snapshot_hints([i for i, r in rows.items() if r]) if snapshot_hints else None
+    for item_id, row in rows.items():
         if row is None:
             into.salesforce[item_id] = Item(side=SALESFORCE, id=item_id, deleted=True)
         else:

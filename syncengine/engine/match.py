@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 from .kinds import secondary_key
 from .records import Item
+from .stage import MatchKey
 
 
 def matchable(item: Item) -> bool:
@@ -21,21 +22,42 @@ def matchable(item: Item) -> bool:
 def match_unlinked(
     kind: str, outlook: Iterable[Item], salesforce: Iterable[Item]
 ) -> tuple[list[tuple[Item, Item, str]], list[Item], list[Item]]:
-    """Returns (pairs with the rule that paired them, unpaired Outlook, unpaired Salesforce).
+    """Returns (pairs with the rule that paired them, unpaired Outlook, unpaired Salesforce)."""
+    outs = {o.id: o for o in outlook if matchable(o)}
+    sfs = {s.id: s for s in salesforce if matchable(s)}
+    pairs, rest_o, rest_s = match_keys(
+        [key_of(kind, o) for o in outs.values()], [key_of(kind, s) for s in sfs.values()]
+    )
+    return (
+        [(outs[o], sfs[s], rule) for o, s, rule in pairs],
+        [outs[i] for i in rest_o],
+        [sfs[i] for i in rest_s],
+    )
 
-    Deterministic: candidates are taken in id order, so page order never
-    changes which items pair up.
+
+def key_of(kind: str, it: Item) -> MatchKey:
+    return MatchKey(it.id, it.link_key, secondary_key(kind, it.record) or None, it.hash)
+
+
+def match_keys(
+    outs: Iterable[MatchKey], sfs: Iterable[MatchKey]
+) -> tuple[list[tuple[str, str, str]], list[str], list[str]]:
+    """Pairs of (Outlook id, Salesforce id, rule), then the unpaired ids of each side.
+
+    Works on the compact keys only, so a first sync over a whole mailbox holds
+    a few strings per item. Deterministic: candidates are taken in id order,
+    so page order never changes which items pair up.
     """
-    outs = sorted((o for o in outlook if matchable(o)), key=lambda i: i.id)
-    sfs = sorted((s for s in salesforce if matchable(s)), key=lambda i: i.id)
+    outs = sorted(outs, key=lambda k: k.id)
+    sfs = sorted(sfs, key=lambda k: k.id)
     taken_o: set[str] = set()
     taken_s: set[str] = set()
-    pairs: list[tuple[Item, Item, str]] = []
+    pairs: list[tuple[str, str, str]] = []
 
-    def pair(o: Item, s: Item, rule: str) -> None:
+    def pair(o: MatchKey, s: MatchKey, rule: str) -> None:
         taken_o.add(o.id)
         taken_s.add(s.id)
-        pairs.append((o, s, rule))
+        pairs.append((o.id, s.id, rule))
 
     by_key = {s.link_key: s for s in sfs if s.link_key}
     for o in outs:
@@ -43,20 +65,17 @@ def match_unlinked(
         if s is not None and s.id not in taken_s:
             pair(o, s, "link_key")
 
-    for rule, keyfn in (
-        ("secondary", lambda it: secondary_key(kind, it.record)),
-        ("content", lambda it: it.hash),
-    ):
-        index: dict[str, list[Item]] = defaultdict(list)
+    for rule, field in (("secondary", "skey"), ("content", "hash")):
+        index: dict[str, list[MatchKey]] = defaultdict(list)
         for s in sfs:
             if s.id not in taken_s:
-                k = keyfn(s)
+                k = getattr(s, field)
                 if k:
                     index[k].append(s)
         for o in outs:
             if o.id in taken_o:
                 continue
-            k = keyfn(o)
+            k = getattr(o, field)
             candidates = [s for s in index.get(k, ()) if s.id not in taken_s] if k else []
             if not candidates:
                 continue
@@ -64,6 +83,6 @@ def match_unlinked(
             best = next((s for s in candidates if s.hash == o.hash), candidates[0])
             pair(o, best, rule)
 
-    rest_o = [o for o in outs if o.id not in taken_o]
-    rest_s = [s for s in sfs if s.id not in taken_s]
+    rest_o = [o.id for o in outs if o.id not in taken_o]
+    rest_s = [s.id for s in sfs if s.id not in taken_s]
     return pairs, rest_o, rest_s

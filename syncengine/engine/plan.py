@@ -371,7 +371,35 @@ def decide(
     only_one_way: bool = False,
     new_key: Callable[[], str] = lambda: str(uuid.uuid4()),
 ) -> list[Decision]:
+    """All decisions for one set of links and reported items (the run feeds the
+    same steps a block at a time: `decide_links`, `unlinked_errors`, matching, `decide_new`)."""
     links = list(links)
+    decisions, unlinked = decide_links(
+        kind, policy, links, outlook, salesforce, only_one_way=only_one_way
+    )
+    decisions += unlinked_errors(unlinked[OUTLOOK].values(), unlinked[SALESFORCE].values())
+    if not create_unlinked:
+        return decisions
+    pairs, rest_o, rest_s = match_unlinked(
+        kind, unlinked[OUTLOOK].values(), unlinked[SALESFORCE].values()
+    )
+    keys = KeyPool({lk.link_key for lk in links}, new_key)
+    decisions += decide_new(policy, pairs, rest_o, rest_s, keys)
+    return decisions
+
+
+def decide_links(
+    kind: str,
+    policy: EnginePolicy,
+    links: list[LinkView],
+    outlook: Iterable[Item],
+    salesforce: Iterable[Item],
+    *,
+    only_one_way: bool = False,
+) -> tuple[list[Decision], dict[str, dict[str, Item]]]:
+    """Decisions for `links` given the items reported for them; also the items
+    no link in `links` claims (by id, or by our key on an item whose create
+    answer was lost), per side."""
     by_key = {lk.link_key: lk for lk in links}
     by_id = {
         OUTLOOK: {lk.outlook_id: lk for lk in links if lk.outlook_id},
@@ -409,9 +437,14 @@ def decide(
             if kind == "calendar":
                 d = _note_fixed_pattern(d)
             decisions.append(d)
+    return decisions, unlinked
 
-    for side in (OUTLOOK, SALESFORCE):
-        for it in unlinked[side].values():
+
+def unlinked_errors(outlook: Iterable[Item], salesforce: Iterable[Item]) -> list[Decision]:
+    """An unlinked item that could not be mapped is an item-level error (or a logged skip)."""
+    decisions = []
+    for side, stream in ((OUTLOOK, outlook), (SALESFORCE, salesforce)):
+        for it in stream:
             if it.error and it.in_scope:
                 action, message = _error_or_skip(it.error)
                 decisions.append(
@@ -424,27 +457,38 @@ def decide(
                         message=message,
                     )
                 )
+    return decisions
 
-    if not create_unlinked:
-        return decisions
 
-    pairs, rest_o, rest_s = match_unlinked(
-        kind, unlinked[OUTLOOK].values(), unlinked[SALESFORCE].values()
-    )
-    used_keys = set(by_key)
-    winner = _winner_side(policy)
+class KeyPool:
+    """Link keys for new pairs: an item's own key of ours when no link uses it, else a new one."""
 
-    def fresh(it: Item | None, *others: Item | None) -> str:
-        for cand in (it, *others):
-            if cand is not None and cand.link_key and cand.link_key not in used_keys:
-                used_keys.add(cand.link_key)
+    def __init__(self, used: set[str], new_key: Callable[[], str] = lambda: str(uuid.uuid4())):
+        self.used = used
+        self.new_key = new_key
+
+    def fresh(self, *items: Item | None) -> str:
+        for cand in items:
+            if cand is not None and cand.link_key and cand.link_key not in self.used:
+                self.used.add(cand.link_key)
                 return cand.link_key
-        k = new_key()
-        used_keys.add(k)
+        k = self.new_key()
+        self.used.add(k)
         return k
 
+
+def decide_new(
+    policy: EnginePolicy,
+    pairs: Iterable[tuple[Item, Item, str]],
+    rest_o: Iterable[Item],
+    rest_s: Iterable[Item],
+    keys: KeyPool,
+) -> list[Decision]:
+    """Matched pairs become links (merging content that differs); the rest is created on the other side."""
+    decisions: list[Decision] = []
+    winner = _winner_side(policy)
     for o, s, rule in pairs:
-        key = fresh(o, s)
+        key = keys.fresh(o, s)
         # Our key goes onto both items, so a later Rebuild re-pairs them by key.
         stamp = tuple(
             Write(x, "update")
@@ -494,7 +538,7 @@ def decide(
         for it in rest:
             decisions.append(
                 Decision(
-                    link_key=fresh(it),
+                    link_key=keys.fresh(it),
                     action="create",
                     outlook=it if side == OUTLOOK else None,
                     sf=it if side == SALESFORCE else None,
@@ -518,6 +562,13 @@ def mass_delete_stop(
         for w in d.writes:
             if w.op == "delete":
                 per_side[w.side] += 1
+    return mass_delete_check(per_side, live_links, policy)
+
+
+def mass_delete_check(
+    per_side: dict[str, int], live_links: int, policy: EnginePolicy
+) -> str | None:
+    """`mass_delete_stop` over deletions already counted per side."""
     worst_side = max(per_side, key=per_side.get)
     n = per_side[worst_side]
     if n < policy.mass_delete_min_items or live_links <= 0:

@@ -39,12 +39,16 @@ from .fetch import (
 )
 from .kinds import CALENDAR, CONTACTS, outlook_item
 from .mapping import canonical_hash
-from .plan import decide, mass_delete_stop
+from .match import match_keys
+from .plan import KeyPool, decide_links, decide_new, mass_delete_check, unlinked_errors
 from .records import OUTLOOK, SALESFORCE, Counts, Decision, EnginePolicy, Item, LinkView, Write
 from .remote import OutlookSide, SalesforceSide
+from .stage import Stage
 
 LEASE_TTL = timedelta(minutes=30)
 SWEEP_LIMIT = 1000
+DECIDE_BLOCK = 1000  # links (or matched pairs, or new items) decided at a time
+APPLY_BLOCK = 1000  # decisions applied at a time (the applier batches within)
 LOG_FLUSH = 1000
 
 
@@ -69,7 +73,6 @@ class RunResult:
     counts: Counts = field(default_factory=Counts)
     api_requests: dict = field(default_factory=lambda: {OUTLOOK: 0, SALESFORCE: 0})
     message: str = ""
-    decisions: list[Decision] = field(default_factory=list, repr=False)
 
     @property
     def writes(self) -> int:
@@ -270,6 +273,10 @@ def run_sync(
     return result
 
 
+def _item_keys(fetched: Fetched) -> set[str]:
+    return set(fetched.outlook.link_keys()) | set(fetched.salesforce.link_keys())
+
+
 def _side_label(exc) -> str:
     return "Salesforce" if getattr(exc, "side", "") == SALESFORCE else "Outlook"
 
@@ -305,136 +312,243 @@ class _Run:
             container=self.cursor.outlook_container,
             sf_high_water=self.cursor.sf_high_water,
         )
-        snapshots = {}
-        if self.kind == CONTACTS and not ignore_links:
-            snapshots = dict(
-                _links_query(self.membership, self.kind)
-                .exclude(sf_id=None)
-                .values_list("sf_id", "snapshot")
+        hints = self._snapshot_hints if self.kind == CONTACTS and not ignore_links else None
+        # What the run reads and decides waits on disk, a block at a time in memory.
+        with Stage(self.kind) as stage:
+            fetched = Fetched(outlook=stage.outlook, salesforce=stage.salesforce)
+            # The Salesforce mark is taken before either side is read.
+            fetch_salesforce(
+                self.sf,
+                self.kind,
+                self.policy,
+                cur,
+                t,
+                full=full,
+                into=fetched,
+                snapshot_hints=hints,
             )
-        fetched = Fetched()
-        # The Salesforce mark is taken before either side is read.
-        fetch_salesforce(
-            self.sf,
-            self.kind,
-            self.policy,
-            cur,
-            t,
-            full=full,
-            into=fetched,
-            snapshot_hint=snapshots.get,
-        )
-        fetch_outlook(self.outlook, self.kind, self.policy, cur, t, full=full, into=fetched)
+            fetch_outlook(self.outlook, self.kind, self.policy, cur, t, full=full, into=fetched)
+            if not ignore_links:
+                self._confirm(fetched, self._link_pks(fetched), t, hints)
+                self._sweep(fetched, t, hints)
+            link_pks = [] if ignore_links else self._link_pks(fetched)
+            deletes = self._decide(stage, link_pks, snaprecord=self.trigger == "snaprecord")
+            live = (
+                _links_query(self.membership, self.kind)
+                .filter(state__in=[LinkState.SYNCED, LinkState.OUT_OF_SCOPE])
+                .count()
+            )
+            stop = None if force_delete else mass_delete_check(deletes, live, self.policy)
+            review = _Review(self, reviewed_plan) if reviewed_plan is not None else None
+            blocks = stage.decision_blocks(APPLY_BLOCK)
+            if review is not None:
+                blocks = (review.keep(block) for block in blocks)
 
-        links = [] if ignore_links else self._links_for(fetched)
-        self._confirm(fetched, links, t, snapshots)
-        self._sweep(fetched, links, t, snapshots)
+            if dry_run or plan_only or stop:
+                seq, counts = 0, Counts()
+                for block in blocks:
+                    _project(counts, block)
+                    seq = self._store_plan(block, seq)
+                if review is not None:
+                    review.finish()
+                result.counts = counts
+                if stop:
+                    raise RunStopped(stop)
+                if plan_only:
+                    result.status = RunStatus.PLANNED
+                    result.message = f"{seq} change(s) planned; review, then apply the plan."
+                return
 
-        snaprecord = self.trigger == "snaprecord"
-        decisions = decide(
-            self.kind,
-            self.policy,
-            links,
-            fetched.outlook.values(),
-            fetched.salesforce.values(),
-            create_unlinked=not snaprecord,
-            only_one_way=snaprecord,
-        )
-        result.decisions = decisions
-        live = (
-            _links_query(self.membership, self.kind)
-            .filter(state__in=[LinkState.SYNCED, LinkState.OUT_OF_SCOPE])
-            .count()
-        )
-        stop = None if force_delete else mass_delete_stop(decisions, live, self.policy)
+            applier = Applier(
+                membership=self.membership,
+                kind=self.kind,
+                policy=self.policy,
+                outlook=self.outlook,
+                salesforce=self.sf,
+                now=now,
+            )
+            try:
+                for block in blocks:
+                    applier.apply(block)
+                    self._drain(applier)
+            finally:
+                result.counts = applier.out.counts
+                self._drain(applier)
+                if review is not None:
+                    review.finish()
+            if review is not None and review.incomplete:
+                return  # what was not reviewed is read again next time: cursors stay
+            self._advance(fetched)
 
-        if reviewed_plan is not None:
-            decisions = self._reviewed(reviewed_plan, decisions)
-
-        if dry_run or plan_only or stop:
-            result.counts = _projected_counts(decisions)
-            self._store_plan(decisions)
-            if stop:
-                raise RunStopped(stop)
-            if plan_only:
-                result.status = RunStatus.PLANNED
-                result.message = f"{len(decisions)} change(s) planned; review, then apply the plan."
-            return
-
-        applier = Applier(
-            membership=self.membership,
-            kind=self.kind,
-            policy=self.policy,
-            outlook=self.outlook,
-            salesforce=self.sf,
-            now=now,
-        )
-        out = applier.apply(decisions)
-        result.counts = out.counts
-        for level, d, message, detail in out.log:
+    def _drain(self, applier: Applier) -> None:
+        for level, d, message, detail in applier.out.log:
             self._log(level, d, message, detail)
-        if reviewed_plan is not None and self._plan_incomplete:
-            return  # what was not reviewed is read again next time: cursors stay
-        self._advance(fetched)
+        applier.out.log.clear()
+
+    def _snapshot_hints(self, sf_ids: list[str]):
+        """The linked contacts' last synced projections, for one page of Salesforce ids."""
+        snaps = dict(
+            _links_query(self.membership, self.kind)
+            .filter(sf_id__in=[i for i in sf_ids if i])
+            .values_list("sf_id", "snapshot")
+        )
+        return snaps.get
+
+    # ------------------------------------------------------------ decide
+    def _decide(self, stage: Stage, link_pks: list[int], *, snaprecord: bool) -> dict[str, int]:
+        """Decide block by block into the stage; returns the deletions per side (the guard's input)."""
+        deletes = {OUTLOOK: 0, SALESFORCE: 0}
+
+        def emit(decisions: list[Decision]) -> None:
+            for d in decisions:
+                for w in d.writes:
+                    if w.op == "delete":
+                        deletes[w.side] += 1
+            stage.add_decisions(decisions)
+
+        used_keys: set[str] = set()
+        for block in self._link_blocks(link_pks):
+            used_keys.update(lk.link_key for lk in block)
+            got = {
+                OUTLOOK: stage.outlook.by_ids(lk.outlook_id for lk in block),
+                SALESFORCE: stage.salesforce.by_ids(lk.sf_id for lk in block),
+            }
+            for side in (OUTLOOK, SALESFORCE):
+                # Our key on an item we have no id for: the lost answer of our own create
+                # (unless the item's id belongs to another link).
+                keys = [lk.link_key for lk in block if lk.id_on(side) is None]
+                found = [it for it in stage.side(side).by_keys(keys) if it.id not in got[side]]
+                linked = self._linked_ids(side, [it.id for it in found])
+                got[side].update((it.id, it) for it in found if it.id not in linked)
+            decisions, unclaimed = decide_links(
+                self.kind,
+                self.policy,
+                block,
+                got[OUTLOOK].values(),
+                got[SALESFORCE].values(),
+                only_one_way=snaprecord,
+            )
+            for side in (OUTLOOK, SALESFORCE):
+                stage.side(side).mark_used(i for i in got[side] if i not in unclaimed[side])
+            emit(decisions)
+
+        for side in (OUTLOOK, SALESFORCE):
+            for items in stage.side(side).unused_errors():
+                emit(unlinked_errors(*((items, ()) if side == OUTLOOK else ((), items))))
+        if snaprecord:
+            return deletes  # SnapRecord copies one chosen event; nothing unlinked is created
+
+        pairs, rest_o, rest_s = match_keys(
+            stage.outlook.match_keys(), stage.salesforce.match_keys()
+        )
+        pool = KeyPool(used_keys)
+        for i in range(0, len(pairs), DECIDE_BLOCK):
+            block = pairs[i : i + DECIDE_BLOCK]
+            o = stage.outlook.by_ids(p[0] for p in block)
+            s = stage.salesforce.by_ids(p[1] for p in block)
+            emit(
+                decide_new(self.policy, [(o[a], s[b], rule) for a, b, rule in block], (), (), pool)
+            )
+        for side, rest in ((OUTLOOK, rest_o), (SALESFORCE, rest_s)):
+            for i in range(0, len(rest), DECIDE_BLOCK):
+                items = stage.side(side).by_ids(rest[i : i + DECIDE_BLOCK])
+                ordered = [items[x] for x in rest[i : i + DECIDE_BLOCK]]
+                emit(
+                    decide_new(
+                        self.policy,
+                        (),
+                        ordered if side == OUTLOOK else (),
+                        ordered if side == SALESFORCE else (),
+                        pool,
+                    )
+                )
+        return deletes
 
     # ------------------------------------------------------------ links
-    def _links_for(self, fetched: Fetched) -> list[LinkView]:
+    def _link_pks(self, fetched: Fetched) -> list[int]:
+        """The links this run must look at: all on a full read; else those its items name."""
         q = _links_query(self.membership, self.kind)
         if fetched.full_outlook or fetched.full_salesforce:
             # Tombstoned links too: they keep their ids from being taken for new items.
-            return [_view(lk) for lk in q.iterator(chunk_size=2000)]
-        found: dict[int, SyncLink] = {}
-        oids, sids = list(fetched.outlook), list(fetched.salesforce)
-        keys = {
-            it.link_key
-            for it in (*fetched.outlook.values(), *fetched.salesforce.values())
-            if it.link_key
-        }
-        for i in range(0, len(oids), 500):
-            found.update({lk.pk: lk for lk in q.filter(outlook_id__in=oids[i : i + 500])})
-        for i in range(0, len(sids), 500):
-            found.update({lk.pk: lk for lk in q.filter(sf_id__in=sids[i : i + 500])})
-        keys = sorted(keys)
+            return list(q.order_by("pk").values_list("pk", flat=True))
+        pks: set[int] = set()
+        for side, name in ((OUTLOOK, "outlook_id"), (SALESFORCE, "sf_id")):
+            items = fetched.outlook if side == OUTLOOK else fetched.salesforce
+            ids = list(items)
+            for i in range(0, len(ids), 500):
+                pks.update(
+                    q.filter(**{f"{name}__in": ids[i : i + 500]}).values_list("pk", flat=True)
+                )
+        keys = sorted(_item_keys(fetched))
         for i in range(0, len(keys), 500):
-            found.update({lk.pk: lk for lk in q.filter(link_key__in=keys[i : i + 500])})
-        found.update({lk.pk: lk for lk in q.filter(state__in=PENDING_STATES)[:SWEEP_LIMIT]})
-        return [_view(lk) for lk in found.values()]
+            pks.update(q.filter(link_key__in=keys[i : i + 500]).values_list("pk", flat=True))
+        pks.update(q.filter(state__in=PENDING_STATES).values_list("pk", flat=True)[:SWEEP_LIMIT])
+        return sorted(pks)
 
-    def _confirm(self, fetched: Fetched, links: list[LinkView], t, snapshots) -> None:
+    def _link_blocks(self, pks: list[int]):
+        q = _links_query(self.membership, self.kind)
+        for i in range(0, len(pks), DECIDE_BLOCK):
+            yield [_view(lk) for lk in q.filter(pk__in=pks[i : i + DECIDE_BLOCK]).order_by("pk")]
+
+    def _link_rows(self, pks: list[int], *fields: str):
+        q = _links_query(self.membership, self.kind)
+        for i in range(0, len(pks), DECIDE_BLOCK):
+            yield list(q.filter(pk__in=pks[i : i + DECIDE_BLOCK]).values_list(*fields))
+
+    def _linked_ids(self, side: str, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        name = "outlook_id" if side == OUTLOOK else "sf_id"
+        q = _links_query(self.membership, self.kind).filter(**{f"{name}__in": ids})
+        return set(q.values_list(name, flat=True))
+
+    def _confirm(self, fetched: Fetched, link_pks: list[int], t, hints) -> None:
         """Read back what looks deleted before it may count as deleted."""
-        by_oid = {lk.outlook_id for lk in links if lk.outlook_id and lk.state != "tombstoned"}
-        by_sid = {lk.sf_id for lk in links if lk.sf_id and lk.state != "tombstoned"}
-        o_check = {i for i, it in fetched.outlook.items() if it.deleted and i in by_oid}
-        if fetched.removed_unknown - by_oid:
+        deleted_o = set(fetched.outlook.deleted_ids())
+        o_check: set[str] = set()
+        s_check: set[str] = set()
+        removed_linked: set[str] = set()
+        for rows in self._link_rows(link_pks, "outlook_id", "sf_id", "state"):
+            live = [r for r in rows if r[2] != LinkState.TOMBSTONED]
+            oids = {o for o, _, _ in live if o}
+            o_check |= deleted_o & oids
+            removed_linked |= fetched.removed_unknown & oids
+            # A linked item missing from a full listing, unless the link is out of scope.
+            if fetched.full_outlook:
+                want = [o for o, _, st in live if o and st != LinkState.OUT_OF_SCOPE]
+                o_check |= set(want) - fetched.outlook.present(want)
+            if fetched.full_salesforce:
+                want = [sid for _, sid, st in live if sid and st != LinkState.OUT_OF_SCOPE]
+                s_check |= set(want) - fetched.salesforce.present(want)
+        if fetched.removed_unknown - removed_linked:
             # Removed occurrences may mean a removed series: read our series masters back.
-            o_check |= {
-                lk.outlook_id
-                for lk in _links_query(self.membership, self.kind)
+            for oid in (
+                _links_query(self.membership, self.kind)
                 .exclude(state=LinkState.TOMBSTONED)
                 .exclude(outlook_id=None)
                 .filter(snapshot__recurrence__isnull=False)
-                .only("outlook_id")
-                if lk.outlook_id not in fetched.outlook or fetched.outlook[lk.outlook_id].deleted
-            }
-        s_check: set[str] = set()
-        settled_out = {lk.outlook_id for lk in links if lk.state == "out_of_scope"}
-        settled_sf = {lk.sf_id for lk in links if lk.state == "out_of_scope"}
-        if fetched.full_outlook:
-            o_check |= {i for i in by_oid if i not in fetched.outlook and i not in settled_out}
-        if fetched.full_salesforce:
-            s_check |= {i for i in by_sid if i not in fetched.salesforce and i not in settled_sf}
+                .values_list("outlook_id", flat=True)
+            ):
+                seen = fetched.outlook.get(oid)
+                if seen is None or seen.deleted:
+                    o_check.add(oid)
         if o_check:
             confirm_outlook(self.outlook, self.kind, self.policy, t, o_check, fetched)
         if s_check:
-            confirm_salesforce(self.sf, self.kind, self.policy, t, s_check, fetched, snapshots.get)
+            confirm_salesforce(self.sf, self.kind, self.policy, t, s_check, fetched, hints)
 
-    def _sweep(self, fetched: Fetched, links: list[LinkView], t, snapshots) -> None:
+    def _sweep(self, fetched: Fetched, t, hints) -> None:
         """Re-drive links a previous run left pending: adopt lost creates by key, re-read both sides."""
-        pending = [lk for lk in links if lk.state in PENDING_STATES]
+        pending = list(
+            _links_query(self.membership, self.kind)
+            .filter(state__in=PENDING_STATES)
+            .order_by("pk")
+            .values_list("link_key", "outlook_id", "sf_id")[:SWEEP_LIMIT]
+        )
         if not pending:
             return
-        o_keys = [lk.link_key for lk in pending if lk.outlook_id is None]
-        s_keys = [lk.link_key for lk in pending if lk.sf_id is None]
+        o_keys = [str(k) for k, o, _ in pending if o is None]
+        s_keys = [str(k) for k, _, s in pending if s is None]
         if o_keys:
             for key, payload in self.outlook.find_by_keys(o_keys).items():
                 it = outlook_item(
@@ -444,19 +558,17 @@ class _Run:
         if s_keys:
             from .kinds import sf_item
 
-            for key, row in self.sf.find_by_keys(s_keys).items():
-                it = sf_item(self.kind, row, self.policy, t, snapshot_hint=snapshots.get)
+            rows = self.sf.find_by_keys(s_keys)
+            hint = hints([r.get("Id") for r in rows.values()]) if hints else None
+            for key, row in rows.items():
+                it = sf_item(self.kind, row, self.policy, t, snapshot_hint=hint)
                 fetched.salesforce[it.id] = dataclasses.replace(it, link_key=key)
-        o_ids = [
-            lk.outlook_id
-            for lk in pending
-            if lk.outlook_id and lk.outlook_id not in fetched.outlook
-        ]
-        s_ids = [lk.sf_id for lk in pending if lk.sf_id and lk.sf_id not in fetched.salesforce]
+        o_ids = [o for _, o, _ in pending if o and o not in fetched.outlook]
+        s_ids = [s for _, _, s in pending if s and s not in fetched.salesforce]
         if o_ids:
             confirm_outlook(self.outlook, self.kind, self.policy, t, o_ids, fetched)
         if s_ids:
-            confirm_salesforce(self.sf, self.kind, self.policy, t, s_ids, fetched, snapshots.get)
+            confirm_salesforce(self.sf, self.kind, self.policy, t, s_ids, fetched, hints)
 
     # ------------------------------------------------------------ cursors
     def _advance(self, fetched: Fetched) -> None:
@@ -472,9 +584,11 @@ class _Run:
         c.save()
 
     # ------------------------------------------------------------ plan
-    def _store_plan(self, decisions: list[Decision]) -> None:
+    def _store_plan(self, decisions: list[Decision], seq: int = 0) -> int:
+        """Store one block of the plan after `seq`; returns the last seq used."""
         rows = []
-        for seq, d in enumerate(decisions, start=1):
+        start = seq
+        for seq, d in enumerate(decisions, start=start + 1):  # noqa: B020
             rows.append(
                 PlannedChange(
                     run=self.run,
@@ -502,48 +616,7 @@ class _Run:
                 )
             )
         PlannedChange.objects.bulk_create(rows, batch_size=500)
-
-    _plan_incomplete = False
-
-    def _reviewed(self, plan_run_id: int, decisions: list[Decision]) -> list[Decision]:
-        """Keep only decisions identical to an included item of the reviewed plan."""
-        planned = {
-            _sig_row(p): p
-            for p in PlannedChange.objects.filter(
-                run_id=plan_run_id, run__membership=self.membership
-            )
-        }
-        keep, applied_rows = [], []
-        for d in decisions:
-            p = planned.pop(_sig(d), None)
-            if p is not None and p.included:
-                # Use the reviewed key so the new link is the one that was shown.
-                if d.link is None and p.link_key:
-                    d = dataclasses.replace(d, link_key=str(p.link_key))
-                keep.append(d)
-                applied_rows.append(p.pk)
-            else:
-                self._plan_incomplete = True
-        PlannedChange.objects.filter(pk__in=applied_rows).update(status=PlanStatus.APPLIED)
-        stale = [p.pk for p in planned.values() if p.included]
-        PlannedChange.objects.filter(pk__in=stale).update(status=PlanStatus.STALE)
-        PlannedChange.objects.filter(run_id=plan_run_id, included=False).update(
-            status=PlanStatus.SKIPPED
-        )
-        for p in planned.values():
-            if p.included:
-                self.log.append(
-                    SyncLogEntry(
-                        run=self.run,
-                        level="warning",
-                        action="stale",
-                        outlook_id=p.outlook_id,
-                        sf_id=p.sf_id,
-                        link_key=p.link_key,
-                        message=f"Not applied: “{p.title[:80]}” changed after the plan was made.",
-                    )
-                )
-        return keep
+        return seq
 
     def _log(self, level: str, d: Decision, message: str, detail: dict) -> None:
         self.log.append(
@@ -565,6 +638,75 @@ class _Run:
             # (and the log viewer sees a long run's entries while it is going).
             SyncLogEntry.objects.bulk_create(self.log, batch_size=500)
             self.log.clear()
+
+
+class _Review:
+    """A reviewed Manual plan, applied block by block: only decisions identical to an
+    included planned item go through; the rest is reported and read again next run."""
+
+    def __init__(self, engine: _Run, plan_run_id: int):
+        self.engine = engine
+        self.planned = {
+            _sig_row(p): (p.pk, p.included, p.link_key)
+            for p in PlannedChange.objects.filter(
+                run_id=plan_run_id, run__membership=engine.membership
+            ).only(
+                "pk",
+                "included",
+                "link_key",
+                "action",
+                "side",
+                "outlook_id",
+                "sf_id",
+                "outlook_version",
+                "sf_version",
+                "after",
+            )
+        }
+        self.plan_run_id = plan_run_id
+        self.applied: list[int] = []
+        self.incomplete = False
+        self.finished = False
+
+    def keep(self, decisions: list[Decision]) -> list[Decision]:
+        keep = []
+        for d in decisions:
+            p = self.planned.pop(_sig(d), None)
+            if p is not None and p[1]:
+                pk, _, key = p
+                # Use the reviewed key so the new link is the one that was shown.
+                if d.link is None and key:
+                    d = dataclasses.replace(d, link_key=str(key))
+                keep.append(d)
+                self.applied.append(pk)
+            else:
+                self.incomplete = True
+        return keep
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        PlannedChange.objects.filter(pk__in=self.applied).update(status=PlanStatus.APPLIED)
+        stale = [pk for pk, included, _ in self.planned.values() if included]
+        PlannedChange.objects.filter(pk__in=stale).update(status=PlanStatus.STALE)
+        PlannedChange.objects.filter(run_id=self.plan_run_id, included=False).update(
+            status=PlanStatus.SKIPPED
+        )
+        for p in PlannedChange.objects.filter(pk__in=stale).only(
+            "outlook_id", "sf_id", "link_key", "title"
+        ):
+            self.engine.log.append(
+                SyncLogEntry(
+                    run=self.engine.run,
+                    level="warning",
+                    action="stale",
+                    outlook_id=p.outlook_id,
+                    sf_id=p.sf_id,
+                    link_key=p.link_key,
+                    message=f"Not applied: “{p.title[:80]}” changed after the plan was made.",
+                )
+            )
 
 
 def _fields(d: Decision) -> list[str]:
@@ -598,8 +740,8 @@ def _sig_row(p: PlannedChange) -> tuple:
     )
 
 
-def _projected_counts(decisions: list[Decision]) -> Counts:
-    c = Counts()
+def _project(c: Counts, decisions: list[Decision]) -> None:
+    """Add what `decisions` would do to the projected counts of a preview."""
     for d in decisions:
         for w in d.writes:
             {"create": c.created, "update": c.updated, "delete": c.deleted}[w.op][w.side] += 1
@@ -611,7 +753,6 @@ def _projected_counts(decisions: list[Decision]) -> Counts:
             c.tombstoned += 1
         if d.conflicts:
             c.conflicts += 1
-    return c
 
 
 # ---------------------------------------------------------------- SnapRecord

@@ -304,3 +304,31 @@ def test_first_task_sync_takes_the_fewest_requests(member):
     # Outlook: find the To Do list, read the delta round. Salesforce: one query, one collection insert.
     assert sum(n for (side, _), n in data_calls.items() if side == "outlook") == 2, data_calls
     assert sum(n for (side, _), n in data_calls.items() if side == "salesforce") == 2, data_calls
+
+
+def test_blocks_change_nothing_and_the_run_leaves_no_scratch_file(member, monkeypatch, tmp_path):
+    """A run decides and applies a block at a time, its working set on disk: with
+    blocks of two, matches across blocks still pair, nothing is created twice,
+    the next run is quiet, and the scratch file is gone after every run."""
+    import tempfile
+
+    from syncengine.engine import run as run_mod
+
+    monkeypatch.setattr(run_mod, "DECIDE_BLOCK", 2)
+    monkeypatch.setattr(run_mod, "APPLY_BLOCK", 2)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    for i in range(5):
+        _o_contact(member, f"Given{i}", f"Person{i}", f"p{i}@example.com")
+    for i in range(3, 9):
+        member.sf_create("Contact", FirstName=f"Given{i}", LastName=f"Person{i}", Email=f"p{i}@example.com")
+
+    first = sync(member, "contacts")
+    assert first.status == "succeeded", first.message
+    assert first.counts.linked == 2
+    assert first.counts.created == {"outlook": 4, "salesforce": 3}
+    assert _emails_o(member) == sorted(r["Email"] for r in member.sf("Contact"))
+    assert len(member.contacts_o()) == 9
+    _o_update(member.contacts_o()[0], jobTitle="Engineer")
+    assert sync(member, "contacts").counts.updated == {"outlook": 0, "salesforce": 1}
+    assert sync(member, "contacts").counts.writes == 0
+    assert list(tmp_path.iterdir()) == []
