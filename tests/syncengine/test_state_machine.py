@@ -437,6 +437,9 @@ class SyncMachine(RuleBasedStateMachine):
         settled = it.base is not None and DELETED not in it.user.values() and not it.detached
 
         def advance(run, fetched):
+            # What the run agreed on is the base the edit starts from: the edit comes
+            # after the run's writes, it does not race them (no conflict to log).
+            machine._observe({s: machine.live(s) for s in SIDES})
             rec = machine.find(side, n)
             if settled and machine._editable(it, side) and rec is not None:
                 machine._update(it, side, rec, e)
@@ -911,3 +914,4 @@ def test_salesforce_edit_between_read_and_delete_keeps_the_record(member):
     assert s["Department"] == "Analytics"
     (o,) = member.contacts_o()
     assert o.data.get("department") == "Analytics"
+
