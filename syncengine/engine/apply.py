@@ -271,6 +271,7 @@ class Applier:
                     create=True,
                     existing=None,
                     policy=self.policy,
+                    replaces=self._links[d.link_key].outlook_ical_uid,
                 )
                 for d in group
             ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -400,7 +401,10 @@ def outlook_body(
     existing: dict | None,
     policy: EnginePolicy,
     stamp_key: bool = False,
+    replaces: str = "",
 ) -> dict:
+    """The Graph body for `rec`. `replaces`: on a create, the iCalUId of the event
+    this link last had in Outlook (the user deleted it), "" on the link's first copy."""
     if kind == CALENDAR:
         body = m_events.to_graph(rec, existing=existing, time_zone=policy.time_zone)
     elif kind == CONTACTS:
@@ -417,9 +421,18 @@ def outlook_body(
         else:
             body["singleValueExtendedProperties"] = [{"id": KEY_PROPERTY_ID, "value": key}]
         if kind == CALENDAR:
-            # Graph de-duplicates a retried create carrying the same transactionId.
-            body["transactionId"] = key
+            body["transactionId"] = create_transaction_id(key, replaces)
     return body
+
+
+def create_transaction_id(key: str, replaces: str = "") -> str:
+    """Graph de-duplicates a create whose transactionId it has seen, deleted events
+    included: a retried create must send the same id (the link's key), and a new copy
+    replacing a deleted one (modify beats delete) a new one, or Graph answers it with
+    the deleted event. Derived from what it replaces, so its retries repeat it too."""
+    if not replaces:
+        return key
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"linkpoint:{key}:{replaces}"))
 
 
 def sf_body(kind: str, rec: Any, *, key: str | None, create: bool, policy: EnginePolicy) -> dict:

@@ -821,6 +821,22 @@ def test_crash_after_salesforce_create_then_deleted_there_stays_in_outlook(membe
     assert m.logical[n].detached == OUTLOOK
 
 
+def test_event_we_copied_to_outlook_comes_back_after_a_delete_there_and_an_edit_in_salesforce(member):
+    """Found by the calendar machine (shrunk from 30 steps; the delta reset, window moves
+    and edits before the cursor save were noise). The run copies a Salesforce event to
+    Outlook; the user deletes the copy in Outlook and edits the event in Salesforce.
+    Modify beats delete (I7): the next run creates the event in Outlook again. That
+    create must not carry the first copy's transactionId, or Graph answers it with the
+    deleted copy, nothing is created and the link points at a deleted event."""
+    m = _scripted(member, kind="calendar", winner=OUTLOOK, deletes=(True, False))
+    n = m.user_creates(SALESFORCE, _Draws({"subject": "Call", "location": "Café ☕", "when": (24, 60)}))
+    m.sync()
+    m.user_deletes(n, OUTLOOK)
+    m.user_updates(n, SALESFORCE, _Draws({"subject": "Ship"}))
+    m.teardown()
+    assert m.find(OUTLOOK, n).proj["subject"] == "Ship ~1"
+
+
 def test_lost_answers_on_both_sides_then_410_create_nothing_twice(member):
     m = _scripted(member, kind="tasks", winner=SALESFORCE)
     task = {"title": "Call", "body": "", "status": "notStarted", "importance": "high", "due": 5}
@@ -914,4 +930,5 @@ def test_salesforce_edit_between_read_and_delete_keeps_the_record(member):
     assert s["Department"] == "Analytics"
     (o,) = member.contacts_o()
     assert o.data.get("department") == "Analytics"
+
 
