@@ -197,14 +197,14 @@ def _floor(kind: str, phase: str, result, read_o: int, read_s: int) -> dict:
     requests (one request carries one operation: POST creates, PATCH updates,
     DELETE deletes; the upsert form keys on external ids only, so it cannot stamp
     our key on an existing record), plus the precondition read of updates and
-    deletes of records synced before: collections have no If-Match, and a write
-    must not overwrite an edit made since the run read the record.
+    deletes: collections have no If-Match, and a write must not overwrite an
+    edit made since the run read the record.
     """
     c = result.counts
     writes_o = c.created["outlook"] + c.updated["outlook"] + c.deleted["outlook"]
     extra_o = 1 if (kind == "tasks" and phase == "first") else 0  # find the To Do list once
     sf_ops = (c.created["salesforce"], c.updated["salesforce"], c.deleted["salesforce"])
-    checked = 0 if phase == "first" else c.updated["salesforce"] + c.deleted["salesforce"]
+    checked = c.updated["salesforce"] + c.deleted["salesforce"]
     return {
         "outlook": max(1, math.ceil(read_o / GRAPH_PAGE)) + extra_o + math.ceil(writes_o / GRAPH_BATCH),
         "salesforce": max(1, math.ceil(read_s / SF_PAGE))

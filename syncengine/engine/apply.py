@@ -81,7 +81,8 @@ class Applier:
         ]
         for chunk in _chunks(creates, SF_CHUNK):
             self._with_intent(chunk)
-            self._execute(chunk)
+            # Newly matched pairs update records the run read: the same check applies.
+            self._execute(self._unmoved_in_salesforce(chunk))
         for chunk in _chunks(others, SF_CHUNK):
             self._load_links(chunk)
             self._execute(self._unmoved_in_salesforce(chunk))
@@ -236,6 +237,10 @@ class Applier:
                 continue
             link = self._links.pop(d.link_key)
             link.state = LinkState.PENDING_UPDATE_SALESFORCE
+            if d.link is None:
+                # A pair matched this run has no agreed content yet: next run merges
+                # the two sides afresh (each difference to the winner, and logged).
+                link.snapshot, link.snapshot_hash = None, ""
             links.append(link)
             if failure:
                 self.out.counts.errors[SALESFORCE] += 1
