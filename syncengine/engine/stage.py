@@ -217,19 +217,6 @@ class SideItems:
             "UPDATE item SET used = 1 WHERE side = ? AND id = ?", [(self.side, i) for i in ids]
         )
 
-    def unused_ids(self) -> Iterator[list[str]]:
-        """Ids no link claimed, in blocks, in id order."""
-        last = ""
-        while True:
-            rows = self.db.execute(
-                "SELECT id FROM item WHERE side = ? AND used = 0 AND id > ? ORDER BY id LIMIT ?",
-                (self.side, last, BLOCK),
-            ).fetchall()
-            if not rows:
-                return
-            last = rows[-1][0]
-            yield [r[0] for r in rows]
-
     def unused_errors(self) -> Iterator[list[Item]]:
         """Unmappable items no link claimed (each becomes an item-level error), in blocks."""
         last = ""
