@@ -2,7 +2,8 @@
 
 Outlook: the delta feed (a fresh round = a full listing, on the first run, on
 Rebuild, on 410 and when the calendar window moved). Salesforce: queryAll on
-`SystemModstamp >= mark - overlap` (deleted rows included), or a full query.
+`SystemModstamp >= mark - overlap` (deleted rows included), or a full query
+(first run, Rebuild, or a mark older than the recycle bin keeps deletions).
 The Salesforce mark is taken *before* reading, so an edit made while we read
 is seen again next time. A Graph `@removed` is never taken at its word: the
 item is read back, and only a 404 makes it a deletion (out of the window is
@@ -26,6 +27,10 @@ Hints = Callable[[list[str]], Callable[[str], dict | None]]
 
 # Salesforce stamps are to the second, commits land late: read a little behind the mark.
 SF_OVERLAP = timedelta(minutes=5)
+# Salesforce empties its recycle bin after 15 days and queryAll stops reporting those
+# deletions: a mark further back than this (a day's margin) calls for a full read, whose
+# missing linked records are then read back by id (gone for good reads as deleted).
+SF_DELETIONS_KEPT = timedelta(days=14)
 
 
 @dataclass
@@ -122,7 +127,7 @@ def fetch_salesforce(
 ) -> None:
     into.sf_mark = now
     scope_all = kind == CONTACTS and policy.contact_scope == "all"
-    if full or cursor.sf_high_water is None:
+    if full or cursor.sf_high_water is None or now - cursor.sf_high_water > SF_DELETIONS_KEPT:
         window = calendar_window(policy, now) if kind == CALENDAR else None
         pages = side.full_pages(window=window, scope_all=scope_all)
         into.full_salesforce = True

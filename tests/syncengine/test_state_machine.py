@@ -837,6 +837,22 @@ def test_event_we_copied_to_outlook_comes_back_after_a_delete_there_and_an_edit_
     assert m.find(OUTLOOK, n).proj["subject"] == "Ship ~1"
 
 
+def test_salesforce_delete_older_than_the_recycle_bin_still_reaches_outlook(member):
+    """Found by the calendar machine (shrunk from 30 steps). An event synced, deleted in
+    Salesforce, and no run for 16 days: Salesforce has emptied it from its recycle bin,
+    so queryAll since the mark no longer reports the deletion. The run reads Salesforce
+    in full instead and reads the missing linked record back by id: gone, so the
+    deletion reaches Outlook (I6)."""
+    m = _scripted(member, kind="calendar", winner=OUTLOOK, deletes=(False, True))
+    n = m.user_creates(SALESFORCE, _Draws({"subject": "Call", "location": "", "when": (120, 60)}))
+    m.sync()
+    m.user_deletes(n, SALESFORCE)
+    m.window_moves(9)
+    m.window_moves(7)
+    m.teardown()
+    assert m.logical[n].dead
+
+
 def test_lost_answers_on_both_sides_then_410_create_nothing_twice(member):
     m = _scripted(member, kind="tasks", winner=SALESFORCE)
     task = {"title": "Call", "body": "", "status": "notStarted", "importance": "high", "due": 5}
