@@ -375,7 +375,16 @@ class SyncMachine(RuleBasedStateMachine):
         if not self._usable(it) or rec is None or self.find(SALESFORCE, n) is None:
             return
         self._update(it, OUTLOOK, rec, {"when": (24 * 500, 60)})
-        it.parked = True
+        it.parked = self._move_sticks(it)
+
+    def _move_sticks(self, it: Logical) -> bool:
+        """The move is an Outlook edit of the event's time: if Salesforce changed the time
+        too since the last agreement and wins the conflict, the merge puts the event back
+        in the window (I5) and it stays synced, the move logged as the loser."""
+        if it.base is None or not isinstance(it.user[SALESFORCE], dict):
+            return True
+        want = sm.expected_merge(self.kind, it.base, it.view(OUTLOOK), it.view(SALESFORCE), self.winner)[0]
+        return want["start"] == it.user[OUTLOOK]["start"]
 
     @rule()
     def delta_token_invalidated(self):
@@ -880,6 +889,21 @@ def test_calendar_window_moves_and_out_of_window_event_is_kept(member):
     m.sync_crashing_before_local_commit()
     m.teardown()
     assert m.logical[a].parked and not m.logical[b].dead
+
+
+def test_event_moved_out_of_window_while_salesforce_moved_it_comes_back(member):
+    """Found by the calendar machine; the oracle was wrong, not the engine. The user
+    moves the event in Salesforce, then out of the window in Outlook, before a run:
+    both changed the time, Salesforce wins the conflict (I5), so the event is back in
+    the window on both sides and synced (not parked), the Outlook move logged as lost."""
+    m = _scripted(member, kind="calendar", winner=SALESFORCE)
+    n = m.user_creates(SALESFORCE, _Draws({"subject": "Plan", "location": "Room 1", "when": (73, 30)}))
+    m.sync()
+    m.user_updates(n, SALESFORCE, _Draws({"when": (34, 90)}))
+    m.user_moves_event_out_of_window(n)
+    m.teardown()
+    assert not m.logical[n].parked
+    assert m.find(OUTLOOK, n).proj == m.find(SALESFORCE, n).proj
 
 
 def test_salesforce_edit_between_read_and_write_is_not_lost(member):
