@@ -30,6 +30,22 @@ from .records import OUTLOOK, SALESFORCE, Decision, Item
 BLOCK = 500  # ids per SQL `IN (...)`: well under SQLite's variable limit
 
 
+_OP_RANK = {"create": 1, "update": 2, "delete": 3}
+
+
+def write_group(d: Decision) -> str:
+    """Decisions are applied grouped by the writes they make, so every batch is full
+    but the last of its group (⌈n/200⌉ Salesforce requests per operation, not one
+    more at each block edge). Local-only decisions first, deletions last (a run
+    that fails half-way has created and updated before it removes anything)."""
+    if not d.writes:
+        return "0"
+    rank = max(_OP_RANK[w.op] for w in d.writes)
+    path = "a" if d.link is None or any(w.op == "create" for w in d.writes) else "b"
+    sig = ",".join(sorted(f"{w.side}:{w.op}" for w in d.writes))
+    return f"{rank}{path}{sig}"
+
+
 class MatchKey(NamedTuple):
     """What matching needs of an unlinked item, without its content."""
 
@@ -69,7 +85,8 @@ class Stage:
             " PRIMARY KEY (side, id))"
         )
         self.db.execute("CREATE INDEX item_key ON item (side, link_key)")
-        self.db.execute("CREATE TABLE decision (seq INTEGER PRIMARY KEY, blob BLOB)")
+        self.db.execute("CREATE TABLE decision (seq INTEGER PRIMARY KEY, grp TEXT, blob BLOB)")
+        self.db.execute("CREATE INDEX decision_grp ON decision (grp, seq)")
         self.outlook = SideItems(self, OUTLOOK)
         self.salesforce = SideItems(self, SALESFORCE)
         self.decisions = 0
@@ -79,20 +96,25 @@ class Stage:
 
     # ------------------------------------------------------------ decisions
     def add_decisions(self, decisions: Iterable[Decision]) -> None:
-        rows = [(_dump(d),) for d in decisions]
-        self.db.executemany("INSERT INTO decision (blob) VALUES (?)", rows)
+        rows = [(write_group(d), _dump(d)) for d in decisions]
+        self.db.executemany("INSERT INTO decision (grp, blob) VALUES (?, ?)", rows)
         self.decisions += len(rows)
 
     def decision_blocks(self, size: int) -> Iterator[list[Decision]]:
-        last = 0
+        """Decisions in blocks of ≤ `size` that share their writes (see `write_group`),
+        in decision order within a group."""
+        last: tuple[str, int] = ("", 0)
         while True:
             rows = self.db.execute(
-                "SELECT seq, blob FROM decision WHERE seq > ? ORDER BY seq LIMIT ?", (last, size)
+                "SELECT grp, seq, blob FROM decision WHERE (grp, seq) > (?, ?)"
+                " ORDER BY grp, seq LIMIT ?",
+                (*last, size),
             ).fetchall()
             if not rows:
                 return
-            last = rows[-1][0]
-            yield [_load(b) for _, b in rows]
+            rows = [r for r in rows if r[0] == rows[0][0]]  # a block never spans two groups
+            last = (rows[-1][0], rows[-1][1])
+            yield [_load(b) for _, _, b in rows]
 
     # ------------------------------------------------------------ lifetime
     def close(self) -> None:
