@@ -56,6 +56,7 @@ class Applier:
         salesforce: SalesforceSide,
         now: Callable[[], datetime],
         stop_check: Callable[[], None] | None = None,
+        log_now: Callable[[str, Decision, str, dict], None] | None = None,
     ):
         self.membership = membership
         self.kind = kind
@@ -65,6 +66,9 @@ class Applier:
         self.now = now
         self.stop_check = stop_check or (lambda: None)
         self.out = Outcome()
+        # Writes a log entry at once (committed), for what must survive a crash.
+        self.log_now = log_now
+        self._prelogged: set[int] = set()
         # Per decision: which of its writes succeeded, and what they returned.
         self._done: dict[int, dict[str, WriteResult]] = {}
         self._links: dict[str, SyncLink] = {}
@@ -255,6 +259,13 @@ class Applier:
         return [d for d in decisions if id(d) not in held]
 
     def _execute(self, decisions: Sequence[Decision]) -> None:
+        if self.log_now is not None:
+            # A conflict's losing values are logged before the writes that drop them:
+            # a run that dies between those writes and _finish must not lose them (I5).
+            for d in decisions:
+                if d.conflicts:
+                    self.log_now("warning", d, d.message, _conflict_detail(d))
+                    self._prelogged.add(id(d))
         by_side: dict[tuple[str, str], list[Decision]] = {}
         for d in decisions:
             for w in d.writes:
@@ -452,20 +463,8 @@ class Applier:
                 self._record(link, d, results)
                 if d.conflicts:
                     c.conflicts += 1
-                    self.out.note(
-                        "warning",
-                        d,
-                        d.message,
-                        conflicts=[
-                            {
-                                "fields": list(x.fields),
-                                "winner": _label(OUTLOOK if x.winner == "ours" else SALESFORCE),
-                                "kept": x.kept,
-                                "lost": x.lost,
-                            }
-                            for x in d.conflicts
-                        ],
-                    )
+                    if id(d) not in self._prelogged:
+                        self.out.note("warning", d, d.message, **_conflict_detail(d))
                 elif d.action == "link":
                     c.linked += 1
                     self.out.note("info", d, d.message or "Linked.")
@@ -478,6 +477,7 @@ class Applier:
         for d in decisions:
             self._links.pop(d.link_key, None)
             self._done.pop(id(d), None)
+            self._prelogged.discard(id(d))
 
     def _count_write(self, k: str) -> None:
         side, op = k.split(":")
@@ -561,6 +561,20 @@ def _save_links(links: list[SyncLink]) -> None:
         rows.append([f.get_db_prep_save(getattr(link, f.attname), connection) for f in fields] + [link.pk])
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
+
+
+def _conflict_detail(d: Decision) -> dict:
+    return {
+        "conflicts": [
+            {
+                "fields": list(x.fields),
+                "winner": _label(OUTLOOK if x.winner == "ours" else SALESFORCE),
+                "kept": x.kept,
+                "lost": x.lost,
+            }
+            for x in d.conflicts
+        ]
+    }
 
 
 def _needs_key(d: Decision, side: str) -> bool:

@@ -366,6 +366,7 @@ class _Run:
                 outlook=self.outlook,
                 salesforce=self.sf,
                 now=now,
+                log_now=self._log_now,
             )
             try:
                 for block in blocks:
@@ -619,25 +620,28 @@ class _Run:
         return seq
 
     def _log(self, level: str, d: Decision, message: str, detail: dict) -> None:
-        self.log.append(
-            SyncLogEntry(
-                run=self.run,
-                level=level,
-                action=d.action,
-                side=",".join(sorted({w.side for w in d.writes})),
-                outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else ""))
-                or "",
-                sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
-                link_key=d.link_key or None,
-                message=(message or d.action)[:500],
-                detail={"title": (d.title or "")[:120], **detail},
-            )
-        )
+        self.log.append(self._entry(level, d, message, detail))
         if len(self.log) >= LOG_FLUSH:
             # Written as we go: a 10,000-item run does not hold 10,000 rows in memory
             # (and the log viewer sees a long run's entries while it is going).
             SyncLogEntry.objects.bulk_create(self.log, batch_size=500)
             self.log.clear()
+
+    def _log_now(self, level: str, d: Decision, message: str, detail: dict) -> None:
+        self._entry(level, d, message, detail).save()
+
+    def _entry(self, level: str, d: Decision, message: str, detail: dict) -> SyncLogEntry:
+        return SyncLogEntry(
+            run=self.run,
+            level=level,
+            action=d.action,
+            side=",".join(sorted({w.side for w in d.writes})),
+            outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else "")) or "",
+            sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
+            link_key=d.link_key or None,
+            message=(message or d.action)[:500],
+            detail={"title": (d.title or "")[:120], **detail},
+        )
 
 
 class _Review:
@@ -809,6 +813,7 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
                 outlook=engine.outlook,
                 salesforce=engine.sf,
                 now=now,
+                log_now=engine._log_now,
             ).apply([d])
             result.counts = out.counts
             for level, dd, message, detail in out.log:

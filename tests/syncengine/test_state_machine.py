@@ -906,17 +906,10 @@ def test_event_moved_out_of_window_while_salesforce_moved_it_comes_back(member):
     assert m.find(OUTLOOK, n).proj == m.find(SALESFORCE, n).proj
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "open engine bug: a run that resolves a conflict and dies after its remote writes, before "
-        "Applier._finish, loses the conflict entry; the next run finds both sides equal and only "
-        "touches, so the loser's value is gone unlogged (I5). Needs the entry written before the writes."
-    ),
-)
 def test_conflict_resolved_by_a_run_that_crashes_before_recording_is_still_logged(member):
     """Found by the calendar machine (the out-of-window move losing to a Salesforce time
-    change, then a crash); not calendar-specific, as this contact shows."""
+    change, then a crash); not calendar-specific, as this contact shows. The conflict
+    entry is written before the writes that drop the loser's value."""
     m = _scripted(member, kind="contacts", winner=SALESFORCE)
     n = m.user_creates(OUTLOOK, _Draws(ADA))
     m.sync()
