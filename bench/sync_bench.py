@@ -13,7 +13,8 @@ requests, ⌈records/200⌉ Salesforce collection requests per operation plus
 the precondition read of updates and deletes (see `_floor`), one change
 query per side when quiet), sign_in_requests (token refreshes, apart from the API
 requests) and peak_rss_mb (the process's peak resident set during
-the phase, sandbox emulators included: they answer in-process). Uses a
+the phase, sandbox emulators included: they answer in-process; rss_before_mb
+is where the phase started, memory earlier phases left behind). Uses a
 throw-away SQLite database pair.
 """
 
@@ -262,6 +263,7 @@ def main(argv=None) -> None:
                 gc.collect()
                 api_counts_reset()
                 _rss_reset()
+                rss_before = _rss_mb()
                 t0 = time.perf_counter()
                 result = run_sync(membership, kind, "manual")
                 wall = time.perf_counter() - t0
@@ -283,7 +285,7 @@ def main(argv=None) -> None:
                     "phase": phase, "kind": kind, "items": args.items, "wall_s": round(wall, 2),
                     "api_requests": api, "floor": _floor(kind, phase, result, read_o, read_s),
                     "sign_in_requests": sign_in,
-                    "peak_rss_mb": _rss_mb(), "status": str(result.status), "writes": result.counts.writes,
+                    "peak_rss_mb": _rss_mb(), "rss_before_mb": rss_before, "status": str(result.status), "writes": result.counts.writes,
                     **({"message": result.message} if result.message else {}),
                 }), flush=True)
 
