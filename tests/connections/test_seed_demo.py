@@ -34,3 +34,25 @@ def test_seed_demo_connects_member_through_oauth_and_is_idempotent(capsys):
         assert list(graph_client_for(membership).iter_pages("/me/contacts"))[0].items
         rows = [r for p in salesforce_client_for(membership).query_pages("SELECT Id FROM Contact") for r in p]
         assert rows
+
+
+@pytest.mark.django_db(databases=DBS, transaction=True)
+@pytest.mark.parametrize("kind", ["contacts", "tasks", "calendar"])
+def test_after_seed_demo_the_sync_command_works_and_a_second_run_writes_nothing(kind, capsys):
+    """The demo path of the README: seed, then `sync --user member@acme.test` per kind."""
+    import json
+
+    if "sandbox_seed" not in get_commands():
+        pytest.skip("the sandbox is not installed (SANDBOX_ENABLED is off)")
+    call_command("seed_demo")
+    capsys.readouterr()
+    call_command("sync", user="member@acme.test", kind=kind, json=True)
+    first = json.loads(capsys.readouterr().out)
+    assert first["status"] == "succeeded", first
+    # The seeder puts a share of the items on both sides: they are linked, not copied again.
+    assert first["linked"] > 0 and sum(first["created"].values()) > 0, first
+    assert first["errors"] == {"outlook": 0, "salesforce": 0}, first
+    call_command("sync", user="member@acme.test", kind=kind, json=True)
+    second = json.loads(capsys.readouterr().out)
+    writes = sum(sum(second[k].values()) for k in ("created", "updated", "deleted"))
+    assert second["status"] == "succeeded" and writes == 0, second
