@@ -6,7 +6,9 @@ the engine reaches it only through the product's HTTP clients.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
+from unittest import mock
 
 import pytest
 
@@ -46,6 +48,23 @@ class Member:
         (r,) = sf_records_create(user=self.sf_user, records=[(sobject, fields)])
         assert r.success, r.errors
         return r.id
+
+    @contextmanager
+    def saves_in_salesforce_while_a_run_reads(self, sobject: str, sf_id: str, **fields):
+        """Within the block, each run's read of Outlook (after its Salesforce read) is
+        followed by this user save in Salesforce: the save lands between the run's
+        read and its writes."""
+        from syncengine.engine import run as run_mod
+
+        real = run_mod.fetch_outlook
+
+        def read_then_save(*args, **kwargs):
+            out = real(*args, **kwargs)
+            self.sf_update(sobject, sf_id, **fields)
+            return out
+
+        with mock.patch.object(run_mod, "fetch_outlook", read_then_save):
+            yield
 
     def sf_update(self, sobject: str, sf_id: str, **fields) -> None:
         from sandbox.salesforce.services import sf_records_update

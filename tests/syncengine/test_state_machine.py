@@ -927,14 +927,7 @@ def test_salesforce_edit_between_read_and_write_is_not_lost(member):
     assert run_mod.run_sync(member.membership, "contacts", "auto").status == "succeeded"
     (row,) = member.sf("Contact")
     item_update(o, {"jobTitle": "Countess"})
-    real = run_mod.fetch_outlook
-
-    def read_then_user_saves_in_salesforce(*args, **kwargs):
-        out = real(*args, **kwargs)
-        member.sf_update("Contact", row["Id"], Department="Analytics")
-        return out
-
-    with mock.patch.object(run_mod, "fetch_outlook", read_then_user_saves_in_salesforce):
+    with member.saves_in_salesforce_while_a_run_reads("Contact", row["Id"], Department="Analytics"):
         held = run_mod.run_sync(member.membership, "contacts", "auto")
     assert held.counts.updated == {"outlook": 0, "salesforce": 0}, held.as_dict()
     assert SyncLogEntry.objects.filter(
@@ -960,14 +953,7 @@ def test_salesforce_edit_between_read_and_delete_keeps_the_record(member):
     assert run_mod.run_sync(member.membership, "contacts", "auto").status == "succeeded"
     (row,) = member.sf("Contact")
     item_delete(o)
-    real = run_mod.fetch_outlook
-
-    def read_then_user_saves_in_salesforce(*args, **kwargs):
-        out = real(*args, **kwargs)
-        member.sf_update("Contact", row["Id"], Department="Analytics")
-        return out
-
-    with mock.patch.object(run_mod, "fetch_outlook", read_then_user_saves_in_salesforce):
+    with member.saves_in_salesforce_while_a_run_reads("Contact", row["Id"], Department="Analytics"):
         held = run_mod.run_sync(member.membership, "contacts", "auto")
     assert held.counts.deleted == {"outlook": 0, "salesforce": 0}, held.as_dict()
     for _ in range(3):

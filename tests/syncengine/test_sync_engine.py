@@ -339,7 +339,6 @@ def test_salesforce_edit_while_a_first_sync_pairs_the_record_is_not_lost(member)
     e-mail and will write the merged content (and our key) to Salesforce; between
     its read and that write the user saves a new phone there. The write is held;
     the next run merges afresh: the phone stays, the winner's values still win."""
-    from unittest import mock
 
     from sandbox.microsoft.services import contact_create
     from syncengine.engine import run as run_mod
@@ -348,14 +347,7 @@ def test_salesforce_edit_while_a_first_sync_pairs_the_record_is_not_lost(member)
                                     "emailAddresses": [{"address": "ada@example.com", "name": "Ada"}]})
     row_id = member.sf_create("Contact", FirstName="Ada", LastName="Lovelace", Email="ada@example.com",
                            Title="Analyst")
-    real = run_mod.fetch_outlook
-
-    def read_then_user_saves_in_salesforce(*args, **kwargs):
-        out = real(*args, **kwargs)
-        member.sf_update("Contact", row_id, MobilePhone="+44 20 7946 0000")
-        return out
-
-    with mock.patch.object(run_mod, "fetch_outlook", read_then_user_saves_in_salesforce):
+    with member.saves_in_salesforce_while_a_run_reads("Contact", row_id, MobilePhone="+44 20 7946 0000"):
         held = run_mod.run_sync(member.membership, "contacts", "auto")
     assert held.counts.updated == {"outlook": 0, "salesforce": 0}, held.as_dict()
     for _ in range(3):
