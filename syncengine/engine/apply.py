@@ -68,7 +68,6 @@ class Applier:
         self.out = Outcome()
         # Writes a log entry at once (committed), for what must survive a crash.
         self.log_now = log_now
-        self._prelogged: set[int] = set()
         # Per decision: which of its writes succeeded, and what they returned.
         self._done: dict[int, dict[str, WriteResult]] = {}
         self._links: dict[str, SyncLink] = {}
@@ -265,7 +264,6 @@ class Applier:
             for d in decisions:
                 if d.conflicts:
                     self.log_now("warning", d, d.message, _conflict_detail(d))
-                    self._prelogged.add(id(d))
         by_side: dict[tuple[str, str], list[Decision]] = {}
         for d in decisions:
             for w in d.writes:
@@ -463,7 +461,7 @@ class Applier:
                 self._record(link, d, results)
                 if d.conflicts:
                     c.conflicts += 1
-                    if id(d) not in self._prelogged:
+                    if self.log_now is None:  # else logged before the writes (_execute)
                         self.out.note("warning", d, d.message, **_conflict_detail(d))
                 elif d.action == "link":
                     c.linked += 1
@@ -477,7 +475,6 @@ class Applier:
         for d in decisions:
             self._links.pop(d.link_key, None)
             self._done.pop(id(d), None)
-            self._prelogged.discard(id(d))
 
     def _count_write(self, k: str) -> None:
         side, op = k.split(":")

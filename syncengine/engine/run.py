@@ -328,10 +328,14 @@ class _Run:
                 snapshot_hints=hints,
             )
             fetch_outlook(self.outlook, self.kind, self.policy, cur, t, full=full, into=fetched)
+            link_pks: list[int] = []
             if not ignore_links:
-                self._confirm(fetched, self._link_pks(fetched), t, hints)
+                link_pks = self._link_pks(fetched)
+                self._confirm(fetched, link_pks, t, hints)
                 self._sweep(fetched, t, hints)
-            link_pks = [] if ignore_links else self._link_pks(fetched)
+                if not (fetched.full_outlook or fetched.full_salesforce):
+                    # What confirm and sweep read back may name links the changes did not.
+                    link_pks = self._link_pks(fetched)
             deletes = self._decide(stage, link_pks, snaprecord=self.trigger == "snaprecord")
             live = (
                 _links_query(self.membership, self.kind)

@@ -89,7 +89,6 @@ class Stage:
         self.db.execute("CREATE INDEX decision_grp ON decision (grp, seq)")
         self.outlook = SideItems(self, OUTLOOK)
         self.salesforce = SideItems(self, SALESFORCE)
-        self.decisions = 0
 
     def side(self, side: str) -> SideItems:
         return self.outlook if side == OUTLOOK else self.salesforce
@@ -98,7 +97,6 @@ class Stage:
     def add_decisions(self, decisions: Iterable[Decision]) -> None:
         rows = [(write_group(d), _dump(d)) for d in decisions]
         self.db.executemany("INSERT INTO decision (grp, blob) VALUES (?, ?)", rows)
-        self.decisions += len(rows)
 
     def decision_blocks(self, size: int) -> Iterator[list[Decision]]:
         """Decisions in blocks of ≤ `size` that share their writes (see `write_group`),
@@ -159,12 +157,6 @@ class SideItems:
             ),
         )
 
-    def __getitem__(self, item_id: str) -> Item:
-        it = self.get(item_id)
-        if it is None:
-            raise KeyError(item_id)
-        return it
-
     def get(self, item_id: str, default=None) -> Item | None:
         row = self.db.execute(
             "SELECT blob FROM item WHERE side = ? AND id = ?", (self.side, item_id)
@@ -178,11 +170,6 @@ class SideItems:
             ).fetchone()
             is not None
         )
-
-    def __len__(self) -> int:
-        return self.db.execute("SELECT count(*) FROM item WHERE side = ?", (self.side,)).fetchone()[
-            0
-        ]
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.ids())
