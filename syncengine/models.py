@@ -118,6 +118,8 @@ class SyncLease(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     next_run_at = models.DateTimeField(null=True, blank=True)
     consecutive_failures = models.PositiveIntegerField(default=0)
+    # The member paused Auto sync for this kind: the dispatcher leaves the row alone.
+    auto_paused = models.BooleanField(default=False)
 
     class Meta:
         constraints = [
@@ -130,6 +132,7 @@ class SyncLease(models.Model):
 
 
 class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Waiting to start"
     RUNNING = "running", "Running"
     PLANNED = "planned", "Planned, waiting for review"
     SUCCEEDED = "succeeded", "Succeeded"
@@ -142,6 +145,21 @@ class Trigger(models.TextChoices):
     AUTO = "auto", "Auto"
     SNAPRECORD = "snaprecord", "SnapRecord"
     REBUILD = "rebuild", "Rebuild"
+
+
+class RunPurpose(models.TextChoices):
+    SYNC = "sync", "Sync"
+    PREVIEW = "preview", "Preview"
+    REBUILD_PREVIEW = "rebuild_preview", "Rebuild preview"
+    REBUILD = "rebuild", "Rebuild"
+    APPLY_PLAN = "apply_plan", "Run selected"
+    SETTINGS_PREVIEW = "settings_preview", "What a settings change would do"
+
+
+# The purposes whose run stores a plan a member can review.
+PLAN_PURPOSES = frozenset(
+    {RunPurpose.PREVIEW, RunPurpose.REBUILD_PREVIEW, RunPurpose.SETTINGS_PREVIEW}
+)
 
 
 class SyncRun(models.Model):
@@ -157,9 +175,31 @@ class SyncRun(models.Model):
     started_at = models.DateTimeField()
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.CharField(max_length=1000, blank=True, default="")
+    purpose = models.CharField(max_length=20, choices=RunPurpose.choices, default=RunPurpose.SYNC)
+    # {"phase": "queued|reading|deciding|applying|done", "read": {"outlook": n,
+    # "salesforce": n}, "decided": n, "applied": n, "total": n or null}, written by
+    # the engine every block (one UPDATE of this row) so pages can poll it.
+    progress = models.JSONField(default=dict, blank=True)
+    # A stored plan can be applied until then (settings.SYNC_PLAN_TTL); a
+    # scheduled task removes expired plans' items.
+    plan_expires_at = models.DateTimeField(null=True, blank=True)
+    # The run that applied (or is applying) this plan: set once, under a conditional
+    # UPDATE, so a plan is never applied twice.
+    applied_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="applied_plans"
+    )
+    # Proposed raw settings a settings preview was computed under ({field: value}).
+    policy_overrides = models.JSONField(default=dict, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["membership", "kind", "-started_at"], name="syncrun_recent_idx")]
+        indexes = [
+            models.Index(fields=["membership", "kind", "-started_at"], name="syncrun_recent_idx"),
+            models.Index(
+                fields=["plan_expires_at"],
+                condition=Q(plan_expires_at__isnull=False),
+                name="syncrun_plan_expiry_idx",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.kind} run {self.pk} ({self.status})"
@@ -197,7 +237,7 @@ class PlanStatus(models.TextChoices):
     PLANNED = "planned", "Planned"
     APPLIED = "applied", "Applied"
     FAILED = "failed", "Failed"
-    STALE = "stale", "Changed since planned"
+    STALE = "stale", "Changed since preview"
     SKIPPED = "skipped", "Left out"
 
 
@@ -221,12 +261,18 @@ class PlannedChange(models.Model):
     conflicts = models.JSONField(default=list, blank=True)
     included = models.BooleanField(default=True)
     status = models.CharField(max_length=16, choices=PlanStatus.choices, default=PlanStatus.PLANNED)
+    # A conflict's winner chosen on the review page ("" = the policy's winner).
+    winner = models.CharField(max_length=16, choices=SIDE_CHOICES, blank=True, default="")
+    # Why the item is skipped or errored (or how a pair matched), in a member's words.
+    reason = models.CharField(max_length=500, blank=True, default="")
 
     class Meta:
         ordering = ["run", "seq"]
         constraints = [
             models.UniqueConstraint(fields=["run", "seq"], name="plannedchange_unique_seq"),
         ]
+        # The review page pages each action group by seq.
+        indexes = [models.Index(fields=["run", "action", "seq"], name="plannedchange_group_idx")]
 
     def __str__(self) -> str:
         return f"{self.action} {self.side} ({self.status})"
