@@ -7,13 +7,11 @@ in the next sync exactly like a change a Salesforce user made.
 
 from __future__ import annotations
 
-from functools import wraps
-
-from django.contrib.auth.views import redirect_to_login
 from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from ..console_access import staff_only
 from .models import SfRecord, SfUser
 from .services import SfWriteError, record_api, sf_org_find, sf_records_delete, sf_records_update
 
@@ -29,18 +27,6 @@ COLUMNS = {
     "Task": ("Subject", "ActivityDate", "Status", "Priority", "LinkPoint_Key__c"),
 }
 LIST_MAX = 200
-
-
-def staff_only(view):
-    @wraps(view)
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not request.user.is_staff:
-            raise Http404("No such page")
-        return view(request, *args, **kwargs)
-
-    return wrapper
 
 
 def _org_or_404(key: str):

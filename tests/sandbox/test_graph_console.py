@@ -44,3 +44,16 @@ def test_console_needs_a_login_and_an_existing_mailbox(client, client_for, pat, 
 def test_console_is_off_without_the_sandbox(client_for, pat, items, settings):
     settings.SANDBOX_ENABLED = False
     assert client_for(pat).get(URL).status_code == 404
+
+
+@pytest.mark.parametrize("persona", ["alice", "carol", "charlie"])
+def test_console_is_staff_only_like_the_salesforce_one(client_for, personas, items, persona):
+    """Issue 10: any signed-in member could read and edit every sandbox mailbox here."""
+    event, _ = items
+    client = client_for(personas[persona])
+    assert client.get(URL).status_code == 404
+    answer = client.post(URL, {"id": event.graph_id, "action": "edit", "title": "Hijacked"})
+    assert answer.status_code == 404
+    assert client.post(URL, {"id": event.graph_id, "action": "delete"}).status_code == 404
+    unchanged = Item.objects.get(pk=event.pk)
+    assert unchanged.data["subject"] == "Kick-off" and not unchanged.deleted
