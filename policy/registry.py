@@ -12,6 +12,8 @@ back / 365 ahead; private items excluded; Salesforce contact deletes off.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -49,6 +51,10 @@ class Setting:
     max: int | None = None
     max_length: int = 255
     unit: str = ""
+    # The modes in which the engine reads this setting; the pages show only those rows.
+    modes: frozenset[str] = frozenset({"snaprecord", "manual", "auto", "off"})
+    # A change can be dry-run ("Preview this change": a plan computed under it, nothing written).
+    previewable: bool = False
 
     def applies_to(self, kind: str) -> bool:
         return kind in self.kinds
@@ -87,17 +93,42 @@ class Setting:
             return value or "(none)"
         return f"{value} {self.unit}".strip()
 
+    def applies_in(self, mode: str) -> bool:
+        """Does the engine read this setting when the member's mode is `mode`?"""
+        return mode in self.modes
+
     def clean(self, raw: Any, kind: str) -> Any:
-        """Coerce a submitted value to this setting's type or raise a clear ValidationError."""
+        """Coerce a submitted value to this setting's type or raise a clear ValidationError.
+
+        The value stored must be exactly the value the page shows afterwards, so
+        nothing is silently adjusted: a time with an offset, a NUL byte or a
+        number in another script is refused, not truncated (issue 10).
+        """
         if not self.applies_to(kind):
             raise ValidationError(
                 f"{self.label} does not apply to {KIND_LABELS[kind].lower()} sync.",
                 code="not_applicable",
             )
+        if self.type == BOOL and isinstance(raw, bool):
+            return raw
+        if self.type == INT and isinstance(raw, int) and not isinstance(raw, bool):
+            return self._bounded(raw)
+        if self.type == TIME and isinstance(raw, dt.time):
+            if raw.tzinfo is not None:
+                raise ValidationError(self._time_message(), code="invalid")
+            return raw.replace(second=0, microsecond=0)
+        if not isinstance(raw, str):
+            raise ValidationError(f"{self.label}: unreadable value.", code="invalid")
+        if self.type == TEXT:
+            return self._clean_text(raw)
+        text = raw.strip()
+        if len(text) > 64 or not _PRINTABLE.fullmatch(text):
+            # Choices, numbers and times are short ASCII; anything else is not one of them.
+            text = "\ufffd"
         if self.type == CHOICE:
             allowed = dict(self.choices_for(kind))
-            if raw not in allowed:
-                if raw == "snaprecord":
+            if text not in allowed:
+                if text == "snaprecord":
                     raise ValidationError(
                         "SnapRecord is available for calendar only.", code="invalid_choice"
                     )
@@ -105,48 +136,64 @@ class Setting:
                     f"{self.label}: choose one of {', '.join(allowed.values())}.",
                     code="invalid_choice",
                 )
-            return raw
+            return text
         if self.type == BOOL:
-            if isinstance(raw, bool):
-                return raw
-            text = str(raw).strip().lower()
+            text = text.lower()
             if text in {"on", "true", "1", "yes"}:
                 return True
             if text in {"off", "false", "0", "no", ""}:
                 return False
             raise ValidationError(f"{self.label}: choose on or off.", code="invalid")
         if self.type == INT:
-            try:
-                value = int(str(raw).strip()) if not isinstance(raw, int) else raw
-            except ValueError:
-                raise ValidationError(
-                    f"{self.label} must be a whole number.", code="invalid"
-                ) from None
-            if isinstance(value, bool) or not (self.min <= value <= self.max):
-                raise ValidationError(
-                    f"{self.label} must be between {self.min} and {self.max}"
-                    f"{' ' + self.unit if self.unit else ''}.",
-                    code="out_of_bounds",
-                )
-            return value
+            if not _INTEGER.fullmatch(text):
+                raise ValidationError(f"{self.label} must be a whole number.", code="invalid")
+            # At most 7 digits reach int(): huge inputs are out of bounds, not a slow parse.
+            digits = text.lstrip("+-").lstrip("0") or "0"
+            if len(digits) > 7:
+                raise ValidationError(self._bounds_message(), code="out_of_bounds")
+            return self._bounded(int(text))
         if self.type == TIME:
-            if isinstance(raw, dt.time):
-                return raw.replace(second=0, microsecond=0)
-            try:
-                return dt.time.fromisoformat(str(raw).strip()).replace(second=0, microsecond=0)
-            except ValueError:
-                raise ValidationError(
-                    f"{self.label}: enter a time such as 08:30.", code="invalid"
-                ) from None
-        if self.type == TEXT:
-            value = str(raw).strip()
-            if len(value) > self.max_length:
-                raise ValidationError(
-                    f"{self.label} must be at most {self.max_length} characters.",
-                    code="too_long",
-                )
-            return value
+            match = _TIME.fullmatch(text)
+            if not match:
+                raise ValidationError(self._time_message(), code="invalid")
+            return dt.time(int(match["h"]), int(match["m"]))
         raise AssertionError(f"unknown setting type {self.type}")
+
+    def _bounded(self, value: int) -> int:
+        if not (self.min <= value <= self.max):
+            raise ValidationError(self._bounds_message(), code="out_of_bounds")
+        return value
+
+    def _bounds_message(self) -> str:
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.label} must be between {self.min} and {self.max}{unit}."
+
+    def _time_message(self) -> str:
+        return f"{self.label}: enter a time such as 08:30 (24-hour, without a time zone)."
+
+    def _clean_text(self, raw: str) -> str:
+        value = raw.strip()
+        if len(value) > self.max_length:
+            raise ValidationError(
+                f"{self.label} must be at most {self.max_length} characters.", code="too_long"
+            )
+        # NUL cannot be stored by PostgreSQL; control characters and U+FFFD (what an
+        # undecodable byte became) cannot be typed in Outlook either.
+        if any(unicodedata.category(c) in _UNPRINTABLE for c in value) or "\ufffd" in value:
+            raise ValidationError(
+                f"{self.label} contains characters that cannot be used (control characters "
+                "or bytes that are not text). Type the category as Outlook shows it.",
+                code="invalid_characters",
+            )
+        return value
+
+
+_PRINTABLE = re.compile(r"[\x20-\x7e]*")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+# 24-hour HH:MM, optionally with :SS (a browser's time input may send seconds); no offset.
+_TIME = re.compile(r"(?P<h>[01][0-9]|2[0-3]):(?P<m>[0-5][0-9])(?::[0-5][0-9](?:\.[0-9]{1,6})?)?")
+# Control, surrogate, private-use and unassigned code points.
+_UNPRINTABLE = frozenset({"Cc", "Cs", "Co", "Cn"})
 
 
 MODE_CHOICES_CALENDAR = (
@@ -162,6 +209,15 @@ DIRECTION_CHOICES = (
     (BOTH, "Both ways"),
 )
 SIDE_CHOICES = (("outlook", "Outlook"), ("salesforce", "Salesforce"))
+
+
+# Which modes read a setting (DESIGN §4; issue 11: members saw the auto window under
+# Manual and SnapRecord). SnapRecord is one-way Outlook → Salesforce on a chosen
+# event, so direction, the winner and Salesforce deletes mean nothing there; Off reads
+# nothing but the mode itself.
+SYNCING_MODES = frozenset({"snaprecord", "manual", "auto"})
+TWO_WAY_MODES = frozenset({"manual", "auto"})
+AUTO_MODES = frozenset({"auto"})
 
 
 def _same(value: Any, kinds: Iterable[str] = KINDS) -> dict[str, Any]:
@@ -184,6 +240,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="direction",
+        modes=TWO_WAY_MODES,
+        previewable=True,
         label="Direction",
         help="Which way changes flow in manual and auto sync. SnapRecord is always Outlook → Salesforce.",
         type=CHOICE,
@@ -193,6 +251,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="days_back",
+        modes=SYNCING_MODES,
+        previewable=True,
         label="Past days",
         help="Events that ended more than this many days ago stop syncing.",
         type=INT,
@@ -204,6 +264,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="days_ahead",
+        modes=SYNCING_MODES,
+        previewable=True,
         label="Future days",
         help="Events starting more than this many days ahead are not synced yet.",
         type=INT,
@@ -215,6 +277,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="completed_within_days",
+        modes=TWO_WAY_MODES,
+        previewable=True,
         label="Completed tasks",
         help="Open tasks always sync; completed ones only if completed within this many days.",
         type=INT,
@@ -226,6 +290,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="contact_scope",
+        modes=TWO_WAY_MODES,
+        previewable=True,
         label="Contacts to sync",
         help="Salesforce contacts you own, or every contact you can see in Salesforce.",
         type=CHOICE,
@@ -235,6 +301,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="frequency_minutes",
+        modes=AUTO_MODES,
         label="Auto sync every",
         help="How often auto sync runs, from 5 minutes to 24 hours.",
         type=INT,
@@ -246,6 +313,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="window_enabled",
+        modes=AUTO_MODES,
         label="Only sync within hours",
         help="Restrict auto sync to a time-of-day window in the member's time zone.",
         type=BOOL,
@@ -254,6 +322,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="window_start",
+        modes=AUTO_MODES,
         label="Window starts",
         help="Start of the auto sync window, member's local time.",
         type=TIME,
@@ -262,6 +331,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="window_end",
+        modes=AUTO_MODES,
         label="Window ends",
         help="End of the auto sync window; earlier than the start means it runs past midnight.",
         type=TIME,
@@ -270,6 +340,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="conflict_winner",
+        modes=TWO_WAY_MODES,
+        previewable=True,
         label="When both sides changed",
         help="Whose edit wins when the same field changed in Outlook and in Salesforce.",
         type=CHOICE,
@@ -280,6 +352,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="delete_outlook_to_salesforce",
+        modes=SYNCING_MODES,
+        previewable=True,
         label="Outlook deletes reach Salesforce",
         help="Deleting an item in Outlook deletes its Salesforce copy.",
         type=BOOL,
@@ -288,6 +362,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="delete_salesforce_to_outlook",
+        modes=TWO_WAY_MODES,
+        previewable=True,
         label="Salesforce deletes reach Outlook",
         help="Deleting a record in Salesforce deletes its Outlook copy. Off for contacts by default, to protect data from errant deletion.",
         type=BOOL,
@@ -296,6 +372,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="include_private",
+        modes=SYNCING_MODES,
+        previewable=True,
         label="Sync private items",
         help="Private Outlook items are left out unless this is on.",
         type=BOOL,
@@ -304,6 +382,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="outlook_category_filter",
+        modes=SYNCING_MODES,
+        previewable=True,
         label="Outlook category",
         help="Only sync Outlook items with this category. Leave empty to sync all.",
         type=TEXT,
@@ -313,6 +393,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="mass_delete_threshold_percent",
+        modes=SYNCING_MODES,
         label="Mass-delete guard",
         help="A run that would delete more than this share of your synced items stops and asks first.",
         type=INT,
@@ -324,6 +405,7 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         name="mass_delete_min_items",
+        modes=SYNCING_MODES,
         label="Mass-delete guard minimum",
         help="The guard only applies when a run would delete at least this many items.",
         type=INT,
@@ -351,7 +433,7 @@ def get(name: str, kind: str | None = None) -> Setting:
     """The setting called `name`, or a ValidationError a person can read."""
     setting = BY_NAME.get(name)
     if setting is None:
-        raise ValidationError(f"Unknown setting “{name}”.", code="unknown_setting")
+        raise ValidationError(f"Unknown setting “{str(name)[:40]}”.", code="unknown_setting")
     if kind is not None and not setting.applies_to(kind):
         raise ValidationError(
             f"{setting.label} does not apply to {KIND_LABELS[kind].lower()} sync.",
@@ -362,5 +444,47 @@ def get(name: str, kind: str | None = None) -> Setting:
 
 def check_kind(kind: str) -> str:
     if kind not in KINDS:
-        raise ValidationError(f"Unknown kind “{kind}”.", code="unknown_kind")
+        raise ValidationError(f"Unknown kind “{str(kind)[:40]}”.", code="unknown_kind")
     return kind
+
+
+def clean_values(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Type and bound checks per field; all errors at once, keyed by field. None stays None."""
+    cleaned, errors = {}, {}
+    for name, raw in values.items():
+        try:
+            setting = get(name, kind)
+            cleaned[name] = None if raw is None else setting.clean(raw, kind)
+        except ValidationError as exc:
+            errors[name] = exc.messages
+    if errors:
+        raise ValidationError(errors)
+    return cleaned
+
+
+def check_combination(*, combined: Mapping[str, Any], submitted: Mapping[str, Any]) -> None:
+    """Refuse combinations that cannot mean anything, with a message naming the fix.
+
+    `combined` holds the stored values after the change, `submitted` what this
+    change sets; only what the change turns on is refused (a stored flag that a
+    later direction change made moot is merely unused).
+    """
+    errors: dict[str, list[str]] = {}
+    if combined["window_enabled"] and combined["window_start"] == combined["window_end"]:
+        errors["window_end"] = [
+            "The sync window must not start and end at the same time. "
+            "Turn the window off to sync around the clock."
+        ]
+    direction = combined["direction"]
+    label = dict(DIRECTION_CHOICES)[direction]
+    for name, needs in (
+        ("delete_outlook_to_salesforce", SALESFORCE_TO_OUTLOOK),
+        ("delete_salesforce_to_outlook", OUTLOOK_TO_SALESFORCE),
+    ):
+        if submitted.get(name) is True and direction == needs:
+            errors[name] = [
+                f"{BY_NAME[name].label} can't be on: this policy only syncs {label}. "
+                "Choose “Both ways” first."
+            ]
+    if errors:
+        raise ValidationError(errors)

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, make_dataclass
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count
 
 from accounts.models import User
@@ -121,16 +122,47 @@ def _apply_derived_rules(out: dict[str, Resolved]) -> dict[str, Resolved]:
 
 
 def _build(
-    membership_id: int, kind: str, time_zone: str, org: OrgPolicy, user: UserPolicy | None
+    membership_id: int,
+    kind: str,
+    time_zone: str,
+    org: OrgPolicy,
+    user_values: Mapping[str, Any],
 ) -> EffectivePolicy:
     resolved = resolve(
-        kind=kind,
-        org_values=org.values(),
-        locked=org.locked,
-        user_values=user.overrides() if user is not None else {},
+        kind=kind, org_values=org.values(), locked=org.locked, user_values=user_values
     )
     fields = {s.name: resolved.get(s.name) for s in registry.SETTINGS}
     return EffectivePolicy(kind=kind, membership_id=membership_id, time_zone=time_zone, **fields)
+
+
+class PolicyLocked(ValidationError):
+    """An override of a field the organization locked."""
+
+
+def member_overrides_proposed(
+    *, org: OrgPolicy, current: Mapping[str, Any], values: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A member's overrides after applying `values` (already cleaned; None resets a field).
+
+    Raises PolicyLocked for a locked field and ValidationError for a combination
+    that cannot mean anything. Shared by the save and by the dry run, so a
+    preview is refused exactly when the save would be.
+    """
+    locked = [name for name in values if name in org.locked]
+    if locked:
+        raise PolicyLocked(
+            {
+                name: [f"{registry.BY_NAME[name].label} is locked by your organization."]
+                for name in locked
+            }
+        )
+    overrides = {**current, **values}
+    # The check runs on stored values: the resolver already hides moot ones.
+    org_values = org.values()
+    combined = {**org_values, **{k: v for k, v in overrides.items() if v is not None}}
+    combined.update({k: org_values[k] for k in org.locked})
+    registry.check_combination(combined=combined, submitted=values)
+    return overrides
 
 
 def org_policy_get(*, org: Organization | int, kind: str) -> OrgPolicy:
@@ -147,11 +179,28 @@ def user_policy_get(*, membership: Membership, kind: str) -> UserPolicy | None:
     return UserPolicy.objects.filter(membership=membership, kind=kind).first()
 
 
-def policy_effective_for(membership: Membership, kind: str) -> EffectivePolicy:
-    """Every effective setting of `membership` for `kind`, each with its source."""
+def policy_effective_for(
+    membership: Membership, kind: str, overrides: Mapping[str, Any] | None = None
+) -> EffectivePolicy:
+    """Every effective setting of `membership` for `kind`, each with its source.
+
+    `overrides` are proposed member values, raw as the settings form posts them
+    ({"direction": "outlook_to_salesforce"}; None means "back to the org's
+    value"): they are validated exactly as a save would be and layered on top
+    of the member's stored overrides, nothing is written. Invalid or locked
+    values raise ValidationError keyed by the field. This is how a dry run of a
+    settings change ("Preview this change") gets the policy it would run under.
+    """
+    registry.check_kind(kind)
     org = org_policy_get(org=membership.organization_id, kind=kind)
     user = user_policy_get(membership=membership, kind=kind)
-    return _build(membership.pk, kind, _time_zone_of(membership), org, user)
+    user_values = user.overrides() if user is not None else {}
+    if overrides:
+        if not isinstance(overrides, Mapping):
+            raise ValidationError("Proposed settings must be a mapping of field to value.")
+        cleaned = registry.clean_values(kind, dict(overrides))
+        user_values = member_overrides_proposed(org=org, current=user_values, values=cleaned)
+    return _build(membership.pk, kind, _time_zone_of(membership), org, user_values)
 
 
 def policy_effective_for_many(
@@ -178,7 +227,9 @@ def policy_effective_for_many(
         org = org_policies.get(m.organization_id) or OrgPolicy.with_defaults(
             organization_id=m.organization_id, kind=kind
         )
-        out[m.pk] = _build(m.pk, kind, time_zones[m.user_id], org, user_policies.get(m.pk))
+        user = user_policies.get(m.pk)
+        user_values = user.overrides() if user is not None else {}
+        out[m.pk] = _build(m.pk, kind, time_zones[m.user_id], org, user_values)
     return out
 
 

@@ -19,14 +19,16 @@ from orgs.audit import audit_record
 from orgs.models import Membership
 
 from . import registry
+from .extensions import Advice, advise
 from .models import OrgPolicy, PolicyNotice, UserPolicy
-from .selectors import org_policy_get, resolve
+from .selectors import (
+    PolicyLocked,  # noqa: F401  (callers catch it from services)
+    member_overrides_proposed,
+    org_policy_get,
+    resolve,
+)
 
 AUTO_REPLACES_SNAPRECORD = "Auto sync replaces SnapRecord: SnapRecord is now off for the calendar."
-
-
-class PolicyLocked(ValidationError):
-    """An override of a field the organization locked."""
 
 
 @dataclass
@@ -35,50 +37,29 @@ class PolicyChange:
 
     policy: OrgPolicy | UserPolicy
     notes: list[str] = field(default_factory=list)
+    # Advice other apps gave on the change (informational once saved).
+    advice: list[Advice] = field(default_factory=list)
+
+
+class AdviceRequired(Exception):
+    """A member's change was not saved: an advisor asks them to look first (e.g. preview)."""
+
+    def __init__(self, advice: list[Advice]):
+        super().__init__("; ".join(a.message for a in advice))
+        self.advice = advice
+
+
+def _advice_on(*, org, membership, kind: str, before: Mapping, after: Mapping, fields) -> list:
+    """Advice on each field whose effective value the change moves."""
+    out = []
+    for name in fields:
+        if before.get(name) != after.get(name):
+            out += advise(org=org, membership=membership, kind=kind, field=name, value=after[name])
+    return out
 
 
 def _jsonable(value: Any) -> Any:
     return value.strftime("%H:%M") if isinstance(value, dt.time) else value
-
-
-def _clean_values(kind: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    """Type and bound checks per field; all errors at once, keyed by field."""
-    cleaned, errors = {}, {}
-    for name, raw in values.items():
-        try:
-            setting = registry.get(name, kind)
-            cleaned[name] = None if raw is None else setting.clean(raw, kind)
-        except ValidationError as exc:
-            errors[name] = exc.messages
-    if errors:
-        raise ValidationError(errors)
-    return cleaned
-
-
-def _check_combination(
-    *, kind: str, combined: Mapping[str, Any], submitted: Mapping[str, Any]
-) -> None:
-    """Refuse combinations that cannot mean anything, with a message naming the fix."""
-    errors: dict[str, list[str]] = {}
-    if combined["window_enabled"] and combined["window_start"] == combined["window_end"]:
-        errors["window_end"] = [
-            "The sync window must not start and end at the same time. "
-            "Turn the window off to sync around the clock."
-        ]
-    direction = combined["direction"]
-    label = dict(registry.DIRECTION_CHOICES)[direction]
-    for name, needs in (
-        ("delete_outlook_to_salesforce", registry.SALESFORCE_TO_OUTLOOK),
-        ("delete_salesforce_to_outlook", registry.OUTLOOK_TO_SALESFORCE),
-    ):
-        # Only what this change turns on is refused; a stored flag is merely unused.
-        if submitted.get(name) is True and direction == needs:
-            errors[name] = [
-                f"{registry.BY_NAME[name].label} can't be on: this policy only syncs {label}. "
-                "Choose “Both ways” first."
-            ]
-    if errors:
-        raise ValidationError(errors)
 
 
 def _winner_fix(direction: str, winner: str | None) -> tuple[str | None, str]:
@@ -122,7 +103,7 @@ def org_policy_update(
     """
     _require_admin(ctx)
     registry.check_kind(kind)
-    values = _clean_values(kind, values or {})
+    values = registry.clean_values(kind, values or {})
     if any(v is None for v in values.values()):
         raise ValidationError("The organization's policy needs a value for every setting.")
 
@@ -131,7 +112,7 @@ def org_policy_update(
         policy = OrgPolicy.with_defaults(organization_id=ctx.org.pk, kind=kind)
     before = policy.values()
     combined = {**before, **values}
-    _check_combination(kind=kind, combined=combined, submitted=values)
+    registry.check_combination(combined=combined, submitted=values)
     notes = []
     fixed, note = _winner_fix(combined["direction"], combined["conflict_winner"])
     if note:
@@ -165,7 +146,10 @@ def org_policy_update(
         )
     if policy.locked != old_locks:
         _apply_lock_change(ctx=ctx, policy=policy, old_locks=old_locks)
-    return PolicyChange(policy=policy, notes=notes)
+    advice = _advice_on(
+        org=ctx.org, membership=None, kind=kind, before=before, after=policy.values(), fields=changed
+    )
+    return PolicyChange(policy=policy, notes=notes, advice=advice)
 
 
 def _apply_lock_change(*, ctx: OrgContext, policy: OrgPolicy, old_locks: frozenset[str]) -> None:
@@ -229,37 +213,44 @@ def _lock_notice(membership: Membership, policy: OrgPolicy, cleared: dict) -> Po
 
 @transaction.atomic
 def user_policy_set(
-    *, ctx: OrgContext, membership: Membership, kind: str, values: Mapping[str, Any]
+    *,
+    ctx: OrgContext,
+    membership: Membership,
+    kind: str,
+    values: Mapping[str, Any],
+    advice_confirmed: bool = True,
 ) -> PolicyChange:
     """Set a member's overrides for `kind`; None resets a field to the org's value.
 
-    Refuses locked fields even when called without the form.
+    Refuses locked fields even when called without the form. With
+    `advice_confirmed=False` (the settings page before "Turn on anyway") a
+    blocking advice on the change raises AdviceRequired and nothing is saved.
     """
     _require_can_edit_member(ctx, membership)
     registry.check_kind(kind)
-    values = _clean_values(kind, values)
+    values = registry.clean_values(kind, values)
     org = org_policy_get(org=ctx.org, kind=kind)
-    locked = [name for name in values if name in org.locked]
-    if locked:
-        raise PolicyLocked(
-            {
-                name: [f"{registry.BY_NAME[name].label} is locked by your organization."]
-                for name in locked
-            }
-        )
     row, _ = UserPolicy.objects.select_for_update().get_or_create(membership=membership, kind=kind)
     before = row.overrides()
-    overrides = {**before, **values}
-    effective = {
-        name: r.value
-        for name, r in resolve(
-            kind=kind, org_values=org.values(), locked=org.locked, user_values=overrides
-        ).items()
-    }
-    # The check runs on stored values: the resolver already hides moot ones.
-    combined = {**org.values(), **{k: v for k, v in overrides.items() if v is not None}}
-    combined.update({k: org.values()[k] for k in org.locked})
-    _check_combination(kind=kind, combined=combined, submitted=values)
+    overrides = member_overrides_proposed(org=org, current=before, values=values)
+
+    def effective_with(user_values):
+        resolved = resolve(
+            kind=kind, org_values=org.values(), locked=org.locked, user_values=user_values
+        )
+        return {name: r.value for name, r in resolved.items()}
+
+    effective = effective_with(overrides)
+    advice = _advice_on(
+        org=ctx.org,
+        membership=membership,
+        kind=kind,
+        before=effective_with(before),
+        after=effective,
+        fields=values,
+    )
+    if not advice_confirmed and any(a.blocking for a in advice):
+        raise AdviceRequired([a for a in advice if a.blocking])
     notes = []
     winner = overrides.get("conflict_winner")
     fixed, note = _winner_fix(effective["direction"], winner)
@@ -281,15 +272,26 @@ def user_policy_set(
             before={k: _jsonable(before.get(k)) for k in values},
             after={k: _jsonable(after.get(k)) for k in values},
         )
-    return PolicyChange(policy=row, notes=notes)
+    return PolicyChange(policy=row, notes=notes, advice=advice)
 
 
 def user_policy_reset_field(
-    *, ctx: OrgContext, membership: Membership, kind: str, field: str
+    *,
+    ctx: OrgContext,
+    membership: Membership,
+    kind: str,
+    field: str,
+    advice_confirmed: bool = True,
 ) -> PolicyChange:
     """Forget a member's own value for `field`, so the org's applies again."""
     registry.get(field, kind)
-    return user_policy_set(ctx=ctx, membership=membership, kind=kind, values={field: None})
+    return user_policy_set(
+        ctx=ctx,
+        membership=membership,
+        kind=kind,
+        values={field: None},
+        advice_confirmed=advice_confirmed,
+    )
 
 
 @functools.cache

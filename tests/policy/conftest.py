@@ -30,3 +30,12 @@ def membership_of():
         return Membership.objects.select_related("user").get(user=user, organization__slug=slug)
 
     return get
+
+
+@pytest.fixture(autouse=True)
+def _no_foreign_advisors():
+    """Policy tests see only the advisors they register (syncengine registers its own)."""
+    from policy import extensions
+
+    with extensions.advisors_replaced():
+        yield

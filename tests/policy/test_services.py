@@ -145,7 +145,7 @@ def test_calendar_modes_are_exclusive_and_auto_turns_snaprecord_off(
             "calendar",
             {"window_start": "25:00"},
             "window_start",
-            "Window starts: enter a time such as 08:30.",
+            "Window starts: enter a time such as 08:30 (24-hour, without a time zone).",
         ),
         (
             "calendar",
