@@ -22,6 +22,7 @@ from django.template.loader import render_to_string
 from django.views.decorators.csrf import csrf_exempt
 
 from sandbox.faults import identity_error
+from sandbox.registration import redirect_uri_registered
 
 from .models import AccessToken, AuthCode, Mailbox, RefreshToken, Tenant
 from .services import mailbox_ensure, token_hash
@@ -137,9 +138,12 @@ def authorize(request, tenant: str):
         return _error_page("Sign in", f"AADSTS700016: Application with identifier '{client_id}' was not found in "
                            "the directory.")
     redirect_uri = q.get("redirect_uri", "")
-    if not redirect_uri.startswith(("https://", "http://localhost", "http://127.0.0.1", "http://")):
-        return _error_page("Sign in", "AADSTS50011: The redirect URI specified in the request does not match the "
-                           "redirect URIs configured for the application.")
+    if not redirect_uri_registered("microsoft", redirect_uri):
+        # Entra shows its own error page; it never sends the browser (and a code) elsewhere.
+        return _error_page("Sign in", f"AADSTS50011: The redirect URI '{redirect_uri}' specified in the request "
+                           f"does not match the redirect URIs configured for the application '{client_id}'. Make "
+                           "sure the redirect URI sent in the request matches one added to your application in "
+                           "the Azure portal.")
     response_mode = q.get("response_mode") or "query"
     state = q.get("state")
     if q.get("response_type") != "code":

@@ -16,6 +16,7 @@ from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt
 
+from ..registration import redirect_uri_registered
 from . import clock
 from .api import bearer, json_response
 from .models import SfUser
@@ -52,6 +53,8 @@ def authorize(request):
         problem = "error=invalid_client_id&error_description=client%20identifier%20invalid"
     elif not params["redirect_uri"]:
         problem = "error=redirect_uri_missing&error_description=redirect_uri%20must%20match%20configuration"
+    elif not redirect_uri_registered("salesforce", params["redirect_uri"]):
+        problem = "error=redirect_uri_mismatch&error_description=redirect_uri%20must%20match%20configuration"
     if problem:
         # Salesforce shows these on its own page; it never redirects to an unverified client.
         return render(request, "sandbox/salesforce/authorize.html", {"problem": problem}, status=400)

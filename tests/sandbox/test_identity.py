@@ -21,6 +21,12 @@ SCOPES = ["Calendars.ReadWrite", "Contacts.ReadWrite", "Tasks.ReadWrite", "User.
 REDIRECT = "https://app.linkpoint.test/connections/microsoft/callback"
 
 
+@pytest.fixture(autouse=True)
+def _registered(settings):
+    """This module's app registration lists REDIRECT (the emulator refuses any other)."""
+    settings.SANDBOX_OAUTH_REDIRECT_URIS = [REDIRECT]
+
+
 @pytest.fixture
 def mailbox():
     return mailbox_ensure("dana@contoso.test", "Dana Scully")

@@ -22,6 +22,12 @@ LOGIN = "https://login.salesforce.sandbox.test"
 REDIRECT = "https://app.linkpoint.test/connections/salesforce/callback"
 
 
+@pytest.fixture(autouse=True)
+def _registered(settings):
+    """This module's app registration lists REDIRECT (the emulator refuses any other)."""
+    settings.SANDBOX_OAUTH_REDIRECT_URIS = [REDIRECT]
+
+
 def _pkce():
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
