@@ -1,8 +1,13 @@
+from allauth.account.decorators import secure_admin_login
 from django.contrib import admin
 from django.urls import include, path
 
 from connections import views as connection_views
 from orgs import views as org_views
+
+# The admin's own login form would skip allauth's second factor and rate limits: every
+# sign-in goes through allauth's login (with `next`), the admin only admits staff sessions.
+admin.site.login = secure_admin_login(admin.site.login)
 
 urlpatterns = [
     path("", org_views.home, name="home"),

@@ -10,7 +10,10 @@ Every org-scoped view is decorated with `org_view(min_role=...)`. It resolves
   rights of an owner; `request.org_ctx.acting_as_staff` is set and every write
   they make is audited under their own name;
 - when the org requires MFA for admins, an owner/admin (or staff acting as
-  owner) without an authenticator app is sent to enrol before any org page.
+  owner) must have passed MFA *in this session* (allauth records the methods a
+  session authenticated with): without an authenticator app they are sent to
+  enrol, with one they are asked for a code. An authenticator existing proves
+  nothing about a session that signed in some other way.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 
+from allauth.account.authentication import get_authentication_records
 from allauth.mfa.models import Authenticator
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -25,6 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.http import urlencode
 from django_htmx.http import HttpResponseClientRedirect
 
 from .models import ROLE_RANK, Membership, Organization, Role
@@ -76,22 +81,41 @@ def resolve_org_context(user, org_slug: str) -> OrgContext:
     raise Http404
 
 
-def mfa_enrolment_required(ctx: OrgContext) -> bool:
-    """True when this org demands TOTP of the caller's role and the caller has none."""
-    if not (ctx.org.require_mfa_for_admins and ctx.is_admin):
-        return False
-    return not Authenticator.objects.filter(
-        user=ctx.user, type=Authenticator.Type.TOTP
-    ).exists()
-
-
-def _send_to_mfa_enrolment(request, ctx: OrgContext):
-    messages.warning(
-        request,
-        f"{ctx.org.name} requires owners and admins to use two-factor authentication. "
-        "Set up an authenticator app to continue.",
+def session_passed_mfa(request, user) -> bool:
+    """True when this very session completed a second factor for `user`."""
+    return any(
+        record.get("method") == "mfa" for record in get_authentication_records(request, user)
     )
-    url = reverse("mfa_activate_totp")
+
+
+def mfa_step_required(request, ctx: OrgContext) -> str | None:
+    """What the caller must do before this org's pages: "enrol", "verify" or nothing."""
+    if not (ctx.org.require_mfa_for_admins and ctx.is_admin):
+        return None
+    if session_passed_mfa(request, ctx.user):
+        return None
+    has_totp = Authenticator.objects.filter(user=ctx.user, type=Authenticator.Type.TOTP).exists()
+    return "verify" if has_totp else "enrol"
+
+
+def _send_to_mfa(request, ctx: OrgContext, step: str):
+    if step == "enrol":
+        messages.warning(
+            request,
+            f"{ctx.org.name} requires owners and admins to use two-factor authentication. "
+            "Set up an authenticator app to continue.",
+        )
+        url = reverse("mfa_activate_totp")
+    else:
+        messages.warning(
+            request,
+            f"{ctx.org.name} requires owners and admins to use two-factor authentication. "
+            "Enter the code from your authenticator app to continue.",
+        )
+        # A fragment or a form post cannot be replayed by a redirect; come back to the org instead.
+        plain_get = request.method == "GET" and not getattr(request, "htmx", False)
+        back = request.get_full_path() if plain_get else reverse("orgs:home", args=[ctx.org.slug])
+        url = f"{reverse('mfa_reauthenticate')}?{urlencode({'next': back})}"
     if getattr(request, "htmx", False):
         # A plain redirect would be swapped into the page fragment.
         return HttpResponseClientRedirect(url)
@@ -108,8 +132,9 @@ def org_view(min_role: str = Role.MEMBER):
             ctx = resolve_org_context(request.user, org_slug)
             if not ctx.has_role(min_role):
                 raise PermissionDenied("Your role in this organization does not allow this.")
-            if mfa_enrolment_required(ctx):
-                return _send_to_mfa_enrolment(request, ctx)
+            step = mfa_step_required(request, ctx)
+            if step is not None:
+                return _send_to_mfa(request, ctx, step)
             request.org_ctx = ctx
             return view(request, *args, **kwargs)
 

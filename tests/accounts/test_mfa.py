@@ -62,7 +62,8 @@ def test_wrong_code_does_not_enrol(client, bob):
     assert not Authenticator.objects.filter(user=bob).exists()
 
 
-@pytest.mark.django_db
+# transaction=True: allauth completes an activation on commit, within the request, as in production.
+@pytest.mark.django_db(transaction=True)
 def test_org_requiring_mfa_sends_an_admin_without_totp_to_enrol_then_lets_them_in(client, bob, org_a):
     org_a.require_mfa_for_admins = True
     org_a.save()
@@ -78,6 +79,7 @@ def test_org_requiring_mfa_sends_an_admin_without_totp_to_enrol_then_lets_them_i
     assert htmx["HX-Redirect"] == reverse("mfa_activate_totp")
     assert not org_a.invitations.exists()
     enrol_totp(client)
+    # The code that activated the app counts as this session's second factor.
     assert client.get(home).status_code == 200
 
 
