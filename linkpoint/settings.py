@@ -261,7 +261,25 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {
+        "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "client_error_without_traceback": {"()": "linkpoint.logfilters.ClientErrorWithoutTraceback"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        "mail_admins": {
+            "class": "django.utils.log.AdminEmailHandler",
+            "level": "ERROR",
+            "filters": ["require_debug_false"],
+        },
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        # Replaces Django's default handlers of "django": its DEBUG-only console
+        # printed every line a second time next to ours (records propagate to root).
+        "django": {"handlers": ["mail_admins"], "level": "INFO", "propagate": True},
+        # 403/404 are one warning line without traceback; 500s keep theirs.
+        "django.request": {"filters": ["client_error_without_traceback"]},
+        "django.db.backends": {"level": "WARNING"},
+    },
 }
