@@ -3,7 +3,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -37,6 +37,12 @@ class Organization(models.Model):
     )
     # Optional: the only Salesforce org id members may connect (15 or 18 chars).
     allowed_salesforce_org_id = models.CharField(max_length=18, blank=True)
+    # Sync runs and their log entries older than this are purged (a daily task).
+    log_retention_days = models.PositiveSmallIntegerField(
+        default=30,
+        validators=[MinValueValidator(1), MaxValueValidator(365)],
+        help_text="Sync runs and log entries older than this many days are deleted (1–365).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

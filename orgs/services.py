@@ -242,7 +242,12 @@ def membership_remove(*, ctx: OrgContext, membership: Membership) -> None:
 
 # --- organization ------------------------------------------------------------------
 
-ORGANIZATION_FIELDS = ("name", "require_mfa_for_admins", "allowed_salesforce_org_id")
+ORGANIZATION_FIELDS = (
+    "name",
+    "require_mfa_for_admins",
+    "allowed_salesforce_org_id",
+    "log_retention_days",
+)
 
 
 @transaction.atomic

@@ -212,10 +212,33 @@ class LogLevel(models.TextChoices):
     ERROR = "error", "Error"
 
 
+class SyncLogEntryManager(models.Manager):
+    def bulk_create(self, objs, *args, **kwargs):
+        objs = list(objs)
+        for obj in objs:
+            obj.fill_from_run()
+        return super().bulk_create(objs, *args, **kwargs)
+
+
 class SyncLogEntry(models.Model):
-    """One line of a run's log. Never a token and never a full item body."""
+    """One line of a run's log. Never a token and never a full item body.
+
+    `organization`, `membership`, `kind` and `search_text` repeat what the run
+    and the item already say, so each filter of the log viewer is one index
+    range scan on this table (no join to runs or memberships at 1,000,000 rows).
+    They are filled from `run` on save and bulk_create, whoever writes the entry.
+    """
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="log_entries")
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    membership = models.ForeignKey(
+        Membership, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+    )
+    kind = models.CharField(max_length=16, choices=KIND_CHOICES, blank=True, default="")
+    # Lower-cased message, item title and e-mail addresses: what free text searches.
+    search_text = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
     level = models.CharField(max_length=8, choices=LogLevel.choices, default=LogLevel.INFO)
     action = models.CharField(max_length=32, blank=True, default="")
@@ -226,11 +249,73 @@ class SyncLogEntry(models.Model):
     message = models.CharField(max_length=500)
     detail = models.JSONField(default=dict, blank=True)
 
+    objects = SyncLogEntryManager()
+
     class Meta:
-        indexes = [models.Index(fields=["run", "id"], name="synclog_run_idx")]
+        # One index per filter shape the log viewer pages by (newest first, keyset on
+        # created_at, id); kind and free text filter within these scans (or the
+        # PostgreSQL-only trigram index on search_text, see migration 0004).
+        indexes = [
+            models.Index(fields=["run", "id"], name="synclog_run_idx"),
+            models.Index(fields=["organization", "-created_at", "-id"], name="synclog_org_time"),
+            models.Index(fields=["membership", "-created_at", "-id"], name="synclog_member_time"),
+            models.Index(
+                fields=["membership", "level", "-created_at", "-id"], name="synclog_member_level"
+            ),
+            models.Index(
+                fields=["organization", "level", "-created_at", "-id"], name="synclog_org_level"
+            ),
+            models.Index(
+                fields=["organization", "action", "-created_at", "-id"], name="synclog_org_action"
+            ),
+            models.Index(
+                fields=["organization", "link_key"],
+                condition=Q(link_key__isnull=False),
+                name="synclog_item_key",
+            ),
+            models.Index(
+                fields=["organization", "sf_id"], condition=~Q(sf_id=""), name="synclog_item_sf"
+            ),
+            models.Index(
+                fields=["organization", "outlook_id"],
+                condition=~Q(outlook_id=""),
+                name="synclog_item_outlook",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"[{self.level}] {self.message}"
+
+    def fill_from_run(self) -> None:
+        """Copy the run's tenant columns and build the search text (no query: the run is
+        the object the engine holds, or is loaded once)."""
+        run = self.run
+        if self.membership_id is None:
+            self.membership_id = run.membership_id
+        if self.organization_id is None:
+            membership = run.membership if self.membership_id == run.membership_id else None
+            self.organization_id = (
+                membership.organization_id
+                if membership is not None
+                else Membership.objects.values_list("organization_id", flat=True).get(
+                    pk=self.membership_id
+                )
+            )
+        if not self.kind:
+            self.kind = run.kind
+        if not self.search_text:
+            self.search_text = log_search_text(self.message, self.detail)
+
+    def save(self, *args, **kwargs):
+        self.fill_from_run()
+        super().save(*args, **kwargs)
+
+
+def log_search_text(message: str, detail: dict | None) -> str:
+    detail = detail or {}
+    parts = [message or "", str(detail.get("title") or "")]
+    parts += [str(e) for e in detail.get("emails") or ()]
+    return " | ".join(p for p in parts if p).lower()[:2000]
 
 
 class PlanStatus(models.TextChoices):
