@@ -286,6 +286,10 @@ class SyncLogEntry(models.Model):
     def __str__(self) -> str:
         return f"[{self.level}] {self.message}"
 
+    def save(self, *args, **kwargs):
+        self.fill_from_run()
+        super().save(*args, **kwargs)
+
     def fill_from_run(self) -> None:
         """Copy the run's tenant columns and build the search text (no query: the run is
         the object the engine holds, or is loaded once)."""
@@ -305,10 +309,6 @@ class SyncLogEntry(models.Model):
             self.kind = run.kind
         if not self.search_text:
             self.search_text = log_search_text(self.message, self.detail)
-
-    def save(self, *args, **kwargs):
-        self.fill_from_run()
-        super().save(*args, **kwargs)
 
 
 def log_search_text(message: str, detail: dict | None) -> str:
