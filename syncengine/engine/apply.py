@@ -252,7 +252,12 @@ class Applier:
                 )
             else:
                 self.out.counts.skipped += 1
-                self.out.note("info", d, "Changed in Salesforce during the run; will merge next run.")
+                self.out.note(
+                    "info",
+                    d,
+                    "Changed in Salesforce during the run; will merge next run.",
+                    rule="changed_during_run",
+                )
         with transaction.atomic():
             _save_links(links)
         return [d for d in decisions if id(d) not in held]
@@ -443,6 +448,7 @@ class Applier:
                             d,
                             f"{_label(side)} {k.split(':')[1]} failed: {r.error}",
                             status=r.status,
+                            rule="write_failed",
                         )
                     # Partial success still counts what did happen.
                     for k, r in results.items():

@@ -134,23 +134,37 @@ def in_scope(
     raw: dict | None = None,
     side: str = OUTLOOK,
 ) -> bool:
+    return not scope_reason(kind, rec, policy, now, raw=raw, side=side)
+
+
+def scope_reason(
+    kind: str,
+    rec: Any,
+    policy: EnginePolicy,
+    now: datetime,
+    *,
+    raw: dict | None = None,
+    side: str = OUTLOOK,
+) -> str:
+    """Why an item is outside what the member syncs ("" when it is inside): the
+    item trace names the rule (engine.why.RULES)."""
     if rec is None:
-        return True
+        return ""
     if kind == CALENDAR:
         if rec.is_private and not policy.include_private:
-            return False
+            return "private"
         s, e = _event_bounds(rec)
         if rec.recurrence is None and not calendar_window(policy, now).covers(s, e):
-            return False
+            return "out_of_range"
     if kind == TASKS and rec.status == "completed":
         done = rec.completed_at
         if done is not None and done < now - timedelta(days=policy.completed_within_days):
-            return False
+            return "completed_long_ago"
     if side == OUTLOOK and policy.outlook_category_filter and raw is not None:
         wanted = policy.outlook_category_filter.strip().casefold()
         if wanted not in {str(c).casefold() for c in raw.get("categories") or ()}:
-            return False
-    return True
+            return "category_filter"
+    return ""
 
 
 # ---------------------------------------------------------------- reading

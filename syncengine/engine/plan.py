@@ -97,7 +97,14 @@ def decide_linked(
     for side in (OUTLOOK, SALESFORCE):
         if st[side] == ERROR:
             action, message = _error_or_skip(items[side].error)
-            return dec(action, state=link.state, message=message, writes=(), result=None)
+            return dec(
+                action,
+                state=link.state,
+                message=message,
+                writes=(),
+                result=None,
+                rule=_error_rule(items[side].error),
+            )
 
     source = link.one_way_from or ""
     may_write = {x: policy.writes_to(x) and x != source for x in (OUTLOOK, SALESFORCE)}
@@ -107,15 +114,26 @@ def decide_linked(
         if st[side] == ABSENT:
             src = items[other(side)]
             if st[other(side)] in (DELETED, ABSENT):
-                return dec("tombstone", state="tombstoned", message="Gone before it was copied.")
+                return dec(
+                    "tombstone",
+                    state="tombstoned",
+                    message="Gone before it was copied.",
+                    rule="gone_before_copy",
+                )
             if src is None or src.record is None:
                 return dec(
                     "skip",
                     state=link.state,
                     message="Waiting for the source item to be read again.",
+                    rule="waiting_for_source",
                 )
             if not may_write[side]:
-                return dec("skip", state="synced", message="Direction does not allow this copy.")
+                return dec(
+                    "skip",
+                    state="synced",
+                    message="Direction does not allow this copy.",
+                    rule="direction",
+                )
             return dec(
                 "create",
                 result=src.record,
@@ -124,7 +142,9 @@ def decide_linked(
             )
 
     if st[OUTLOOK] == DELETED and st[SALESFORCE] == DELETED:
-        return dec("tombstone", state="tombstoned", message="Deleted on both sides.")
+        return dec(
+            "tombstone", state="tombstoned", message="Deleted on both sides.", rule="deleted_both"
+        )
 
     for gone in (OUTLOOK, SALESFORCE):
         if st[gone] != DELETED:
@@ -138,13 +158,17 @@ def decide_linked(
                 writes=(Write(gone, "create"),),
                 state=_scope_state(items[keep]),
                 message=f"Deleted in {_label(gone)} but edited in {_label(keep)}: the edit wins.",
+                rule="modify_beats_delete",
             )
         if policy.deletes_to(keep) and keep != source:
-            return dec("delete", writes=(Write(keep, "delete"),), state="tombstoned")
+            return dec(
+                "delete", writes=(Write(keep, "delete"),), state="tombstoned", rule="deleted_on_" + gone
+            )
         return dec(
             "tombstone",
             state="tombstoned",
             message=f"Deleted in {_label(gone)}; delete not propagated by policy.",
+            rule="one_way_source" if keep == source else "delete_policy",
         )
 
     o_st, s_st = st[OUTLOOK], st[SALESFORCE]
@@ -198,6 +222,7 @@ def decide_linked(
             conflicts=conflicts,
             state=_scope_state(o, s),
             message=_conflict_message(conflicts),
+            rule="conflict_winner" if conflicts else "merged",
         )
 
     for changed in (OUTLOOK, SALESFORCE):
@@ -211,6 +236,7 @@ def decide_linked(
                     result=None,
                     state=_scope_state(o, s),
                     message=f"{_label(changed)} edit not copied: one-way sync.",
+                    rule="direction",
                 )
             if items[dest] is not None and items[dest].hash == src.hash:
                 return dec("touch", result=src.record, state=_scope_state(o, s))
@@ -224,12 +250,27 @@ def decide_linked(
     return _touch_or_none(dec, link, o, s)
 
 
+def decide_with_winner(kind: str, policy: EnginePolicy, d: Decision, winner: str) -> Decision:
+    """A linked conflict decided again with `winner` (chosen on the review page)
+    instead of the policy's: the same items, the other side's values kept."""
+    if d.link is None or winner not in (OUTLOOK, SALESFORCE) or winner == policy.conflict_winner:
+        return d
+    again = decide_linked(kind, policy.replace(conflict_winner=winner), d.link, d.outlook, d.sf)
+    if again is None:
+        return d
+    return _note_fixed_pattern(again) if kind == "calendar" else again
+
+
 def _error_or_skip(error: str) -> tuple[str, str]:
     """A series Salesforce cannot hold (its pattern, a changed occurrence) is a
     known limit, skipped with the reason; anything else unmappable is an error."""
     if error.startswith("recurrence:"):
         return "skip", "Skipped: " + error.removeprefix("recurrence:").strip()
     return "error", error
+
+
+def _error_rule(error: str) -> str:
+    return "recurrence_limit" if error.startswith("recurrence:") else "unmappable"
 
 
 def _recurrence_from_json(value: dict | None) -> CanonicalRecurrence | None:
@@ -455,6 +496,7 @@ def unlinked_errors(outlook: Iterable[Item], salesforce: Iterable[Item]) -> list
                         sf=it if side == SALESFORCE else None,
                         state="error",
                         message=message,
+                        rule=_error_rule(it.error),
                     )
                 )
     return decisions
@@ -505,6 +547,7 @@ def decide_new(
                     result=o.record,
                     writes=stamp,
                     message=f"Matched by {rule}.",
+                    rule="match:" + rule,
                 )
             )
             continue
@@ -528,6 +571,7 @@ def decide_new(
                 result=merged,
                 writes=writes,
                 message=f"Matched by {rule}; contents merged.",
+                rule="match:" + rule,
             )
         )
 

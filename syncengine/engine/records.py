@@ -111,6 +111,9 @@ class Decision:
     conflicts: tuple[FieldConflict, ...] = ()
     message: str = ""
     one_way_from: str = ""
+    # Which rule decided (engine.why.RULES): what the item trace shows. Not part of
+    # equality, so a stored plan still matches the same decision.
+    rule: str = field(default="", compare=False)
 
     @property
     def title(self) -> str:

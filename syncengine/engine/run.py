@@ -7,7 +7,9 @@ a `RunResult` with counts per action and side and API requests per side.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -21,6 +23,7 @@ from ..models import (
     LinkState,
     PlannedChange,
     PlanStatus,
+    RunPurpose,
     RunStatus,
     SyncCursor,
     SyncLease,
@@ -40,16 +43,26 @@ from .fetch import (
 from .kinds import CALENDAR, CONTACTS, outlook_item
 from .mapping import canonical_hash
 from .match import match_keys
-from .plan import KeyPool, decide_links, decide_new, mass_delete_check, unlinked_errors
+from .plan import (
+    KeyPool,
+    decide_links,
+    decide_new,
+    decide_with_winner,
+    mass_delete_check,
+    unlinked_errors,
+)
 from .records import OUTLOOK, SALESFORCE, Counts, Decision, EnginePolicy, Item, LinkView, Write
 from .remote import OutlookSide, SalesforceSide
 from .stage import Stage
+from .why import decision_detail
 
 LEASE_TTL = timedelta(minutes=30)
 SWEEP_LIMIT = 1000
 DECIDE_BLOCK = 1000  # links (or matched pairs, or new items) decided at a time
 APPLY_BLOCK = 1000  # decisions applied at a time (the applier batches within)
 LOG_FLUSH = 1000
+PROGRESS_EVERY = 500  # items read or decided between two progress writes
+PROGRESS_SECONDS = 1.0
 
 
 def now() -> datetime:
@@ -100,11 +113,18 @@ class RunResult:
 # ---------------------------------------------------------------- policy
 
 
-def engine_policy(membership, kind: str) -> EnginePolicy:
-    """Read the effective policy defensively into the engine's frozen view."""
+def engine_policy(membership, kind: str, overrides: dict | None = None) -> EnginePolicy:
+    """Read the effective policy defensively into the engine's frozen view.
+
+    `overrides` are proposed raw settings (a settings preview): the policy
+    registry parses and validates them (a ValidationError names the field).
+    """
     from policy.selectors import policy_effective_for
 
-    eff = policy_effective_for(membership, kind)
+    if overrides:
+        eff = policy_effective_for(membership, kind, overrides=overrides)
+    else:
+        eff = policy_effective_for(membership, kind)
 
     def val(name, default):
         r = getattr(eff, name, None)
@@ -184,6 +204,105 @@ def _links_query(membership, kind):
     return SyncLink.objects.filter(membership=membership, kind=kind)
 
 
+# ---------------------------------------------------------------- progress
+
+
+class Progress:
+    """What a run has done so far, on its row for the pages to poll.
+
+    One UPDATE of the run row per block (autocommit, no transaction held open):
+    at every phase change and after PROGRESS_EVERY items or PROGRESS_SECONDS,
+    whichever comes first, so a 10,000-item run costs a few dozen writes.
+    """
+
+    def __init__(self, run_pk: int):
+        self.run_pk = run_pk
+        self.data: dict = {
+            "phase": "reading",
+            "read": {OUTLOOK: 0, SALESFORCE: 0},
+            "decided": 0,
+            "applied": 0,
+            "total": None,
+        }
+        self._pending = 0
+        self._last = time.monotonic()
+        self.flush()
+
+    def phase(self, name: str, *, total: int | None = None) -> None:
+        self.data["phase"] = name
+        if total is not None:
+            self.data["total"] = total
+        self.flush()
+
+    def read(self, side: str) -> None:
+        self.data["read"][side] += 1
+        self._bump(1)
+
+    def decided(self, n: int) -> None:
+        self.data["decided"] += n
+        self._bump(n)
+
+    def applied(self, n: int) -> None:
+        self.data["applied"] += n
+        self.flush()  # one block applied
+
+    def _bump(self, n: int) -> None:
+        self._pending += n
+        if self._pending >= PROGRESS_EVERY or time.monotonic() - self._last >= PROGRESS_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        self._pending, self._last = 0, time.monotonic()
+        SyncRun.objects.filter(pk=self.run_pk).update(progress=copy.deepcopy(self.data))
+
+    def finish(self) -> None:
+        if self.data["total"] is None:
+            self.data["total"] = self.data["decided"]
+        self.phase("done")
+
+
+def _run_row(membership, kind, trigger, run_id, *, dry_run, plan_only, reviewed) -> SyncRun:
+    """The run's row: the queued one a page asked for, or a new one (commands, tests)."""
+    t = now()
+    if run_id is not None:
+        SyncRun.objects.filter(pk=run_id, membership=membership).update(
+            status=RunStatus.RUNNING, started_at=t, dry_run=dry_run
+        )
+        return SyncRun.objects.get(pk=run_id, membership=membership)
+    if plan_only:
+        purpose = RunPurpose.REBUILD_PREVIEW if trigger == "rebuild" else RunPurpose.PREVIEW
+    elif reviewed:
+        purpose = RunPurpose.APPLY_PLAN
+    elif trigger == "rebuild" and not dry_run:
+        purpose = RunPurpose.REBUILD
+    else:
+        purpose = RunPurpose.SYNC
+    return SyncRun.objects.create(
+        membership=membership,
+        kind=kind,
+        trigger=trigger,
+        started_at=t,
+        dry_run=dry_run,
+        purpose=purpose,
+        plan_expires_at=t + plan_ttl() if plan_only else None,
+    )
+
+
+def plan_ttl() -> timedelta:
+    """How long a stored plan can be applied (settings.SYNC_PLAN_TTL, 24 h by default)."""
+    from django.conf import settings
+
+    ttl = getattr(settings, "SYNC_PLAN_TTL", None)
+    return ttl if isinstance(ttl, timedelta) else timedelta(seconds=int(ttl or 86400))
+
+
+def _forget(membership, kind: str) -> None:
+    """An applied Rebuild starts from no links and no cursors (under the run's lease)."""
+    with transaction.atomic():
+        _links_query(membership, kind).delete()
+        SyncCursor.objects.filter(membership=membership, kind=kind).delete()
+
+
 # ---------------------------------------------------------------- the run
 
 
@@ -200,31 +319,50 @@ def run_sync(
     reviewed_plan: int | None = None,
     holder: str | None = None,
     policy: EnginePolicy | None = None,
+    run_id: int | None = None,
+    settings_preview: bool = False,
+    forget_links: bool = False,
 ) -> RunResult:
     """Sync one member's `kind` once. Never raises for remote trouble: the
-    result (and the SyncRun row) says what happened."""
+    result (and the SyncRun row) says what happened.
+
+    `run_id` runs an existing queued SyncRun (the page's task) instead of
+    creating one. `settings_preview` plans under `policy` and writes nothing but
+    the run's own plan and log: no lease, cursor, link or remote write.
+    `forget_links` (an applied Rebuild) drops the links and cursors once the
+    lease is held."""
     from connections import errors
     from connections.clients import RequestCounter
 
-    holder = holder or uuid.uuid4().hex
-    if not lease_acquire(membership, kind, holder):
+    holder = holder or (f"run-{run_id}" if run_id else uuid.uuid4().hex)
+    if settings_preview:
+        plan_only, full = True, True
+    elif not lease_acquire(membership, kind, holder):
         return RunResult(
-            run_id=None, status="skipped", message="Another sync of this kind is running."
+            run_id=run_id, status="skipped", message="Another sync of this kind is running."
         )
     counter = RequestCounter()
-    run = SyncRun.objects.create(
-        membership=membership,
-        kind=kind,
-        trigger=trigger,
-        started_at=now(),
+    run = _run_row(
+        membership,
+        kind,
+        trigger,
+        run_id,
         dry_run=dry_run or plan_only,
+        plan_only=plan_only,
+        reviewed=reviewed_plan is not None,
     )
     result = RunResult(run_id=run.pk, status=RunStatus.RUNNING)
     log: list[SyncLogEntry] = []
+    progress = Progress(run.pk)
     try:
+        if forget_links:
+            _forget(membership, kind)
         policy = policy or engine_policy(membership, kind)
         graph, sfc = _clients(membership, counter)
-        engine = _Run(membership, kind, trigger, policy, graph, sfc, run, log)
+        engine = _Run(
+            membership, kind, trigger, policy, graph, sfc, run, log,
+            progress=progress, readonly=settings_preview,
+        )  # fmt: skip
         engine.execute(
             result,
             dry_run=dry_run,
@@ -269,6 +407,7 @@ def run_sync(
             finished_at=now(),
             error=result.message[:1000] if result.status != RunStatus.SUCCEEDED else "",
         )
+        progress.finish()
         lease_release(membership, kind, holder)
     return result
 
@@ -282,14 +421,24 @@ def _side_label(exc) -> str:
 
 
 class _Run:
-    def __init__(self, membership, kind, trigger, policy, graph, sfc, run, log):
+    def __init__(
+        self, membership, kind, trigger, policy, graph, sfc, run, log, *, progress=None,
+        readonly=False,
+    ):  # fmt: skip
         self.membership = membership
         self.kind = kind
         self.trigger = trigger
         self.policy = policy
         self.run = run
         self.log = log
-        self.cursor, _ = SyncCursor.objects.get_or_create(membership=membership, kind=kind)
+        self.progress = progress
+        # A settings preview: reads and plans, never writes a cursor, link or remote item.
+        self.readonly = readonly
+        if readonly:
+            self.cursor = SyncCursor.objects.filter(membership=membership, kind=kind).first()
+            self.cursor = self.cursor or SyncCursor(membership=membership, kind=kind)
+        else:
+            self.cursor, _ = SyncCursor.objects.get_or_create(membership=membership, kind=kind)
         self.outlook = OutlookSide(graph, kind, container=self.cursor.outlook_container)
         self.sf = SalesforceSide(sfc, kind, owner_id=_sf_owner_id(membership))
 
@@ -314,7 +463,8 @@ class _Run:
         )
         hints = self._snapshot_hints if self.kind == CONTACTS and not ignore_links else None
         # What the run reads and decides waits on disk, a block at a time in memory.
-        with Stage(self.kind) as stage:
+        progress = self.progress
+        with Stage(self.kind, on_item=progress.read if progress else None) as stage:
             fetched = Fetched(outlook=stage.outlook, salesforce=stage.salesforce)
             # The Salesforce mark is taken before either side is read.
             fetch_salesforce(
@@ -336,6 +486,8 @@ class _Run:
                 if not (fetched.full_outlook or fetched.full_salesforce):
                     # What confirm and sweep read back may name links the changes did not.
                     link_pks = self._link_pks(fetched)
+            if progress:
+                progress.phase("deciding")
             deletes = self._decide(stage, link_pks, snaprecord=self.trigger == "snaprecord")
             live = (
                 _links_query(self.membership, self.kind)
@@ -347,12 +499,18 @@ class _Run:
             blocks = stage.decision_blocks(APPLY_BLOCK)
             if review is not None:
                 blocks = (review.keep(block) for block in blocks)
+            if progress:
+                progress.data["total"] = (
+                    review.included if review is not None else progress.data["decided"]
+                )
 
             if dry_run or plan_only or stop:
                 seq, counts = 0, Counts()
                 for block in blocks:
                     _project(counts, block)
                     seq = self._store_plan(block, seq)
+                    if stop:
+                        self._log_guarded(block)
                 if review is not None:
                     review.finish()
                 result.counts = counts
@@ -372,10 +530,14 @@ class _Run:
                 now=now,
                 log_now=self._log_now,
             )
+            if progress:
+                progress.phase("applying")
             try:
                 for block in blocks:
                     applier.apply(block)
                     self._drain(applier)
+                    if progress:
+                        progress.applied(len(block))
             finally:
                 result.counts = applier.out.counts
                 self._drain(applier)
@@ -410,6 +572,8 @@ class _Run:
                     if w.op == "delete":
                         deletes[w.side] += 1
             stage.add_decisions(decisions)
+            if self.progress:
+                self.progress.decided(len(decisions))
 
         used_keys: set[str] = set()
         for block in self._link_blocks(link_pks):
@@ -615,9 +779,15 @@ class _Run:
                     if d.result
                     else {},
                     conflicts=[
-                        {"fields": list(x.fields), "kept": x.kept, "lost": x.lost}
+                        {
+                            "fields": list(x.fields),
+                            "kept": x.kept,
+                            "lost": x.lost,
+                            "winner": OUTLOOK if x.winner == "ours" else SALESFORCE,
+                        }
                         for x in d.conflicts
                     ],
+                    reason=(d.message or "")[:500],
                 )
             )
         PlannedChange.objects.bulk_create(rows, batch_size=500)
@@ -644,8 +814,28 @@ class _Run:
             sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
             link_key=d.link_key or None,
             message=(message or d.action)[:500],
-            detail={"title": (d.title or "")[:120], **detail},
+            detail=self._why(d, detail),
         )
+
+    def _why(self, d: Decision, detail: dict) -> dict:
+        """The entry's detail: the caller's, with what the item trace needs (why.py);
+        a rule the caller names (a failed write) wins over the decision's own."""
+        why = decision_detail(d, kind=self.kind, policy=self.policy, now=now())
+        if detail.get("rule"):
+            why["rule"] = detail["rule"]
+        return {"title": (d.title or "")[:120], **detail, **why}
+
+    def _log_guarded(self, decisions: list[Decision]) -> None:
+        """The mass-delete guard stopped the run: each delete it held back is named on
+        its item, so the trace says why the item still exists."""
+        for d in decisions:
+            if any(w.op == "delete" for w in d.writes):
+                self._log(
+                    "warning",
+                    d,
+                    "Not deleted: the mass-delete guard stopped the run.",
+                    {"rule": "mass_delete_guard"},
+                )
 
 
 class _Review:
@@ -655,13 +845,14 @@ class _Review:
     def __init__(self, engine: _Run, plan_run_id: int):
         self.engine = engine
         self.planned = {
-            _sig_row(p): (p.pk, p.included, p.link_key)
+            _sig_row(p): (p.pk, p.included, p.link_key, p.winner)
             for p in PlannedChange.objects.filter(
                 run_id=plan_run_id, run__membership=engine.membership
             ).only(
                 "pk",
                 "included",
                 "link_key",
+                "winner",
                 "action",
                 "side",
                 "outlook_id",
@@ -672,6 +863,7 @@ class _Review:
             )
         }
         self.plan_run_id = plan_run_id
+        self.included = sum(1 for p in self.planned.values() if p[1])
         self.applied: list[int] = []
         self.incomplete = False
         self.finished = False
@@ -681,10 +873,13 @@ class _Review:
         for d in decisions:
             p = self.planned.pop(_sig(d), None)
             if p is not None and p[1]:
-                pk, _, key = p
+                pk, _, key, winner = p
                 # Use the reviewed key so the new link is the one that was shown.
                 if d.link is None and key:
                     d = dataclasses.replace(d, link_key=str(key))
+                if winner and d.action == "conflict":
+                    # The member chose this conflict's winner on the review page.
+                    d = decide_with_winner(self.engine.kind, self.engine.policy, d, winner)
                 keep.append(d)
                 self.applied.append(pk)
             else:
@@ -696,7 +891,7 @@ class _Review:
             return
         self.finished = True
         PlannedChange.objects.filter(pk__in=self.applied).update(status=PlanStatus.APPLIED)
-        stale = [pk for pk, included, _ in self.planned.values() if included]
+        stale = [pk for pk, included, _, _ in self.planned.values() if included]
         PlannedChange.objects.filter(pk__in=stale).update(status=PlanStatus.STALE)
         PlannedChange.objects.filter(run_id=self.plan_run_id, included=False).update(
             status=PlanStatus.SKIPPED
@@ -712,7 +907,9 @@ class _Review:
                     outlook_id=p.outlook_id,
                     sf_id=p.sf_id,
                     link_key=p.link_key,
-                    message=f"Not applied: “{p.title[:80]}” changed after the plan was made.",
+                    message=f"Not applied: “{p.title[:80]}” changed since the preview; "
+                    "it is in the next preview.",
+                    detail={"title": p.title[:120], "rule": "stale"},
                 )
             )
 
