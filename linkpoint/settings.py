@@ -9,6 +9,8 @@ from pathlib import Path
 
 import dj_database_url
 
+from linkpoint.dev_defaults import DEV_OAUTH_CLIENT, DEV_SECRET_KEY_PREFIX
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -22,7 +24,7 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 DEBUG = envbool("DEBUG", False)
 # A development key is fine for DEBUG; production must set SECRET_KEY (check --deploy says so).
-SECRET_KEY = os.environ.get("SECRET_KEY", "dev-only-insecure-key-change-me-" + "x" * 20)
+SECRET_KEY = os.environ.get("SECRET_KEY", f"{DEV_SECRET_KEY_PREFIX}-change-me-" + "x" * 20)
 ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
 CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS")
 SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000").rstrip("/")
@@ -179,7 +181,12 @@ ACCOUNT_LOGIN_METHODS = {"email"}
 ACCOUNT_SIGNUP_FIELDS = ["email*", "password1*", "password2*"]
 ACCOUNT_USER_MODEL_USERNAME_FIELD = None
 ACCOUNT_UNIQUE_EMAIL = True
-ACCOUNT_EMAIL_VERIFICATION = os.environ.get("ACCOUNT_EMAIL_VERIFICATION", "optional")
+# Mandatory: an address counts only once its owner opened allauth's link. It is also what lets
+# allauth hide whether an address is registered at signup (it mails the owner instead of saying
+# "already registered"); with "optional" and unique e-mails it cannot.
+ACCOUNT_EMAIL_VERIFICATION = "mandatory"
+ACCOUNT_PREVENT_ENUMERATION = True
+ACCOUNT_ADAPTER = "accounts.adapter.AccountAdapter"
 ACCOUNT_LOGIN_ON_EMAIL_CONFIRMATION = True
 ACCOUNT_LOGOUT_ON_PASSWORD_CHANGE = False
 ACCOUNT_EMAIL_SUBJECT_PREFIX = "[LinkPoint] "
@@ -203,10 +210,15 @@ TOKEN_ENCRYPTION_KEYS = envlist("TOKEN_ENCRYPTION_KEYS")
 
 # --- Remote services ------------------------------------------------------------
 # Production points at Microsoft and Salesforce; the sandbox at its own hosts.
-MICROSOFT_CLIENT_ID = os.environ.get("MICROSOFT_CLIENT_ID", "linkpoint-dev-client")
-MICROSOFT_CLIENT_SECRET = os.environ.get("MICROSOFT_CLIENT_SECRET", "linkpoint-dev-secret")
-SALESFORCE_CLIENT_ID = os.environ.get("SALESFORCE_CLIENT_ID", "linkpoint-dev-consumer")
-SALESFORCE_CLIENT_SECRET = os.environ.get("SALESFORCE_CLIENT_SECRET", "linkpoint-dev-consumer-secret")
+# The fallbacks are the sandbox's development client (check --deploy refuses them).
+MICROSOFT_CLIENT_ID = os.environ.get("MICROSOFT_CLIENT_ID", DEV_OAUTH_CLIENT["MICROSOFT_CLIENT_ID"])
+MICROSOFT_CLIENT_SECRET = os.environ.get(
+    "MICROSOFT_CLIENT_SECRET", DEV_OAUTH_CLIENT["MICROSOFT_CLIENT_SECRET"]
+)
+SALESFORCE_CLIENT_ID = os.environ.get("SALESFORCE_CLIENT_ID", DEV_OAUTH_CLIENT["SALESFORCE_CLIENT_ID"])
+SALESFORCE_CLIENT_SECRET = os.environ.get(
+    "SALESFORCE_CLIENT_SECRET", DEV_OAUTH_CLIENT["SALESFORCE_CLIENT_SECRET"]
+)
 SALESFORCE_API_VERSION = "62.0"
 if SANDBOX_ENABLED:
     MICROSOFT_AUTHORITY_HOST = "https://login.sandbox.test"
@@ -228,7 +240,8 @@ HTTP_SESSION_FACTORY = os.environ.get(
 
 # --- Static, i18n ------------------------------------------------------------------
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic writes (and whitenoise serves from); a deployment may put it elsewhere.
+STATIC_ROOT = os.environ.get("STATIC_ROOT") or BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
