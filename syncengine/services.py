@@ -2,18 +2,60 @@
 
 The engine itself lives in `syncengine/engine/`; these are the named entry
 points (keyword-only) and the scheduler's bookkeeping.
+
+Pages start work with `sync_start`: it creates a queued SyncRun and enqueues
+`syncengine.tasks.run_queued` (by id) once the transaction commits; the task
+runs the engine on that row, which writes its progress there every block.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from django.db import transaction
 
 from orgs.models import Membership
 
-from .engine.run import RunResult, now, plan_apply, rebuild, run_sync, snaprecord_event
-from .models import SyncLease
+from .engine.kinds import KINDS
+from .engine.run import (
+    LEASE_TTL,
+    RunResult,
+    now,
+    plan_apply,
+    plan_ttl,
+    rebuild,
+    run_sync,
+    snaprecord_event,
+)
+from .models import (
+    PlannedChange,
+    RunPurpose,
+    RunStatus,
+    SyncLease,
+    SyncRun,
+)
+
+logger = logging.getLogger(__name__)
+
+PLAN_SOURCES = (RunPurpose.PREVIEW, RunPurpose.REBUILD_PREVIEW)
+TRIGGER_FOR = {
+    RunPurpose.SYNC: "manual",
+    RunPurpose.PREVIEW: "manual",
+    RunPurpose.REBUILD_PREVIEW: "rebuild",
+    RunPurpose.REBUILD: "rebuild",
+    RunPurpose.APPLY_PLAN: "manual",
+    RunPurpose.SETTINGS_PREVIEW: "manual",
+}
+ID_BLOCK = 500  # ids per IN (...) when a page sends a long selection
+
+
+class SyncRefused(Exception):
+    """The request cannot be carried out; `message` says why and what to do."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
 
 
 def sync_run(*, membership: Membership, kind: str, trigger: str = "manual", dry_run: bool = False,
@@ -41,3 +83,261 @@ def sync_schedule_next(*, membership_id: int, kind: str, minutes: int, failed: b
     delay = minutes * (2 ** min(lease.consecutive_failures, 6)) if failed else minutes
     lease.next_run_at = now() + timedelta(minutes=min(delay, 1440))
     lease.save(update_fields=["consecutive_failures", "next_run_at"])
+
+
+# ---------------------------------------------------------------- My sync: starting work
+
+
+def sync_start(*, membership: Membership, kind: str, purpose: str, policy_overrides: dict | None = None,
+               plan_run_id: int | None = None) -> SyncRun:
+    """Queue one run of `purpose` for (member, kind) and enqueue its task on commit.
+
+    A run of this member and kind already queued or running is returned instead
+    (a second click shows the first run). Raises `SyncRefused` when a connection
+    is missing or, for `apply_plan` / `rebuild`, when the plan cannot be applied.
+    """
+    run = sync_start_queued(membership=membership, kind=kind, purpose=purpose,
+                            policy_overrides=policy_overrides, plan_run_id=plan_run_id)
+    if run.status == RunStatus.QUEUED and getattr(run, "_created", False):
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+@transaction.atomic
+def sync_start_queued(*, membership: Membership, kind: str, purpose: str, policy_overrides: dict | None = None,
+                      plan_run_id: int | None = None) -> SyncRun:
+    """`sync_start` without the enqueue (the commands run the task body inline)."""
+    if purpose not in RunPurpose.values:
+        raise SyncRefused("Unknown action; reload the page and try again.")
+    if purpose == RunPurpose.REBUILD and plan_run_id is None:
+        raise SyncRefused("A rebuild is always previewed first: preview the rebuild, review it, then apply it.")
+    plan = None
+    if plan_run_id is not None and purpose in (RunPurpose.APPLY_PLAN, RunPurpose.REBUILD):
+        plan = _plan_for_update(membership, plan_run_id)
+        kind = plan.kind
+    elif purpose in (RunPurpose.APPLY_PLAN,):
+        raise SyncRefused("Choose the plan to apply: start a preview, review it, then run the selection.")
+    if kind not in KINDS:
+        raise SyncRefused("Unknown kind of item; reload the page and try again.")
+    _connections_usable(membership)
+    # One start at a time per member: concurrent clicks queue behind this lock.
+    Membership.objects.select_for_update().filter(pk=membership.pk).first()
+    overrides = dict(policy_overrides or {})
+    active = _active_run(membership, kind, purpose, overrides)
+    if active is not None:
+        return active
+    if plan is not None:
+        why = _not_applicable(plan, purpose)
+        if why:
+            raise SyncRefused(why)
+    t = now()
+    run = SyncRun.objects.create(
+        membership=membership,
+        kind=kind,
+        trigger="rebuild" if plan is not None and plan.purpose == RunPurpose.REBUILD_PREVIEW else TRIGGER_FOR[purpose],
+        status=RunStatus.QUEUED,
+        purpose=purpose,
+        started_at=t,
+        dry_run=purpose in (RunPurpose.PREVIEW, RunPurpose.REBUILD_PREVIEW, RunPurpose.SETTINGS_PREVIEW),
+        policy_overrides=overrides,
+        plan_expires_at=t + plan_ttl() if purpose in (*PLAN_SOURCES, RunPurpose.SETTINGS_PREVIEW) else None,
+        progress={"phase": "queued", "read": {"outlook": 0, "salesforce": 0}, "decided": 0, "applied": 0,
+                  "total": None},
+    )
+    # Claimed once: a second apply of the same plan finds it taken.
+    if plan is not None and not SyncRun.objects.filter(pk=plan.pk, applied_run__isnull=True).update(
+        applied_run=run
+    ):
+        raise SyncRefused("This plan is already being applied.")
+    run._created = True
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from django_q.tasks import async_task
+
+    from .tasks import RUN_TIMEOUT
+
+    async_task("syncengine.tasks.run_queued", run_id, task_name=f"sync-run-{run_id}", timeout=RUN_TIMEOUT)
+
+
+def _connections_usable(membership: Membership) -> None:
+    from connections.selectors import connection_for
+
+    for provider, label in (("microsoft", "Outlook"), ("salesforce", "Salesforce")):
+        conn = connection_for(membership, provider)
+        if conn is None or conn.status == "revoked":
+            raise SyncRefused(f"{label} is not connected: connect it on the Connections page, then try again.")
+        if not conn.is_usable:
+            raise SyncRefused(f"{label} needs a reconnect: reconnect it on the Connections page, then try again.")
+
+
+def _active_run(membership: Membership, kind: str, purpose: str, overrides: dict) -> SyncRun | None:
+    """The run of this member and kind that is queued or still running, if any.
+
+    A settings preview takes no lease and writes nothing, so it neither waits for
+    nor blocks a sync: only the same preview (same proposed values) is "the same run".
+    A `running` row older than the lease can be a killed worker's: it does not block.
+    """
+    qs = SyncRun.objects.filter(membership=membership, kind=kind, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
+    if purpose == RunPurpose.SETTINGS_PREVIEW:
+        qs = qs.filter(purpose=RunPurpose.SETTINGS_PREVIEW)
+    else:
+        qs = qs.exclude(purpose=RunPurpose.SETTINGS_PREVIEW)
+    fresh = now() - LEASE_TTL
+    for run in qs.order_by("-pk")[:5]:
+        if run.status == RunStatus.RUNNING and run.started_at < fresh:
+            continue
+        if purpose == RunPurpose.SETTINGS_PREVIEW and run.policy_overrides != overrides:
+            continue
+        return run
+    return None
+
+
+def _plan_for_update(membership: Membership, plan_run_id: int) -> SyncRun:
+    plan = SyncRun.objects.select_for_update().filter(pk=plan_run_id, membership=membership).first()
+    if plan is None:
+        # Another member's plan reads exactly like a missing one.
+        raise SyncRefused("This plan is not available: start a new preview.")
+    return plan
+
+
+def _not_applicable(plan: SyncRun, purpose: str = RunPurpose.APPLY_PLAN) -> str:
+    """Why `plan` cannot be applied (or edited), in words a member understands; "" when it can."""
+    if plan.purpose == RunPurpose.SETTINGS_PREVIEW:
+        return ("This preview shows what a settings change would do; it cannot be applied. "
+                "Save the setting, then preview a sync.")
+    if plan.purpose not in PLAN_SOURCES:
+        return "This run is not a preview, so there is nothing to apply: start a preview."
+    if purpose == RunPurpose.REBUILD and plan.purpose != RunPurpose.REBUILD_PREVIEW:
+        return "This is not a rebuild preview: preview the rebuild, then apply it."
+    if plan.applied_run_id is not None:
+        return "This plan was already applied. Start a new preview to see what is left to sync."
+    if plan.status in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return "The preview is still being prepared: wait for it to finish, then review it."
+    if plan.status != RunStatus.PLANNED:
+        return "This preview did not finish, so it cannot be applied: start a new preview."
+    if plan.plan_expires_at is None or plan.plan_expires_at <= now():
+        return "This preview has expired (previews are kept for a day): start a new preview."
+    return ""
+
+
+# ---------------------------------------------------------------- My sync: the review page
+
+
+def _editable_plan(membership: Membership, run_id: int) -> SyncRun:
+    plan = SyncRun.objects.filter(pk=run_id, membership=membership).first()
+    if plan is None:
+        raise SyncRefused("This plan is not available: start a new preview.")
+    why = _not_applicable(plan)
+    if why:
+        raise SyncRefused(why)
+    return plan
+
+
+@transaction.atomic
+def plan_set_included(*, membership: Membership, run_id: int, change_ids: list[int] | None = None,
+                      action_group: str | None = None, included: bool) -> int:
+    """Include or leave out items of a plan (by id, or a whole group); returns how many rows changed.
+
+    Ids that are not items of this plan (a tampered form) refuse the whole request.
+    """
+    plan = _editable_plan(membership, run_id)
+    qs = PlannedChange.objects.filter(run=plan)
+    if action_group is not None:
+        qs = qs.filter(_group_q(action_group))
+    if change_ids is None:
+        return qs.update(included=included) if action_group is not None else 0
+    ids = sorted({int(i) for i in change_ids})
+    blocks = [ids[i : i + ID_BLOCK] for i in range(0, len(ids), ID_BLOCK)]
+    found = sum(qs.filter(pk__in=block).count() for block in blocks)
+    if found != len(ids):
+        raise SyncRefused("Some selected items are not in this plan: reload the review page and select again.")
+    return sum(qs.filter(pk__in=block).exclude(included=included).update(included=included) for block in blocks)
+
+
+def _group_q(action_group: str):
+    from django.db.models import Q
+
+    from . import selectors
+
+    groups = getattr(selectors, "GROUPS_BY_KEY", {})
+    if action_group in groups:
+        return groups[action_group].q
+    if action_group in ("create", "update", "delete", "link", "conflict", "skip", "error"):
+        return Q(action=action_group)
+    raise SyncRefused("Unknown group of items: reload the review page and try again.")
+
+
+@transaction.atomic
+def plan_set_winner(*, membership: Membership, run_id: int, change_id: int, winner: str) -> PlannedChange:
+    """Choose which side wins one conflict of a plan ("" = the policy's winner)."""
+    if winner not in ("", "outlook", "salesforce"):
+        raise SyncRefused("Choose Outlook or Salesforce as the winner.")
+    plan = _editable_plan(membership, run_id)
+    change = PlannedChange.objects.filter(run=plan, pk=change_id).first()
+    if change is None:
+        raise SyncRefused("This item is not in this plan: reload the review page.")
+    if change.action != "conflict":
+        raise SyncRefused("Only a conflict has a winner to choose.")
+    PlannedChange.objects.filter(pk=change.pk).update(winner=winner)
+    change.winner = winner
+    return change
+
+
+# ---------------------------------------------------------------- Auto: pause, plan expiry
+
+
+def sync_auto_pause(*, membership: Membership, kind: str, paused: bool) -> SyncLease:
+    """Pause or resume Auto sync of one kind for one member (`SyncLease.auto_paused`);
+    the dispatcher skips paused rows. A resumed kind is due at once."""
+    if kind not in KINDS:
+        raise SyncRefused("Unknown kind of item; reload the page and try again.")
+    lease, _ = SyncLease.objects.get_or_create(membership=membership, kind=kind)
+    fields = {"auto_paused": paused}
+    if not paused and (lease.next_run_at is None or lease.next_run_at > now()):
+        fields["next_run_at"] = now()
+    SyncLease.objects.filter(pk=lease.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(lease, name, value)
+    logger.info("auto sync %s", "paused" if paused else "resumed",
+                extra={"membership_id": membership.pk, "kind": kind})
+    return lease
+
+
+def sync_plans_purge(*, batch: int = 1000, max_batches: int = 100) -> int:
+    """Delete the items of expired plans, `batch` rows per statement; returns rows deleted.
+
+    An expired plan's run row stays (history); its `plan_expires_at` is cleared once
+    its items are gone, so the next purge does not look at it again and a cleared
+    expiry still reads as expired when someone tries to apply it.
+    """
+    t = now()
+    deleted = 0
+    runs = list(SyncRun.objects.filter(plan_expires_at__lte=t).order_by("plan_expires_at")
+                .values_list("pk", flat=True)[:max_batches])
+    for run_pk in runs:
+        while deleted < batch * max_batches:
+            pks = list(PlannedChange.objects.filter(run_id=run_pk).values_list("pk", flat=True)[:batch])
+            if not pks:
+                SyncRun.objects.filter(pk=run_pk).update(plan_expires_at=None)
+                break
+            deleted += PlannedChange.objects.filter(pk__in=pks).delete()[0]
+    return deleted
+
+
+def run_fail(*, run_id: int, message: str) -> None:
+    """Close a queued or running run as failed with `message` (shown to the member)."""
+    SyncRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
+        status=RunStatus.FAILED, error=message[:1000], finished_at=now()
+    )
+
+
+__all__ = [
+    "SyncRefused",
+    "plan_set_included",
+    "plan_set_winner",
+    "sync_auto_pause",
+    "sync_plans_purge",
+    "sync_start",
+]

@@ -7,12 +7,116 @@ sync twice; the claimed task runs under the dispatcher's lease token.
 
 from __future__ import annotations
 
+import logging
 import uuid
 import zoneinfo
+from datetime import timedelta
 
 from django.db.models import Q
 
 DISPATCH_SCHEDULE = "syncengine.dispatch"
+PURGE_SCHEDULE = "syncengine.purge-plans"
+# Below the cluster's `retry` (720 s): a slow run is never handed to a second worker.
+RUN_TIMEOUT = 600
+# A queued run whose (member, kind) lease is held waits and tries again, up to WAIT_MAX times.
+WAIT_SECONDS = 30
+WAIT_MAX = 60
+
+logger = logging.getLogger(__name__)
+
+
+def run_queued(run_id: int) -> dict:
+    """Task body for the pages' work: load the queued run by id and carry out its purpose.
+
+    Idempotent: a run that is no longer queued (a retried or duplicated task) is
+    left alone. A held lease (an auto run is going) keeps the run queued and
+    tries again shortly.
+    """
+    from .models import RunStatus, SyncRun
+    from .services import run_fail
+
+    run = SyncRun.objects.select_related("membership__user", "membership__organization").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.QUEUED:
+        return {"run_id": run_id, "status": getattr(run, "status", "gone"), "message": "not queued"}
+    if not run.membership.is_active:
+        run_fail(run_id=run.pk, message="This membership is no longer active, so nothing was synced.")
+        return {"run_id": run_id, "status": "failed"}
+    try:
+        result = _carry_out(run)
+    except Exception:
+        # Support sees the traceback in the worker log; the member sees what to do.
+        logger.exception("sync run %s (%s) crashed", run.pk, run.purpose)
+        run_fail(run_id=run.pk, message="Something went wrong on our side and the run stopped. "
+                 "Nothing more will be written by it; try again in a few minutes.")
+        return {"run_id": run_id, "status": "failed"}
+    if result.get("status") == "skipped":
+        _wait_for_lease(run)
+    return result
+
+
+def _carry_out(run) -> dict:
+    from django.core.exceptions import ValidationError
+
+    from .engine.run import engine_policy, now, plan_ttl, run_sync
+    from .models import RunPurpose, RunStatus, SyncRun
+    from .services import run_fail
+
+    m, kind, purpose = run.membership, run.kind, run.purpose
+    if purpose == RunPurpose.SYNC:
+        result = run_sync(m, kind, run.trigger, run_id=run.pk)
+    elif purpose in (RunPurpose.PREVIEW, RunPurpose.REBUILD_PREVIEW):
+        rebuild = purpose == RunPurpose.REBUILD_PREVIEW
+        result = run_sync(m, kind, run.trigger, run_id=run.pk, plan_only=True, full=rebuild,
+                          ignore_links=rebuild)
+    elif purpose == RunPurpose.SETTINGS_PREVIEW:
+        try:
+            policy = engine_policy(m, kind, run.policy_overrides or None)
+        except ValidationError as exc:
+            run_fail(run_id=run.pk, message="This setting cannot be previewed: " + " ".join(exc.messages))
+            return {"run_id": run.pk, "status": "failed"}
+        result = run_sync(m, kind, run.trigger, run_id=run.pk, policy=policy, settings_preview=True)
+    else:  # apply_plan, rebuild: a reviewed plan, exactly as reviewed
+        plan = SyncRun.objects.filter(applied_run=run, membership=m).first()
+        if plan is None:
+            run_fail(run_id=run.pk, message="The plan of this run is gone (previews expire after a day): "
+                     "start a new preview.")
+            return {"run_id": run.pk, "status": "failed"}
+        rebuild = plan.purpose == RunPurpose.REBUILD_PREVIEW
+        result = run_sync(m, kind, run.trigger, run_id=run.pk, reviewed_plan=plan.pk, full=rebuild,
+                          forget_links=rebuild)
+        if result.status != "skipped":
+            SyncRun.objects.filter(pk=plan.pk).update(status=RunStatus.SUCCEEDED)
+    if result.status == RunStatus.PLANNED:
+        SyncRun.objects.filter(pk=run.pk).update(plan_expires_at=now() + plan_ttl())
+    return result.as_dict()
+
+
+def _wait_for_lease(run) -> None:
+    """Another run of this member and kind holds the lease: stay queued and try again soon."""
+    from django_q.models import Schedule
+
+    from .engine.run import now
+    from .models import SyncRun
+    from .services import run_fail
+
+    waits = int((run.progress or {}).get("waits", 0)) + 1
+    if waits > WAIT_MAX:
+        run_fail(run_id=run.pk, message="Another sync of this kind kept running, so this one did not start. "
+                 "Try again once it has finished.")
+        return
+    SyncRun.objects.filter(pk=run.pk).update(progress={**(run.progress or {}), "phase": "queued", "waits": waits})
+    Schedule.objects.update_or_create(
+        name=f"syncengine.wait-{run.pk}",
+        defaults={"func": "syncengine.tasks.run_queued", "args": repr((run.pk,)), "schedule_type": Schedule.ONCE,
+                  "repeats": -1, "next_run": now() + timedelta(seconds=WAIT_SECONDS)},
+    )
+
+
+def purge_expired_plans() -> int:
+    """Scheduled: remove the items of expired plans, in batches."""
+    from .services import sync_plans_purge
+
+    return sync_plans_purge()
 
 
 def run_sync(membership_id: int, kind: str, trigger: str = "auto", holder: str | None = None) -> dict:
@@ -51,6 +155,20 @@ def _in_time_window(eff, now) -> bool:
     return start <= local < end if start <= end else (local >= start or local < end)
 
 
+def _dispatchable(kind: str, triggers: dict[int, str]) -> list[int]:
+    """Members whose `kind` the dispatcher may start: not paused, and in Auto only once
+    they have completed a sync of it ("First Auto needs a review")."""
+    from .models import SyncLease
+    from .selectors import members_with_completed_sync
+
+    ids = list(triggers)
+    paused = set(SyncLease.objects.filter(kind=kind, membership_id__in=ids, auto_paused=True)
+                 .values_list("membership_id", flat=True))
+    auto = [mid for mid in ids if triggers[mid] == "auto" and mid not in paused]
+    reviewed = members_with_completed_sync(kind=kind, membership_ids=auto)
+    return [mid for mid in ids if mid not in paused and (triggers[mid] != "auto" or mid in reviewed)]
+
+
 def dispatch_due(limit: int = 200) -> int:
     """Enqueue a run for every due auto (member, kind); returns how many were claimed."""
     from django_q.tasks import async_task
@@ -73,7 +191,7 @@ def dispatch_due(limit: int = 200) -> int:
             for mid, eff in policies.items()
             if eff.mode.value in ("auto", "snaprecord") and _in_time_window(eff, t)
         }
-        auto_ids = list(triggers)
+        auto_ids = _dispatchable(kind, triggers)
         existing = set(SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids).values_list(
             "membership_id", flat=True))
         SyncLease.objects.bulk_create(
@@ -97,11 +215,16 @@ def dispatch_due(limit: int = 200) -> int:
 
 
 def schedule_ensure() -> None:
-    """Create (or repair) the every-minute dispatcher schedule; safe to call any time."""
+    """Create (or repair) the dispatcher's and the plan purge's schedules; safe to call any time."""
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(
         name=DISPATCH_SCHEDULE,
         defaults={"func": "syncengine.tasks.dispatch_due", "schedule_type": Schedule.MINUTES, "minutes": 1,
                   "repeats": -1},
+    )
+    Schedule.objects.update_or_create(
+        name=PURGE_SCHEDULE,
+        defaults={"func": "syncengine.tasks.purge_expired_plans", "schedule_type": Schedule.MINUTES,
+                  "minutes": 15, "repeats": -1},
     )

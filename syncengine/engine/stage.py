@@ -21,7 +21,7 @@ import os
 import pickle
 import sqlite3
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple
 
 from .kinds import secondary_key
@@ -70,8 +70,10 @@ def _marks(n: int) -> str:
 
 
 class Stage:
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, *, on_item: Callable[[str], None] | None = None):
         self.kind = kind
+        # Told the side of every item reported (the run's progress counts reads).
+        self.on_item = on_item
         fd, self.path = tempfile.mkstemp(prefix="linkpoint-run-", suffix=".sqlite3")
         os.close(fd)
         self.db = sqlite3.connect(self.path, isolation_level=None)
@@ -156,6 +158,8 @@ class SideItems:
                 _dump(it),
             ),
         )
+        if self.stage.on_item is not None:
+            self.stage.on_item(self.side)
 
     def get(self, item_id: str, default=None) -> Item | None:
         row = self.db.execute(
