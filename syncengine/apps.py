@@ -10,8 +10,37 @@ def _ensure_schedule(sender, **kwargs):
     schedule_ensure()
 
 
+def first_auto_needs_review(*, org, membership, kind, field, value):
+    """Policy advisor: Auto on for a kind never synced offers a preview first (issue 11).
+
+    The dispatcher does not start Auto for such a member until a first reviewed
+    sync, so turning it on silently would look like "Auto does nothing".
+    """
+    from django.urls import reverse
+
+    from policy.extensions import Advice
+    from policy.registry import KIND_LABELS
+
+    if field != "mode" or value != "auto":
+        return []
+    label = KIND_LABELS.get(kind, kind).lower()
+    if membership is None:
+        return [Advice(f"Members who have not synced {label} yet are asked to preview and review "
+                       f"a first sync before Auto sync starts for them.")]
+    from .selectors import kinds_synced
+
+    if kind in kinds_synced(membership=membership):
+        return []
+    url = reverse("syncengine:my-sync", args=[org.slug]) + f"#card-{kind}"
+    return [Advice(f"You have not synced {label} yet: preview what Auto would do first. "
+                   "Auto sync starts after your first reviewed sync.", url, "Preview first", blocking=True)]
+
+
 class SyncengineConfig(AppConfig):
     name = "syncengine"
 
     def ready(self):
+        from policy.extensions import register_advisor
+
         post_migrate.connect(_ensure_schedule, sender=self)
+        register_advisor(first_auto_needs_review)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.core.management.base import CommandError
+from django.db.models import Count, Q, Subquery
 
 from orgs.models import Membership
 
@@ -40,6 +43,206 @@ def link_counts(*, membership: Membership, kind: str) -> dict[str, int]:
 
     rows = SyncLink.objects.filter(membership=membership, kind=kind).values("state").annotate(n=Count("pk"))
     return {r["state"]: r["n"] for r in rows}
+
+
+# ---------------------------------------------------------------- the My sync pages
+#
+# Reads for `views_sync.py`. Every function takes the caller's membership first
+# and reaches runs and planned items only through it, so another member's (or
+# org's) id is simply not found.
+
+PAGE_SIZE = 50
+LIVE_STATUSES = ("queued", "running")
+PREVIEW_PURPOSES = ("preview", "rebuild_preview", "settings_preview")
+# Runs that leave both sides in step (a preview or a dry run does not count).
+WRITING_PURPOSES = ("sync", "apply_plan", "rebuild")
+
+
+@dataclass(frozen=True)
+class PlanGroup:
+    key: str
+    label: str
+    q: Q
+    help: str = ""
+
+
+# The review page's groups, in the order a member reads them. "touch" and
+# "out_of_scope" decisions are bookkeeping (a version seen, a range left): they
+# write nothing on either side and are not shown.
+PLAN_GROUPS: tuple[PlanGroup, ...] = (
+    PlanGroup("create_salesforce", "Create in Salesforce", Q(action="create", side__startswith="salesforce:"),
+              "New in Outlook: a copy is created in Salesforce."),
+    PlanGroup("create_outlook", "Create in Outlook", Q(action="create", side__startswith="outlook:"),
+              "New in Salesforce: a copy is created in Outlook."),
+    PlanGroup("update", "Update", Q(action="update"),
+              "Changed on one side: the change is copied to the other."),
+    PlanGroup("delete", "Delete", Q(action="delete"),
+              "Deleted on one side: the copy on the other side is deleted."),
+    PlanGroup("link", "Link existing pairs", Q(action="link"),
+              "Already on both sides: paired, nothing is created twice."),
+    PlanGroup("conflict", "Conflicts", Q(action="conflict"),
+              "Changed differently on both sides: one value wins per field."),
+    PlanGroup("skip", "Skipped", Q(action__in=("skip", "tombstone")),
+              "Left as they are, with the reason."),
+    PlanGroup("error", "Errors", Q(action="error"), "Could not be read: nothing is written for them."),
+)
+GROUPS_BY_KEY = {g.key: g for g in PLAN_GROUPS}
+SHOWN_ACTIONS = ("create", "update", "delete", "link", "conflict", "skip", "tombstone", "error")
+
+
+def group_of(action: str, side: str) -> str | None:
+    if action == "create":
+        return "create_salesforce" if side.startswith("salesforce:") else "create_outlook"
+    if action == "tombstone":
+        return "skip"
+    return action if action in GROUPS_BY_KEY else None
+
+
+def run_for_member_page(*, membership: Membership | None, run_id: int) -> SyncRun:
+    """The caller's own run (raises `SyncRun.DoesNotExist` otherwise, also for staff)."""
+    if membership is None:
+        raise SyncRun.DoesNotExist
+    run = SyncRun.objects.select_related("applied_run").get(pk=run_id, membership=membership)
+    run.membership = membership  # the caller's own row: no second query to follow it
+    return run
+
+
+@dataclass(frozen=True)
+class GroupCount:
+    group: PlanGroup
+    total: int
+    included: int
+
+    @property
+    def key(self) -> str:
+        return self.group.key
+
+    @property
+    def label(self) -> str:
+        return self.group.label
+
+
+def plan_group_counts(*, run: SyncRun) -> list[GroupCount]:
+    """Items and included items per group: one aggregate query, whatever the plan's size."""
+    totals: dict[str, list[int]] = {g.key: [0, 0] for g in PLAN_GROUPS}
+    rows = (
+        PlannedChange.objects.filter(run=run, action__in=SHOWN_ACTIONS)
+        .values("action", "side")
+        .annotate(n=Count("pk"), inc=Count("pk", filter=Q(included=True)))
+        .order_by()
+    )
+    for r in rows:
+        key = group_of(r["action"], r["side"])
+        if key is not None:
+            totals[key][0] += r["n"]
+            totals[key][1] += r["inc"]
+    return [GroupCount(g, *totals[g.key]) for g in PLAN_GROUPS]
+
+
+@dataclass(frozen=True)
+class ReviewFilter:
+    group: str = ""
+    q: str = ""
+    show: str = ""  # "" all, "included", "excluded"
+    after: int = 0
+
+    def querystring(self, **changes) -> str:
+        from urllib.parse import urlencode
+
+        values = {"group": self.group, "q": self.q, "show": self.show, **changes}
+        return urlencode({k: v for k, v in values.items() if v not in ("", 0, None)})
+
+
+def _plan_rows(run: SyncRun, f: ReviewFilter):
+    qs = PlannedChange.objects.filter(run=run, action__in=SHOWN_ACTIONS)
+    if f.group in GROUPS_BY_KEY:
+        qs = qs.filter(GROUPS_BY_KEY[f.group].q)
+    if f.show == "included":
+        qs = qs.filter(included=True)
+    elif f.show == "excluded":
+        qs = qs.filter(included=False)
+    text = f.q.strip()
+    if text:
+        # A bounded scan of one plan: titles, or either side's id pasted from the other app.
+        qs = qs.filter(Q(title__icontains=text) | Q(outlook_id=text) | Q(sf_id=text))
+    return qs
+
+
+def plan_page(*, run: SyncRun, f: ReviewFilter, size: int = PAGE_SIZE) -> tuple[list[PlannedChange], int | None]:
+    """One page of planned items after `f.after` (keyset on seq, never OFFSET) and the next cursor."""
+    rows = list(_plan_rows(run, f).filter(seq__gt=f.after).order_by("seq")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return rows, (rows[-1].seq if more else None)
+
+
+def plan_group_ids(*, run: SyncRun, group: str) -> list[int]:
+    return list(
+        PlannedChange.objects.filter(run=run, action__in=SHOWN_ACTIONS)
+        .filter(GROUPS_BY_KEY[group].q)
+        .values_list("pk", flat=True)
+    )
+
+
+def plan_change(*, run: SyncRun, change_id: int) -> PlannedChange:
+    return PlannedChange.objects.get(pk=change_id, run=run)
+
+
+def plan_changes_by_id(*, run: SyncRun, ids: list[int]) -> list[PlannedChange]:
+    return list(PlannedChange.objects.filter(run=run, pk__in=ids).order_by("seq"))
+
+
+def runs_latest_by_kind(*, membership: Membership) -> dict[str, SyncRun]:
+    """The latest run of each kind (previews included): one query for the three kinds."""
+    from .engine.kinds import KINDS
+
+    latest = Q()
+    for kind in KINDS:
+        sub = (
+            SyncRun.objects.filter(membership=membership, kind=kind)
+            .order_by("-started_at", "-pk")
+            .values("pk")[:1]
+        )
+        latest |= Q(pk=Subquery(sub))
+    return {r.kind: r for r in SyncRun.objects.filter(latest)}
+
+
+def runs_live_by_kind(*, membership: Membership) -> dict[str, SyncRun]:
+    rows = SyncRun.objects.filter(membership=membership, status__in=LIVE_STATUSES).order_by("started_at", "pk")
+    out: dict[str, SyncRun] = {}
+    for r in rows:
+        out.setdefault(r.kind, r)
+    return out
+
+
+def kinds_synced(*, membership: Membership) -> set[str]:
+    """Kinds with at least one completed sync that wrote (not a preview): one query."""
+    return set(
+        SyncRun.objects.filter(
+            membership=membership, status="succeeded", purpose__in=WRITING_PURPOSES, dry_run=False
+        )
+        .values_list("kind", flat=True)
+        .distinct()
+    )
+
+
+def leases_by_kind(*, membership: Membership) -> dict[str, SyncLease]:
+    return {lease.kind: lease for lease in SyncLease.objects.filter(membership=membership)}
+
+
+def plan_newer_sync(*, run: SyncRun) -> SyncRun | None:
+    """A sync of the same kind that wrote after this plan was made (the plan may be out of date)."""
+    return (
+        SyncRun.objects.filter(
+            membership_id=run.membership_id,
+            kind=run.kind,
+            purpose__in=WRITING_PURPOSES,
+            started_at__gt=run.started_at,
+        )
+        .exclude(pk=run.applied_run_id or 0)
+        .order_by("-started_at")
+        .first()
+    )
 
 
 # ---------------------------------------------------------------- runs, Auto state (M1)

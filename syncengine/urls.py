@@ -1,4 +1,19 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
+
+from . import views_sync
 
 app_name = "syncengine"
-urlpatterns: list = []
+# Fixed words come before `<str:kind>/...` routes so they are never read as a kind.
+urlpatterns = [
+    path("", views_sync.my_sync, name="my-sync"),
+    path("preview-settings/", views_sync.settings_preview, name="settings-preview"),
+    path("runs/<int:run_id>/", views_sync.run_page, name="run"),
+    path("runs/<int:run_id>/review/", views_sync.review, name="review"),
+    path("runs/<int:run_id>/review/include/", views_sync.review_include, name="review-include"),
+    path("runs/<int:run_id>/review/winner/", views_sync.review_winner, name="review-winner"),
+    path("runs/<int:run_id>/review/apply/", views_sync.review_apply, name="review-apply"),
+    path("runs/<int:run_id>/review/items/<int:change_id>/", views_sync.review_item, name="review-item"),
+    path("<str:kind>/card/", views_sync.card, name="card"),
+    path("<str:kind>/start/", views_sync.start, name="start"),
+    path("<str:kind>/pause/", views_sync.pause, name="pause"),
+]
