@@ -27,6 +27,7 @@ from .clock import now
 from .errors import TransientError
 from .http import make_session
 from .models import Connection, Provider
+from .selectors import connection_for
 from .services import connection_disconnect, connection_save
 
 logger = logging.getLogger("linkpoint.connections")
@@ -56,12 +57,22 @@ def callback_uri(request, provider: str) -> str:
     return request.build_absolute_uri(reverse("connections-callback", args=[provider]))
 
 
+def login_hint(ctx: OrgContext, provider: str) -> str:
+    """The account the sign-in page should offer: the one last connected here, else the member's e-mail.
+
+    Both providers prefill their sign-in with it, so a member who shares a browser (or
+    a sandbox) with colleagues is not offered someone else's account first.
+    """
+    previous = connection_for(ctx.membership, provider)
+    return (previous.account_name if previous is not None else "") or ctx.user.email
+
+
 def connect_start(request, *, ctx: OrgContext, provider: str) -> str:
     """Remember a new flow in the session and return where to send the browser."""
     redirect_uri = callback_uri(request, provider)
     state = secrets.token_urlsafe(32)
     session = make_session(side=SIDE[provider])
-    hint = ctx.user.email
+    hint = login_hint(ctx, provider)
     try:
         if provider == Provider.MICROSOFT:
             app = oauth.msal_app(session)

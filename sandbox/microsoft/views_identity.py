@@ -156,11 +156,21 @@ def authorize(request, tenant: str):
     mailboxes = Mailbox.objects.select_related("tenant").order_by("email")
     if tenant_row:
         mailboxes = mailboxes.filter(tenant=tenant_row)
-    if request.method != "POST":
+    mailboxes = list(mailboxes)
+    # The app's login_hint is the only account ever preselected: never the first (someone else's)
+    # mailbox, on the first view or after a failed Accept.
+    hint = (q.get("login_hint") or "").strip().lower()
+    hint = hint if "@" in hint else ""
+
+    def page(selected: str, error: str = "", status: int = 200):
         return _page("sandbox/microsoft/authorize.html", {
-            "mailboxes": mailboxes, "login_hint": (q.get("login_hint") or "").lower(),
-            "scopes": [s for s in q.get("scope", "").split() if s], "client_id": client_id,
-        })
+            "mailboxes": mailboxes, "selected": selected, "error": error, "client_id": client_id,
+            "new_hint": hint if hint and hint not in {m.email for m in mailboxes} else "",
+            "scopes": [s for s in q.get("scope", "").split() if s],
+        }, status)
+
+    if request.method != "POST":
+        return page(hint)
     if request.POST.get("decision") != "accept":
         return _redirect(redirect_uri, {
             "error": "access_denied", "error_subcode": "cancel",
@@ -168,10 +178,10 @@ def authorize(request, tenant: str):
         }, response_mode)
     email = (request.POST.get("new_email") or request.POST.get("mailbox") or "").strip().lower()
     if not email or "@" not in email:
-        return _page("sandbox/microsoft/authorize.html", {
-            "mailboxes": mailboxes, "error": "Pick a mailbox to sign in as.", "scopes": q.get("scope", "").split(),
-            "client_id": client_id}, 400)
-    mailbox = mailbox_ensure(email) if request.POST.get("new_email") else Mailbox.objects.filter(email=email).first()
+        return page(hint, "Pick a mailbox to sign in as.", 400)
+    # A new address, or the hinted one not yet in the sandbox, gets its mailbox now.
+    new = bool(request.POST.get("new_email")) or (email == hint)
+    mailbox = mailbox_ensure(email) if new else Mailbox.objects.filter(email=email).first()
     if mailbox is None or (tenant_row and mailbox.tenant_id != tenant_row.pk):
         return _error_page("Sign in", "AADSTS50020: This account does not exist in the tenant.")
     code = secrets.token_urlsafe(48)

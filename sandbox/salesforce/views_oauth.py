@@ -73,7 +73,7 @@ def authorize(request):
                                                       "state": params["state"]})
         username = source.get("username", "").strip().lower()
         if "@" not in username:
-            return _page(request, params, error="Enter a username (an e-mail address).")
+            return _page(request, params, error="Enter a username (an e-mail address).", status=400)
         user = sf_user_ensure(email=username)
         code = sf_authcode_issue(
             user=user, client_id=params["client_id"], redirect_uri=params["redirect_uri"],
@@ -84,13 +84,14 @@ def authorize(request):
     return _page(request, params)
 
 
-def _page(request, params, error: str = ""):
+def _page(request, params, error: str = "", status: int = 200):
     users = SfUser.objects.select_related("org").order_by("username")[:200]
+    # Prefilled with the app's login_hint (kept in a hidden field across a failed Allow) and
+    # nothing else: never the first sandbox user, who is someone else.
     return render(request, "sandbox/salesforce/authorize.html", {
-        "params": params, "users": users, "error": error,
-        "username": params["login_hint"] or (users[0].username if users else ""),
+        "params": params, "users": users, "error": error, "username": params["login_hint"],
         "hidden": [(k, v) for k, v in params.items() if v],
-    })
+    }, status=status)
 
 
 def _client_credentials(request) -> tuple[str, str]:
