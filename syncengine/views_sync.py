@@ -287,6 +287,14 @@ def review_item(request, run_id: int, change_id: int):
 # ---------------------------------------------------------------- settings dry run
 
 
+def _previewable(kind: str, field: str) -> None:
+    from policy import registry
+
+    setting = registry.BY_NAME.get(field)
+    if setting is None or not setting.applies_to(kind) or not getattr(setting, "previewable", False):
+        raise ValidationError("This setting cannot be previewed: save it, then preview a sync.")
+
+
 @org_view()
 @require_POST
 def settings_preview(request):
@@ -300,6 +308,7 @@ def settings_preview(request):
     overrides = {field: values[-1] if values else ""}
     settings_url = reverse("policy:my-settings-kind", args=[ctx.org.slug, kind])
     try:
+        _previewable(kind, field)
         policy_effective_for(ctx.membership, kind, overrides=overrides)
         run = services.sync_start(membership=ctx.membership, kind=kind, purpose="settings_preview",
                                   policy_overrides=overrides)

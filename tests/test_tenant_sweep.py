@@ -87,10 +87,34 @@ def org_a_objects(alice, bob, carol, org_a):
             return carol_membership.public_id
         return _first_public_id_of_org_a(name, org_a) or uuid.uuid4()
 
+    plan, change = _org_a_plan(carol_membership)
+
     def int_for(name: str):
+        # Sync runs and planned items of an org-A member: the outsider must not reach them.
+        if "run" in name:
+            return plan.pk
+        if "change" in name:
+            return change.pk
         return carol_membership.pk if "member" in name else invitation.pk
 
     return {"invitation": invitation, "uuid_for": uuid_for, "int_for": int_for}
+
+
+def _org_a_plan(membership):
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from syncengine.models import PlannedChange, SyncRun
+
+    t = timezone.now()
+    plan = SyncRun.objects.create(
+        membership=membership, kind="contacts", trigger="manual", purpose="preview", status="planned",
+        dry_run=True, started_at=t, plan_expires_at=t + dt.timedelta(hours=1),
+    )
+    change = PlannedChange.objects.create(run=plan, seq=1, action="create", side="salesforce:create",
+                                          title="Ada Lovelace")
+    return plan, change
 
 
 def _first_public_id_of_org_a(name: str, org):
@@ -133,6 +157,14 @@ def test_outsider_gets_404_on_every_org_scoped_url(client_for, charlie, org_a, o
     assert not failures, "org A is reachable by an outsider:\n" + "\n".join(failures)
     assert Membership.objects.filter(organization=org_a).count() == 3  # alice, bob, carol, untouched
     assert Invitation.objects.get(pk=org_a_objects["invitation"].pk).is_open
+    _assert_org_a_plan_untouched()
+
+
+def _assert_org_a_plan_untouched():
+    from syncengine.models import PlannedChange, SyncRun
+
+    assert SyncRun.objects.count() == 1  # nothing started, applied or previewed
+    assert PlannedChange.objects.get().included and PlannedChange.objects.get().winner == ""
 
 
 def test_every_org_scoped_view_goes_through_org_view():
