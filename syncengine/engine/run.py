@@ -192,9 +192,19 @@ def _sf_owner_id(membership) -> str | None:
     return None
 
 
+def _refuse_shared(membership) -> None:
+    """One remote account synced by two members duplicates every item: stop before any read."""
+    from connections.selectors import shared_connection_stop
+
+    message = shared_connection_stop(membership)
+    if message:
+        raise RunStopped(message)
+
+
 def _clients(membership, counter):
     from connections.selectors import graph_client_for, salesforce_client_for
 
+    _refuse_shared(membership)
     return graph_client_for(membership, counter=counter), salesforce_client_for(
         membership, counter=counter
     )
@@ -356,6 +366,7 @@ def run_sync(
     progress = Progress(run.pk)
     try:
         if forget_links:
+            _refuse_shared(membership)  # before anything is forgotten
             _forget(membership, kind)
         policy = policy or engine_policy(membership, kind)
         graph, sfc = _clients(membership, counter)
@@ -1072,11 +1083,15 @@ def plan_apply(
 ) -> RunResult:
     """Apply a stored Manual plan exactly as reviewed (excluded items are left out;
     items changed since the plan are not applied and are reported)."""
-    plan = SyncRun.objects.get(pk=plan_run_id, membership=membership, status=RunStatus.PLANNED)
+    plan = SyncRun.objects.get(
+        pk=plan_run_id, membership=membership, status=RunStatus.PLANNED, applied_run=None
+    )
     if exclude:
         PlannedChange.objects.filter(run=plan, seq__in=exclude).update(included=False)
     result = run_sync(membership, plan.kind, "manual", reviewed_plan=plan.pk)
-    SyncRun.objects.filter(pk=plan.pk).update(status=RunStatus.SUCCEEDED, finished_at=now())
+    SyncRun.objects.filter(pk=plan.pk).update(
+        status=RunStatus.SUCCEEDED, finished_at=now(), applied_run_id=result.run_id
+    )
     return result
 
 

@@ -382,3 +382,44 @@ def test_run_for_member_does_not_find_another_members_run(member, bob):
     assert selectors.run_for_member(membership=member.membership, run_id=run.pk) == run
     with pytest.raises(SyncRun.DoesNotExist):
         selectors.run_for_member(membership=Membership.objects.get(user=bob), run_id=run.pk)
+
+
+# ---------------------------------------------------------------- manage.py sync
+
+
+def _sync_json(member, **kw) -> dict:
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("sync", user=member.membership.user.email, json=True, stdout=out, **kw)
+    return json.loads(out.getvalue())
+
+
+def test_sync_command_lists_skipped_items_with_their_reasons_and_applies_plans(member):
+    from .test_calendar_recurrence import _monday, _o_series
+
+    start_at = _monday()
+    _o_series(member, "Standup forever", start_at, rng={"type": "noEnd", "startDate": start_at.date().isoformat()})
+    _o_task(member, "Call Ada")
+    _o_task(member, "Email Grace")
+
+    cal = _sync_json(member, kind="calendar")
+    assert cal["status"] == "succeeded"
+    (skipped,) = cal["skipped_items"]
+    assert skipped["action"] == "skip" and skipped["title"] == "Standup forever"
+    assert "cannot be represented in Salesforce" in skipped["reason"]
+
+    plan = _sync_json(member, kind="tasks", plan=True)
+    assert plan["status"] == "planned" and member.sf("Task") == []
+    assert SyncRun.objects.get(pk=plan["run_id"]).purpose == "preview"
+    seq = PlannedChange.objects.get(run_id=plan["run_id"], title="Email Grace").seq
+    done = _sync_json(member, kind="tasks", apply_plan=plan["run_id"], exclude=str(seq))
+    assert done["status"] == "succeeded" and done["created"]["salesforce"] == 1
+    assert [r["Subject"] for r in member.sf("Task")] == ["Call Ada"]
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError, match="already applied"):
+        _sync_json(member, kind="tasks", apply_plan=plan["run_id"])
