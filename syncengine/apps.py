@@ -8,6 +8,15 @@ def _ensure_schedule(sender, **kwargs):
     from .tasks import schedule_ensure
 
     schedule_ensure()
+    from .support import retention_schedule_ensure
+
+    retention_schedule_ensure()
+
+
+def _support_panel(ctx) -> dict:
+    from .selectors import runs_failed_recent_count
+
+    return {"org_slug": ctx.org.slug, "failed": runs_failed_recent_count(org=ctx.org)}
 
 
 def first_auto_needs_review(*, org, membership, kind, field, value):
@@ -44,3 +53,7 @@ class SyncengineConfig(AppConfig):
 
         post_migrate.connect(_ensure_schedule, sender=self)
         register_advisor(first_auto_needs_review)
+        from orgs.dashboard import register_panel
+
+        register_panel(template="syncengine/logs/_dashboard_panel.html", context=_support_panel,
+                       order=60)

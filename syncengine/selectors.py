@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 from django.core.management.base import CommandError
-from django.db.models import Count, Q, Subquery
+from django.db.models import Count, OuterRef, Q, Subquery
 
 from orgs.models import Membership
 
@@ -302,3 +307,415 @@ def run_skipped_items(*, run_id: int, limit: int = 1000) -> list[dict]:
         .order_by("id")
         .values("action", "message", "detail", "outlook_id", "sf_id")[:limit]
     ]
+
+
+# ---------------------------------------------------------------- support logs (issue 13)
+# Reads of the run history, the log viewer, the item trace and the support bundle.
+# Every read takes the org and, for a member, their own membership: an id from
+# another org (or another member, for a member) is simply not in the queryset.
+
+LOG_PAGE_SIZE = 50
+RUN_PAGE_SIZE = 30
+TRACE_LIMIT = 500
+TRACE_CANDIDATES = 20
+OUTLOOK_WEB = "https://outlook.office.com"
+SF_OBJECT = {"calendar": "Event", "contacts": "Contact", "tasks": "Task"}
+
+
+@dataclass(frozen=True)
+class LogQuery:
+    """The log viewer's filters, already validated (forms_logs.LogFilterForm)."""
+
+    membership_id: int | None = None
+    kind: str = ""
+    run_id: int | None = None
+    level: str = ""
+    action: str = ""
+    since: datetime | None = None  # inclusive
+    until: datetime | None = None  # exclusive
+    text: str = ""
+
+
+@dataclass(frozen=True)
+class LogRow:
+    entry: object
+    member_email: str
+    outlook_url: str
+    salesforce_url: str
+    trace_item: str
+
+
+@dataclass(frozen=True)
+class LogPage:
+    rows: list[LogRow]
+    next_cursor: str | None
+
+
+def _cursor_encode(stamp: datetime, pk: int) -> str:
+    raw = f"{stamp.isoformat()}|{pk}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def cursor_decode(cursor: str | None) -> tuple[datetime, int] | None:
+    """A keyset position from the URL, or None when absent or not one of ours."""
+    if not cursor or len(cursor) > 200:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        stamp, pk = raw.rsplit("|", 1)
+        parsed = datetime.fromisoformat(stamp)
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def _before(qs, field: str, position: tuple[datetime, int] | None):
+    """Rows strictly older than `position` in (field, id) order. The plain `<=` bound
+    is what the index range starts at; the OR only trims the rows of that instant, so
+    a deep page costs what the first page costs."""
+    if position is None:
+        return qs
+    stamp, pk = position
+    return qs.filter(**{f"{field}__lte": stamp}).filter(
+        Q(**{f"{field}__lt": stamp}) | Q(id__lt=pk)
+    )
+
+
+def log_entries_filtered(*, org, membership: Membership | None, q: LogQuery):
+    """The org's entries (a member's own only, when `membership` is given) under `q`,
+    newest first. Each filter is a column of the entry itself (no join)."""
+    from .models import SyncLogEntry
+
+    qs = SyncLogEntry.objects.filter(organization=org)
+    if membership is not None:
+        qs = qs.filter(membership=membership)
+    elif q.membership_id:
+        qs = qs.filter(membership_id=q.membership_id)
+    if q.kind:
+        qs = qs.filter(kind=q.kind)
+    if q.run_id:
+        qs = qs.filter(run_id=q.run_id)
+    if q.level:
+        qs = qs.filter(level=q.level)
+    if q.action:
+        qs = qs.filter(action=q.action)
+    if q.since:
+        qs = qs.filter(created_at__gte=q.since)
+    if q.until:
+        qs = qs.filter(created_at__lt=q.until)
+    if q.text:
+        # LIKE '%…%' on the lower-cased search text: the trigram GIN index on
+        # PostgreSQL, a scan bounded by the org's retention elsewhere.
+        qs = qs.filter(search_text__contains=q.text.lower())
+    return qs.order_by("-created_at", "-id")
+
+
+def outlook_web_url(kind: str, outlook_id: str) -> str:
+    if not outlook_id:
+        return ""
+    if kind == "tasks":
+        return f"https://to-do.office.com/tasks/id/{quote(outlook_id, safe='')}/details"
+    path = "/calendar/item" if kind == "calendar" else "/people"
+    return f"{OUTLOOK_WEB}/owa/?itemid={quote(outlook_id, safe='')}&exvsurl=1&path={path}"
+
+
+def salesforce_record_url(kind: str, instance_url: str, sf_id: str) -> str:
+    if not (instance_url and sf_id):
+        return ""
+    return f"{instance_url.rstrip('/')}/lightning/r/{SF_OBJECT.get(kind, 'Event')}/{sf_id}/view"
+
+
+def _instance_urls(membership_ids) -> dict[int, str]:
+    from connections.models import Connection
+
+    return dict(
+        Connection.objects.filter(membership_id__in=set(membership_ids), provider="salesforce")
+        .exclude(sf_instance_url="")
+        .values_list("membership_id", "sf_instance_url")
+    )
+
+
+def _emails_of(membership_ids) -> dict[int, str]:
+    return dict(
+        Membership.objects.filter(pk__in=set(membership_ids)).values_list("pk", "user__email")
+    )
+
+
+def log_rows(entries) -> list[LogRow]:
+    """Entries with what their row shows: the member, both item links, the trace key.
+    Two queries whatever the number of entries."""
+    entries = list(entries)
+    mids = {e.membership_id for e in entries if e.membership_id}
+    urls = _instance_urls(mids) if mids else {}
+    emails = _emails_of(mids) if mids else {}
+    return [
+        LogRow(
+            entry=e,
+            member_email=emails.get(e.membership_id, ""),
+            outlook_url=outlook_web_url(e.kind, e.outlook_id),
+            salesforce_url=salesforce_record_url(e.kind, urls.get(e.membership_id, ""), e.sf_id),
+            trace_item=str(e.link_key) if e.link_key else (e.sf_id or e.outlook_id),
+        )
+        for e in entries
+    ]
+
+
+def log_page(
+    *, org, membership: Membership | None, q: LogQuery, cursor: str | None = None,
+    size: int = LOG_PAGE_SIZE,
+) -> LogPage:
+    """One page of the log viewer by keyset (created_at, id): never OFFSET."""
+    qs = _before(log_entries_filtered(org=org, membership=membership, q=q), "created_at",
+                 cursor_decode(cursor))
+    entries = list(qs[: size + 1])
+    more = len(entries) > size
+    entries = entries[:size]
+    nxt = _cursor_encode(entries[-1].created_at, entries[-1].pk) if more and entries else None
+    return LogPage(rows=log_rows(entries), next_cursor=nxt)
+
+
+def log_export_rows(*, org, membership: Membership | None, q: LogQuery, chunk: int = 2000):
+    """Every filtered entry, newest first, read by keyset a chunk at a time (streamed
+    CSV export: memory stays flat however many entries match)."""
+    position = None
+    while True:
+        qs = _before(log_entries_filtered(org=org, membership=membership, q=q), "created_at",
+                     position)
+        entries = list(qs[:chunk])
+        if not entries:
+            return
+        yield from log_rows(entries)
+        if len(entries) < chunk:
+            return
+        position = (entries[-1].created_at, entries[-1].pk)
+
+
+def log_members(*, org) -> list[Membership]:
+    """The org's members for the viewer's member filter (an admin's choice)."""
+    return list(
+        Membership.objects.filter(organization=org).select_related("user").order_by("user__email")
+    )
+
+
+def log_actions() -> list[str]:
+    """The actions an entry can carry (the viewer's action filter)."""
+    return [
+        "create", "update", "delete", "link", "conflict", "touch", "out_of_scope", "tombstone",
+        "error", "skip", "stale", "run",
+    ]
+
+
+# ---- run history
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[SyncRun]
+    next_cursor: str | None
+
+
+def runs_visible(*, org, membership: Membership | None):
+    qs = SyncRun.objects.filter(membership__organization=org)
+    if membership is not None:
+        qs = qs.filter(membership=membership)
+    return qs
+
+
+def run_history(
+    *, org, membership: Membership | None, member_id: int | None = None, kind: str = "",
+    status: str = "", trigger: str = "", cursor: str | None = None, size: int = RUN_PAGE_SIZE,
+) -> RunPage:
+    """Runs newest first by keyset on (started_at, id), with the member joined."""
+    qs = runs_visible(org=org, membership=membership)
+    if membership is None and member_id:
+        qs = qs.filter(membership_id=member_id)
+    if kind:
+        qs = qs.filter(kind=kind)
+    if status:
+        qs = qs.filter(status=status)
+    if trigger:
+        qs = qs.filter(trigger=trigger)
+    qs = _before(qs.select_related("membership__user").order_by("-started_at", "-id"),
+                 "started_at", cursor_decode(cursor))
+    runs = list(qs[: size + 1])
+    more = len(runs) > size
+    runs = runs[:size]
+    nxt = _cursor_encode(runs[-1].started_at, runs[-1].pk) if more and runs else None
+    return RunPage(runs=runs, next_cursor=nxt)
+
+
+def run_visible_get(*, org, membership: Membership | None, run_id: int) -> SyncRun:
+    """One run of the org (of the member, for a member); DoesNotExist otherwise."""
+    return runs_visible(org=org, membership=membership).select_related("membership__user").get(
+        pk=run_id
+    )
+
+
+def run_entries_after(*, run: SyncRun, after_id: int = 0, limit: int = 200) -> list[LogRow]:
+    """A run's entries in the order written, after `after_id` (the live tail's position)."""
+    from .models import SyncLogEntry
+
+    entries = SyncLogEntry.objects.filter(run=run, id__gt=after_id).order_by("id")[:limit]
+    return log_rows(entries)
+
+
+# ---- item trace
+
+
+@dataclass(frozen=True)
+class TraceItem:
+    link_key: str
+    outlook_id: str
+    sf_id: str
+    title: str
+    kind: str
+    state: str = ""
+
+
+def _trace_link_qs(org, membership):
+    qs = SyncLink.objects.filter(membership__organization=org)
+    return qs.filter(membership=membership) if membership is not None else qs
+
+
+def trace_candidates(*, org, membership: Membership | None, q: str) -> list[TraceItem]:
+    """Items that `q` names: our link key or either side's id exactly, else a title or
+    e-mail in the log's search text (newest first, distinct items)."""
+    from .models import SyncLogEntry
+
+    q = (q or "").strip()
+    if not q:
+        return []
+    links = _trace_link_qs(org, membership)
+    by_id = Q(outlook_id=q) | Q(sf_id=q)
+    key = _as_uuid(q)
+    if key is not None:
+        by_id |= Q(link_key=key)
+    found = list(links.filter(by_id)[:TRACE_CANDIDATES])
+    if found:
+        titles = _titles_for([str(lk.link_key) for lk in found], org=org)
+        return [
+            TraceItem(str(lk.link_key), lk.outlook_id or "", lk.sf_id or "",
+                      titles.get(str(lk.link_key), ""), lk.kind, lk.state)
+            for lk in found
+        ]
+    entries = SyncLogEntry.objects.filter(organization=org)
+    if membership is not None:
+        entries = entries.filter(membership=membership)
+    exact = entries.filter(Q(outlook_id=q) | Q(sf_id=q)).order_by("-id")[:1]
+    rows = list(exact) or list(
+        entries.filter(search_text__contains=q.lower()).exclude(action="run")
+        .order_by("-created_at", "-id")[:200]
+    )
+    seen: dict[str, TraceItem] = {}
+    for e in rows:
+        key = str(e.link_key) if e.link_key else (e.sf_id or e.outlook_id)
+        if key and key not in seen:
+            seen[key] = TraceItem(str(e.link_key or ""), e.outlook_id, e.sf_id,
+                                  (e.detail or {}).get("title", ""), e.kind)
+        if len(seen) >= TRACE_CANDIDATES:
+            break
+    return list(seen.values())
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        return None
+
+
+def _titles_for(keys: list[str], *, org) -> dict[str, str]:
+    from .models import SyncLogEntry
+
+    out: dict[str, str] = {}
+    for key, detail in (
+        SyncLogEntry.objects.filter(organization=org, link_key__in=keys)
+        .order_by("id").values_list("link_key", "detail")
+    ):
+        if (detail or {}).get("title"):
+            out[str(key)] = detail["title"]
+    return out
+
+
+def trace_entries(*, org, membership: Membership | None, item: TraceItem) -> list[LogRow]:
+    """Every entry about one item across runs, oldest first: by our key or either
+    side's id (an item is logged by id before it has a key)."""
+    from .models import SyncLogEntry
+
+    which = Q()
+    if item.link_key:
+        which |= Q(link_key=item.link_key)
+    if item.outlook_id:
+        which |= Q(outlook_id=item.outlook_id)
+    if item.sf_id:
+        which |= Q(sf_id=item.sf_id)
+    if not which:
+        return []
+    qs = SyncLogEntry.objects.filter(which, organization=org)
+    if membership is not None:
+        qs = qs.filter(membership=membership)
+    return log_rows(qs.order_by("created_at", "id")[:TRACE_LIMIT])
+
+
+# ---- attention (My sync card)
+
+
+@dataclass(frozen=True)
+class Attention:
+    message: str
+    kind: str
+    run_id: int | None = None
+    trace_item: str = ""
+
+
+def attention_for(membership: Membership, *, failing_after: int = 3) -> list[Attention]:
+    """What needs the member's eye: a kind whose last run failed or stopped, and items
+    that failed `failing_after` runs in a row (with the item to trace). Four queries."""
+    from .engine.kinds import KINDS
+
+    out: list[Attention] = []
+    latest = Subquery(
+        SyncRun.objects.filter(membership=membership, kind=OuterRef("kind"))
+        .exclude(status__in=("queued", "running"))
+        .order_by("-started_at", "-id").values("pk")[:1]
+    )
+    last_runs = SyncRun.objects.filter(membership=membership, kind__in=list(KINDS),
+                                       pk=latest).order_by("kind")
+    for run in last_runs:
+        if run.status in ("failed", "stopped"):
+            label = dict(SyncRun._meta.get_field("kind").choices).get(run.kind, run.kind)
+            out.append(Attention(
+                message=f"Last {label.lower()} sync {run.get_status_display().lower()}: "
+                        f"{run.error or 'see its log'}"[:300],
+                kind=run.kind, run_id=run.pk,
+            ))
+    failing = list(
+        SyncLink.objects.filter(membership=membership, state="error", attempts__gte=failing_after)
+        .order_by("-updated_at")[:5]
+    )
+    titles = _titles_for([str(lk.link_key) for lk in failing], org=membership.organization_id)
+    for lk in failing:
+        name = titles.get(str(lk.link_key)) or "An item"
+        out.append(Attention(
+            message=f"“{name[:80]}” failed {lk.attempts} syncs in a row: {lk.last_error}"[:300],
+            kind=lk.kind, trace_item=str(lk.link_key),
+        ))
+    return out
+
+
+def runs_failed_recent_count(*, org, days: int = 7) -> int:
+    """Failed or stopped runs of the org's members in the last `days` (dashboard panel)."""
+    from django.utils import timezone
+
+    since = timezone.now() - timedelta(days=days)
+    return SyncRun.objects.filter(
+        membership__organization=org, started_at__gte=since, status__in=("failed", "stopped")
+    ).count()
+
+
+def plan_applied_by(*, run: SyncRun) -> tuple[SyncRun | None, int]:
+    """The plan this run applied, and how many of its items changed since the preview (left out)."""
+    plan = SyncRun.objects.filter(applied_run=run, membership_id=run.membership_id).first()
+    if plan is None:
+        return None, 0
+    return plan, PlannedChange.objects.filter(run=plan, status="stale").count()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_sync
+from . import views_logs, views_sync
 
 app_name = "syncengine"
 # Fixed words come before `<str:kind>/...` routes so they are never read as a kind.
@@ -13,6 +13,12 @@ urlpatterns = [
     path("runs/<int:run_id>/review/winner/", views_sync.review_winner, name="review-winner"),
     path("runs/<int:run_id>/review/apply/", views_sync.review_apply, name="review-apply"),
     path("runs/<int:run_id>/review/items/<int:change_id>/", views_sync.review_item, name="review-item"),
+    path("history/", views_logs.history, name="history"),
+    path("history/<int:run_id>/", views_logs.run_log, name="run-log"),
+    path("logs/", views_logs.logs, name="logs"),
+    path("logs/export.csv", views_logs.logs_export, name="logs-export"),
+    path("trace/", views_logs.trace, name="trace"),
+    path("bundle/", views_logs.bundle, name="bundle"),
     path("<str:kind>/card/", views_sync.card, name="card"),
     path("<str:kind>/start/", views_sync.start, name="start"),
     path("<str:kind>/pause/", views_sync.pause, name="pause"),

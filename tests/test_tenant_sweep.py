@@ -142,6 +142,9 @@ def test_the_sweep_sees_the_org_pages():
     assert "o/<slug:org_slug>/" in routes
     assert "o/<slug:org_slug>/members/<uuid:membership_id>/role/" in routes
     assert "invite/<str:token>/" in routes
+    for support in ("history/", "history/<int:run_id>/", "logs/", "logs/export.csv", "trace/",
+                    "bundle/"):
+        assert "o/<slug:org_slug>/sync/" + support in routes
 
 
 @pytest.mark.django_db
