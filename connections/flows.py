@@ -28,7 +28,7 @@ from .errors import TransientError
 from .http import make_session
 from .models import Connection, Provider
 from .selectors import connection_for
-from .services import connection_disconnect, connection_save
+from .services import IdentityInUse, connection_disconnect, connection_save
 
 logger = logging.getLogger("linkpoint.connections")
 
@@ -191,19 +191,24 @@ def _finish_microsoft(request, ctx: OrgContext, flow: dict) -> Outcome:
     accounts = app.get_accounts()
     account = accounts[0] if accounts else {}
     scope = result.get("scope") or ""
-    connection_save(
-        ctx=ctx,
-        provider=Provider.MICROSOFT,
-        identity={
-            "account_name": claims.get("preferred_username") or account.get("username", ""),
-            "ms_tenant_id": claims.get("tid", ""),
-            "ms_object_id": claims.get("oid", ""),
-            "ms_home_account_id": account.get("home_account_id", ""),
-        },
-        tokens={"cache": cache.serialize()},
-        scopes=" ".join(scope) if isinstance(scope, list) else scope,
-        access_expires_at=now() + _seconds(result.get("expires_in")),
-    )
+    try:
+        connection_save(
+            ctx=ctx,
+            provider=Provider.MICROSOFT,
+            identity={
+                "account_name": claims.get("preferred_username") or account.get("username", ""),
+                "ms_tenant_id": claims.get("tid", ""),
+                "ms_object_id": claims.get("oid", ""),
+                "ms_home_account_id": account.get("home_account_id", ""),
+            },
+            tokens={"cache": cache.serialize()},
+            scopes=" ".join(scope) if isinstance(scope, list) else scope,
+            access_expires_at=now() + _seconds(result.get("expires_in")),
+        )
+    except IdentityInUse as refused:
+        # Nothing stored: the tokens in `cache` die with this request (Microsoft has no
+        # endpoint to revoke one grant; the user removes the app under My Apps).
+        return Outcome(False, f"{refused.message} Nothing was connected.", ctx.org.slug)
     who = claims.get("preferred_username") or "your account"
     return Outcome(True, f"Outlook is connected as {who}.", ctx.org.slug)
 
@@ -239,19 +244,25 @@ def _finish_salesforce(request, ctx: OrgContext, flow: dict) -> Outcome:
         oauth.sf_revoke(session, token=grant)
         return Outcome(False, "Salesforce did not grant offline access (the refresh_token scope), so LinkPoint "
                               "could not keep syncing. Ask your Salesforce admin to allow it for LinkPoint.", slug)
-    connection_save(
-        ctx=ctx,
-        provider=Provider.SALESFORCE,
-        identity={
-            "account_name": identity.get("username", ""),
-            "sf_user_id": identity.get("user_id", ""),
-            "sf_org_id": identity.get("organization_id", ""),
-            "sf_instance_url": body.get("instance_url", ""),
-        },
-        tokens={"access_token": body["access_token"], "refresh_token": body["refresh_token"]},
-        scopes=body.get("scope", ""),
-        access_expires_at=None,  # Salesforce sends no expires_in; INVALID_SESSION_ID tells us
-    )
+    try:
+        connection_save(
+            ctx=ctx,
+            provider=Provider.SALESFORCE,
+            identity={
+                "account_name": identity.get("username", ""),
+                "sf_user_id": identity.get("user_id", ""),
+                "sf_org_id": identity.get("organization_id", ""),
+                "sf_instance_url": body.get("instance_url", ""),
+            },
+            tokens={"access_token": body["access_token"], "refresh_token": body["refresh_token"]},
+            scopes=body.get("scope", ""),
+            access_expires_at=None,  # Salesforce sends no expires_in; INVALID_SESSION_ID tells us
+        )
+    except IdentityInUse as refused:
+        # Revoke only this new grant: the holder's own grant is a different token and stays.
+        oauth.sf_revoke(session, token=grant)
+        return Outcome(False, f"{refused.message} Nothing was stored and LinkPoint's new access was "
+                              "revoked.", slug)
     return Outcome(True, f"Salesforce is connected as {identity.get('username')}.", slug)
 
 

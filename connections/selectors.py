@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.db.models import Q
+
 from orgs.models import Membership, Organization
 
 from .errors import AuthError
@@ -15,6 +17,100 @@ LABEL = {Provider.MICROSOFT: "Outlook", Provider.SALESFORCE: "Salesforce"}
 
 def connection_for(membership: Membership, provider: str) -> Connection | None:
     return Connection.objects.filter(membership=membership, provider=provider).first()
+
+
+# --- one remote account, one member -----------------------------------------------------------
+# Two LinkPoint members syncing the same mailbox or Salesforce user each keep their own links,
+# so each creates its own copy of every item: duplicates. Across orgs too (the same Salesforce
+# user in two LinkPoint orgs, or one mailbox), so the check spans every org. A revoked
+# connection holds nothing; one needing a reconnect still does (it comes back on reconnect).
+
+
+def _identity_q(provider: str, identity: dict) -> Q | None:
+    if provider == Provider.MICROSOFT:
+        tid, oid = identity.get("ms_tenant_id") or "", identity.get("ms_object_id") or ""
+        upn = (identity.get("account_name") or "").strip()
+        if tid and oid:
+            # The object id is the mailbox; a UPN can be renamed and reused. Rows stored
+            # without an object id can only be compared by UPN.
+            q = Q(ms_tenant_id=tid, ms_object_id=oid)
+            return q | Q(ms_object_id="", account_name__iexact=upn) if upn else q
+        return Q(account_name__iexact=upn) if upn else None
+    org, user = (identity.get("sf_org_id") or "")[:15], (identity.get("sf_user_id") or "")[:15]
+    if not (org and user):
+        return None
+    # A sandbox copy of an org keeps its user ids under a new org id: the pair is the identity.
+    return Q(sf_org_id__startswith=org, sf_user_id__startswith=user)
+
+
+def _same_identity(provider: str, conn: Connection, identity: dict) -> bool:
+    """The exact check (Salesforce ids are case-sensitive; LIKE may not be)."""
+    if provider == Provider.MICROSOFT:
+        return True
+    return (conn.sf_org_id[:15], conn.sf_user_id[:15]) == (
+        (identity.get("sf_org_id") or "")[:15], (identity.get("sf_user_id") or "")[:15])
+
+
+def connection_identity_holder(*, membership: Membership, provider: str, identity: dict) -> Connection | None:
+    """Another active member's live connection to the remote account `identity` names, in any org."""
+    q = _identity_q(provider, identity)
+    if q is None:
+        return None
+    rows = (
+        Connection.objects.filter(q, provider=provider, membership__is_active=True)
+        .exclude(status=Status.REVOKED)
+        .exclude(membership=membership)
+        .select_related("membership__user", "membership__organization")
+        .order_by("pk")
+    )
+    return next((row for row in rows[:20] if _same_identity(provider, row, identity)), None)
+
+
+def connection_identity(conn: Connection) -> dict:
+    return {name: getattr(conn, name) for name in (
+        "account_name", "ms_tenant_id", "ms_object_id", "sf_user_id", "sf_org_id")}
+
+
+def connection_shared_with(membership: Membership, provider: str) -> Connection | None:
+    """The other member's connection when this member's remote account is connected twice."""
+    conn = connection_for(membership, provider)
+    if conn is None or conn.status == Status.REVOKED:
+        return None
+    return connection_identity_holder(membership=membership, provider=provider, identity=connection_identity(conn))
+
+
+def shared_connection_stop(membership: Membership) -> str:
+    """Why a sync of this member must not start ("" when it may): an account connected twice.
+
+    Both members stop until one disconnects (which of the two should keep syncing is theirs
+    to decide, not the engine's); a pair can predate the connect-time refusal, or appear
+    when a deactivated member comes back.
+    """
+    for conn in Connection.objects.filter(membership=membership).exclude(status=Status.REVOKED):
+        holder = connection_identity_holder(
+            membership=membership, provider=conn.provider, identity=connection_identity(conn))
+        if holder is not None:
+            said = shared_identity_message(membership=membership, provider=conn.provider,
+                                           account=conn.account_name, holder=holder)
+            return (f"Sync stopped before reading anything: {said} Syncing one account from two LinkPoint "
+                    "connections would create every item twice; the sync resumes once only one remains.")
+    return ""
+
+
+def shared_identity_message(*, membership: Membership, provider: str, account: str, holder: Connection) -> str:
+    """Who else holds the account, in words this member may read (another org's people stay unnamed)."""
+    thing = "Outlook mailbox" if provider == Provider.MICROSOFT else "Salesforce user"
+    other = holder.membership
+    if other.organization_id == membership.organization_id:
+        name = getattr(other.user, "full_name", "")
+        who = f"{name} ({other.user.email})" if name else other.user.email
+        return (f"This {thing} ({account}) is already connected by {who}. Ask them to disconnect it, "
+                "or sign in with your own account.")
+    if other.user_id == membership.user_id:
+        return (f"This {thing} ({account}) is already connected to LinkPoint by you in "
+                f"{other.organization.name}. Disconnect it there first, or sign in with another account.")
+    return (f"This {thing} ({account}) is already connected to LinkPoint in another organization. Ask its "
+            "owner to disconnect it there, or sign in with your own account.")
 
 
 def _usable(membership: Membership, provider: str) -> Connection:

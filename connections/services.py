@@ -13,6 +13,7 @@ from orgs.audit import audit_record
 
 from .clock import now
 from .models import Connection, Provider, SalesforceUsage, Status
+from .selectors import connection_identity_holder, shared_identity_message
 
 logger = logging.getLogger("linkpoint.connections")
 
@@ -31,6 +32,34 @@ def _target(conn: Connection) -> str:
     return f"{conn.get_provider_display()} connection of {conn.membership.user.email}"
 
 
+class IdentityInUse(Exception):
+    """The remote account is already connected by another active member: nothing was stored."""
+
+    def __init__(self, message: str, holder: Connection):
+        super().__init__(message)
+        self.message = message
+        self.holder = holder
+
+
+def _refuse_shared(*, ctx: OrgContext, provider: str, identity: dict, holder: Connection) -> IdentityInUse:
+    """Audit and log a refused connect; the holder is named only inside their own org."""
+    account = identity.get("account_name", "")
+    message = shared_identity_message(membership=ctx.membership, provider=provider, account=account, holder=holder)
+    same_org = holder.membership.organization_id == ctx.org.pk
+    audit_record(
+        ctx=ctx,
+        action="connection.refused_shared",
+        target=f"{Provider(provider).label} connection of {ctx.user.email}",
+        after={"provider": provider, "account": account,
+               "held_by": holder.membership.user.email if same_org else "a member of another organization"},
+    )
+    logger.warning(
+        "refused %s connect of membership %s: %s is already connected by membership %s (org %s)",
+        provider, ctx.membership.pk, account, holder.membership_id, holder.membership.organization_id,
+    )
+    return IdentityInUse(message, holder)
+
+
 # Not @transaction.atomic: its wrapper frame would show `tokens` in an error report.
 @sensitive_variables("tokens")
 def connection_save(
@@ -42,7 +71,14 @@ def connection_save(
     scopes: str,
     access_expires_at: dt.datetime | None,
 ) -> Connection:
-    """Create or renew the caller's connection after a completed OAuth flow."""
+    """Create or renew the caller's connection after a completed OAuth flow.
+
+    Raises IdentityInUse (audited, logged, nothing stored) when another active member,
+    in this org or another, already holds a live connection to the same remote account.
+    """
+    holder = connection_identity_holder(membership=ctx.membership, provider=provider, identity=identity)
+    if holder is not None:
+        raise _refuse_shared(ctx=ctx, provider=provider, identity=identity, holder=holder)
     with transaction.atomic():
         conn = (
             Connection.objects.select_for_update()
