@@ -21,3 +21,12 @@ def why_text(detail) -> str:
 @register.filter
 def side_label(side: str) -> str:
     return {"outlook": "Outlook", "salesforce": "Salesforce"}.get(side, side)
+
+
+@register.inclusion_tag("syncengine/logs/_attention.html")
+def sync_attention(membership, org_slug: str) -> dict:
+    """What needs the member's eye on My sync (selectors.attention_for), with the links
+    to their run history and log. A few indexed queries, whatever the member's size."""
+    from ..selectors import attention_for
+
+    return {"attention": attention_for(membership) if membership else [], "org_slug": org_slug}
