@@ -8,7 +8,6 @@ import binascii
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 
 from .models import AuditEntry, Invitation, Membership, Organization
@@ -84,8 +83,3 @@ def audit_list(*, org: Organization, cursor: str | None = None, limit: int = 50)
     more = len(rows) > limit
     rows = rows[:limit]
     return AuditPage(entries=rows, next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
-
-
-def user_exists_for_email(*, email: str) -> bool:
-    """Whether an invitee should be sent to log in (True) or to sign up."""
-    return get_user_model().objects.filter(email__iexact=(email or "").strip()).exists()

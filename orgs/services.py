@@ -17,6 +17,8 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.selectors import email_is_verified
+
 from .access import OrgContext
 from .audit import audit_record
 from .exceptions import OrgRuleError
@@ -148,8 +150,9 @@ def invitation_revoke(*, ctx: OrgContext, invitation: Invitation) -> Invitation:
 def invitation_accept(*, token: str, user) -> Membership:
     """Turn an invitation into a membership of the signed-in user.
 
-    The invited address must be the user's: the link is a bearer secret, and a
-    forwarded link must not let someone else into the organization.
+    The invited address must be the user's, verified through allauth's e-mail
+    verification: the link is a bearer secret, and a forwarded link must not let
+    someone else into the organization (nor let them sign up with the address).
     """
     invitation = (
         Invitation.objects.select_for_update().select_related("organization").filter(token=token).first()
@@ -161,6 +164,12 @@ def invitation_accept(*, token: str, user) -> Membership:
         raise OrgRuleError("This invitation has expired. Ask an admin to send a new one.")
     if _normalize_email(user.email) != _normalize_email(invitation.email):
         raise OrgRuleError("This invitation was sent to another e-mail address.")
+    if not email_is_verified(user=user, email=invitation.email):
+        # Holding the link proves nothing (it may have been forwarded); owning the mailbox does.
+        raise OrgRuleError(
+            f"Confirm that {invitation.email} is your address before you join: open the link in "
+            "the verification e-mail LinkPoint sent to it."
+        )
     org = invitation.organization
     existing = Membership.objects.filter(organization=org, user=user).first()
     if existing is not None:

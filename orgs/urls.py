@@ -16,4 +16,6 @@ urlpatterns = [
     path("o/<slug:org_slug>/audit/", views.audit_log, name="audit-log"),
     path("o/<slug:org_slug>/settings/", views.org_settings, name="settings"),
     path("invite/<str:token>/", views.invitation_accept, name="invitation-accept"),
+    path("invite/<str:token>/verify-email/", views.invitation_send_verification,
+         name="invitation-send-verification"),
 ]

@@ -4,11 +4,14 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
-from django.http import Http404, HttpResponse
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect, HttpResponseClientRefresh
+
+from accounts import selectors as account_selectors
+from accounts import services as account_services
 
 from . import selectors, services
 from .access import org_view
@@ -234,7 +237,7 @@ def _unsaved_copy(org):
     return copy(org)
 
 
-# --- invitation acceptance (the token is the credential; no org slug in the URL) -----------
+# --- invitation acceptance (the token finds the invitation; the verified address is the credential) --
 
 
 def invitation_accept(request, token):
@@ -242,20 +245,57 @@ def invitation_accept(request, token):
     if invitation is None:
         return _invitation_page(request, None, "This invitation link is not valid.", status=404)
     if not request.user.is_authenticated:
-        return _send_invitee_to_login(request, invitation)
+        # One page for every visitor: whether the address already has an account is not shown.
+        account_services.after_verification_remember(request=request, url=request.path)
+        return _invitation_page(request, invitation, "", signed_out=True)
     if request.user.email.lower() != invitation.email.lower():
-        # Same answer as a missing token: nothing about the org leaks to another account.
-        return _invitation_page(request, None, (
-            f"This invitation is not for {request.user.email}. Sign out, then open the link "
-            "again and sign in with the address the invitation was sent to."), status=404)
+        return _not_for_you(request)
+    problem = _invitation_problem(request.user, invitation)
+    needs_verification = not problem and _needs_verification(request, invitation)
     if request.method == "POST":
         try:
             membership = services.invitation_accept(token=token, user=request.user)
         except ValidationError as exc:
-            return _invitation_page(request, invitation, _messages_of(exc), status=400)
+            # An unverified address gets the page's own "verify first" block, not a bare error.
+            error = "" if needs_verification else _messages_of(exc)
+            return _invitation_page(request, invitation, error, status=400,
+                                    needs_verification=needs_verification)
         messages.success(request, f"Welcome to {membership.organization.name}.")
         return redirect("orgs:home", org_slug=membership.organization.slug)
-    return _invitation_page(request, invitation, _invitation_problem(request.user, invitation))
+    return _invitation_page(request, invitation, problem, needs_verification=needs_verification)
+
+
+@login_required
+def invitation_send_verification(request, token):
+    invitation = selectors.invitation_get_by_token(token=token)
+    if invitation is None:
+        return _invitation_page(request, None, "This invitation link is not valid.", status=404)
+    if request.user.email.lower() != invitation.email.lower():
+        return _not_for_you(request)
+    if request.method != "POST":  # after the checks above, like org_view: a stranger sees only 404
+        return HttpResponseNotAllowed(["POST"])
+    account_services.after_verification_remember(
+        request=request, url=reverse("orgs:invitation-accept", args=[token]))
+    if not account_services.email_verification_send(
+            request=request, user=request.user, email=invitation.email):
+        messages.info(request, f"A verification e-mail went to {invitation.email} a few minutes ago; "
+                               "its link still works. Check your inbox and spam folder, or ask again "
+                               "in a few minutes.")
+    return redirect("orgs:invitation-accept", token=token)
+
+
+def _not_for_you(request):
+    # Same answer as a missing token: nothing about the org leaks to another account.
+    return _invitation_page(request, None, (
+        f"This invitation is not for {request.user.email}. Sign out, then open the link "
+        "again and sign in with the address the invitation was sent to."), status=404)
+
+
+def _needs_verification(request, invitation) -> bool:
+    if account_selectors.email_is_verified(user=request.user, email=invitation.email):
+        return False
+    account_services.after_verification_remember(request=request, url=request.path)
+    return True
 
 
 def _invitation_problem(user, invitation) -> str:
@@ -270,13 +310,10 @@ def _invitation_problem(user, invitation) -> str:
     return ""
 
 
-def _invitation_page(request, invitation, error, status=200):
-    return render(request, "orgs/invitation_accept.html",
-                  {"invitation": invitation, "error": error}, status=status)
-
-
-def _send_invitee_to_login(request, invitation):
-    target = "account_login" if selectors.user_exists_for_email(email=invitation.email) else "account_signup"
-    messages.info(request, f"Sign in or create your account as {invitation.email} to join "
-                           f"{invitation.organization.name}.")
-    return redirect(f"{reverse(target)}?{urlencode({'next': request.get_full_path()})}")
+def _invitation_page(request, invitation, error, status=200, *, signed_out=False,
+                     needs_verification=False):
+    next_query = urlencode({"next": request.path})
+    return render(request, "orgs/invitation_accept.html", {
+        "invitation": invitation, "error": error, "signed_out": signed_out,
+        "needs_verification": needs_verification, "next_query": next_query,
+    }, status=status)

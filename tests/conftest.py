@@ -43,11 +43,30 @@ def _no_real_network(settings):
 
 
 @pytest.fixture
+def fresh_cache(settings):
+    """A cache namespace of this test's own, so rate-limit counters (allauth's login and
+    verification limits, invitation resends) neither leak in from nor out to other tests.
+    Works on locmem and on the Redis that CI's workers share (no flush)."""
+    import copy
+    import uuid
+
+    caches = copy.deepcopy(settings.CACHES)
+    for conf in caches.values():
+        conf["KEY_PREFIX"] = f"{conf.get('KEY_PREFIX', '')}-{uuid.uuid4().hex}"
+    settings.CACHES = caches
+
+
+@pytest.fixture
 def make_user(django_user_model):
-    def make(email: str, *, is_staff: bool = False, full_name: str = ""):
-        return django_user_model.objects.create_user(
+    def make(email: str, *, is_staff: bool = False, full_name: str = "", verified: bool = True):
+        from allauth.account.models import EmailAddress
+
+        user = django_user_model.objects.create_user(
             email=email, password=PASSWORD, is_staff=is_staff, full_name=full_name
         )
+        # A persona signed up and opened allauth's verification link (mandatory for login).
+        EmailAddress.objects.create(user=user, email=user.email, primary=True, verified=verified)
+        return user
 
     return make
 

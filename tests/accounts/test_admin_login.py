@@ -2,17 +2,13 @@
 
 import pytest
 from allauth.mfa.totp.internal.auth import TOTP, generate_totp_secret
-from django.core.cache import cache
 from django.urls import reverse
 
 from tests.accounts.test_mfa import totp_now
 from tests.conftest import PASSWORD
 
-
-@pytest.fixture(autouse=True)
-def _fresh_rate_limits():
-    # allauth counts failures in the cache, which outlives a test in the same process.
-    cache.clear()
+# allauth counts failures in the cache, which outlives a test.
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 @pytest.fixture

@@ -1,6 +1,8 @@
 """Invitation flow end to end through the pages: invite, e-mail, accept, and every bad link."""
 
+import re
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.core import mail
@@ -13,6 +15,7 @@ from orgs.models import AuditEntry, Invitation, Membership
 from tests.conftest import PASSWORD
 
 HX = {"HX-Request": "true"}
+pytestmark = pytest.mark.usefixtures("fresh_cache")
 
 
 def invite(client, org, email, role="member", **extra):
@@ -33,19 +36,32 @@ def test_admin_invites_and_the_invitee_gets_an_email_with_the_link(client_for, b
     assert AuditEntry.objects.filter(action="invitation.create", target="dave@example.com").exists()
 
 
+def confirmation_link(message) -> str:
+    """The path of allauth's verification link in a mail."""
+    found = re.search(r"https?://[^/\s]+(/accounts/confirm-email/[^/\s]+/)", message.body)
+    assert found, message.body
+    return found.group(1)
+
+
 @pytest.mark.django_db
-def test_new_user_signs_up_from_the_invitation_and_joins(client, bob, org_a):
+def test_new_user_signs_up_from_the_invitation_verifies_and_joins(client, bob, org_a):
     invitation = services.invitation_create(ctx=resolve_org_context(bob, org_a.slug), email="dave@example.com", role="admin")
     accept_url = reverse("orgs:invitation-accept", args=[invitation.token])
-    response = client.get(accept_url)
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("account_signup"))
-    assert "next=" in response["Location"]
-    response = client.post(f"{reverse('account_signup')}?next={accept_url}",
-                           {"email": "dave@example.com", "password1": PASSWORD, "password2": PASSWORD, "next": accept_url})
+    page = client.get(accept_url)
+    assert page.status_code == 200
+    assert b"Join Acme" in page.content
+    signup_url = f"{reverse('account_signup')}?{urlencode({'next': accept_url})}"
+    assert signup_url.encode() in page.content.replace(b"&amp;", b"&")
+    response = client.post(signup_url, {"email": "dave@example.com", "password1": PASSWORD,
+                                        "password2": PASSWORD, "next": accept_url})
+    # Not signed in yet: the address must be proved first.
+    assert response.status_code == 302 and response["Location"] == reverse("account_email_verification_sent")
+    assert b"Accept invitation" not in client.get(accept_url).content
+    (verification,) = [m for m in mail.outbox if m.to == ["dave@example.com"]]
+    response = client.post(confirmation_link(verification))
     assert response.status_code == 302 and response["Location"] == accept_url
     page = client.get(accept_url)
-    assert b"Join Acme" in page.content
+    assert b"Accept invitation" in page.content
     response = client.post(accept_url)
     assert response.status_code == 302 and response["Location"] == reverse("orgs:home", args=[org_a.slug])
     m = Membership.objects.get(user__email="dave@example.com", organization=org_a)
@@ -55,15 +71,79 @@ def test_new_user_signs_up_from_the_invitation_and_joins(client, bob, org_a):
 
 
 @pytest.mark.django_db
-def test_existing_user_is_sent_to_login_and_accepts(client, client_for, alice, charlie, org_a):
+def test_existing_user_signs_in_from_the_invitation_and_accepts(client, alice, charlie, org_a):
     invitation = services.invitation_create(ctx=resolve_org_context(alice, org_a.slug), email="charlie@globex.test", role="member")
     accept_url = reverse("orgs:invitation-accept", args=[invitation.token])
-    response = client.get(accept_url)
-    assert response["Location"].startswith(reverse("account_login"))
-    response = client.post(reverse("account_login"), {"login": "charlie@globex.test", "password": PASSWORD, "next": accept_url})
+    page = client.get(accept_url)
+    login_url = f"{reverse('account_login')}?{urlencode({'next': accept_url})}"
+    assert login_url.encode() in page.content.replace(b"&amp;", b"&")
+    response = client.post(login_url, {"login": "charlie@globex.test", "password": PASSWORD, "next": accept_url})
     assert response["Location"] == accept_url
     client.post(accept_url)
     assert Membership.objects.filter(user=charlie, organization=org_a, is_active=True).exists()
+
+
+@pytest.mark.django_db
+def test_forwarded_link_does_not_let_a_stranger_sign_up_as_the_invitee_and_join(client, alice, org_a):
+    invitation = services.invitation_create(ctx=resolve_org_context(alice, org_a.slug), email="dave@example.com", role="member")
+    accept_url = reverse("orgs:invitation-accept", args=[invitation.token])
+    # The stranger has the link but not dave's mailbox.
+    client.post(f"{reverse('account_signup')}?next={accept_url}", {
+        "email": "dave@example.com", "password1": PASSWORD, "password2": PASSWORD, "next": accept_url})
+    response = client.post(accept_url)
+    assert b"Accept invitation" not in client.get(accept_url).content
+    assert response.status_code in (200, 400)
+    assert not Membership.objects.filter(user__email="dave@example.com").exists()
+    invitation.refresh_from_db()
+    assert invitation.is_open
+
+
+@pytest.mark.django_db
+def test_signed_in_with_the_unverified_invited_address_verifies_first_then_joins(
+        client_for, make_user, invitation, org_a):
+    dave = make_user("dave@example.com", verified=False)
+    client = client_for(dave)
+    accept_url = reverse("orgs:invitation-accept", args=[invitation.token])
+    page = client.get(accept_url)
+    assert b"Confirm that <strong>dave@example.com</strong> is" in page.content
+    assert b"Send the verification e-mail again" in page.content
+    assert b"Accept invitation" not in page.content
+    refused = client.post(accept_url)
+    assert refused.status_code == 400
+    assert not Membership.objects.filter(user=dave).exists()
+    mail.outbox.clear()
+    response = client.post(reverse("orgs:invitation-send-verification", args=[invitation.token]), follow=True)
+    assert b"Confirmation email sent to dave@example.com" in response.content
+    (verification,) = mail.outbox
+    assert verification.to == ["dave@example.com"]
+    response = client.post(confirmation_link(verification))
+    assert response["Location"] == accept_url  # back to the invitation, not the home page
+    assert client.post(accept_url)["Location"] == reverse("orgs:home", args=[org_a.slug])
+    assert Membership.objects.filter(user=dave, organization=org_a, is_active=True).exists()
+
+
+@pytest.mark.django_db
+def test_user_made_outside_allauth_gets_a_verification_mail_too(client_for, django_user_model, invitation):
+    # createsuperuser / the admin make users without allauth's address row.
+    dave = django_user_model.objects.create_user(email="dave@example.com", password=PASSWORD)
+    client = client_for(dave)
+    assert client.post(reverse("orgs:invitation-accept", args=[invitation.token])).status_code == 400
+    client.post(reverse("orgs:invitation-send-verification", args=[invitation.token]))
+    assert [m.to for m in mail.outbox] == [["dave@example.com"]]
+    assert not Membership.objects.filter(user=dave).exists()
+
+
+@pytest.mark.django_db
+def test_asking_again_right_away_sends_no_second_mail_and_says_why(client_for, make_user, invitation):
+    dave = make_user("dave@example.com", verified=False)
+    client = client_for(dave)
+    url = reverse("orgs:invitation-send-verification", args=[invitation.token])
+    client.post(url)
+    mail.outbox.clear()
+    page = client.post(url, follow=True)
+    assert not mail.outbox
+    assert b"its link still works" in page.content
+    assert client.get(url).status_code == 405
 
 
 @pytest.fixture
