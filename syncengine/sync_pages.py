@@ -461,16 +461,16 @@ def plan_state(run: SyncRun, *, org_slug: str) -> PlanState:
     if run_is_live(run):
         return PlanState(False, "info", "The preview is still being computed.",
                          reverse("syncengine:run", args=[org_slug, run.pk]), "Show progress")
-    if run.status != "planned":
-        return PlanState(False, "error", "This preview did not finish, so there is nothing to run. "
-                         "Preview again from My sync.", reverse("syncengine:my-sync", args=[org_slug]),
-                         "My sync")
     if run.applied_run_id:
         link = reverse("syncengine:run", args=[org_slug, run.applied_run_id])
         if run.applied_run is not None and run_is_live(run.applied_run):
             return PlanState(False, "info", "This plan is being run now.", link, "Show progress")
         return PlanState(False, "info", "This plan was already run. Preview again to see what changed since.",
                          link, "Show that run")
+    if run.status != "planned":
+        return PlanState(False, "error", "This preview did not finish, so there is nothing to run. "
+                         "Preview again from My sync.", reverse("syncengine:my-sync", args=[org_slug]),
+                         "My sync")
     # A purged plan has no expiry left: it reads as expired too.
     if run.plan_expires_at is None or run.plan_expires_at <= timezone.now():
         return PlanState(False, "warning", "This plan has expired: both sides may have changed since it was "

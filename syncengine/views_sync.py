@@ -47,6 +47,14 @@ def _run(request, run_id: int) -> SyncRun:
         raise Http404 from None
 
 
+def _plan(request, run_id: int) -> SyncRun:
+    """A run that stores a plan; any other run of the member has no review page."""
+    run = _run(request, run_id)
+    if run.purpose not in selectors.PREVIEW_PURPOSES:
+        raise Http404
+    return run
+
+
 def _go(request, url: str):
     return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
@@ -128,6 +136,8 @@ def run_page(request, run_id: int):
                "help": sync_pages.failure_help(run, ctx.org.slug),
                "log_url": sync_pages.url_or_none("syncengine:run-log", ctx.org.slug, run.pk),
                "label": sync_pages.KIND_LABELS[run.kind], "purpose": sync_pages.PURPOSE_LABELS.get(run.purpose, "")}
+    if not live and run.purpose in ("apply_plan", "rebuild"):
+        context["plan"], context["stale"] = selectors.plan_applied_by(run=run)
     if request.htmx:
         # A finished run answers 286: htmx stops polling (and swaps in the final state).
         status = 200 if live else HTMX_STOP_POLLING
@@ -181,7 +191,7 @@ def _review_context(request, run: SyncRun, f: selectors.ReviewFilter, **extra) -
 @org_view()
 @require_GET
 def review(request, run_id: int):
-    run, f = _run(request, run_id), _filter(request)
+    run, f = _plan(request, run_id), _filter(request)
     if request.htmx and request.GET.get("fragment") == "rows":
         # "Show more": the next rows, appended in place of the button.
         return render(request, f"{REVIEW}#more-rows", _review_context(request, run, f))
@@ -201,7 +211,7 @@ def _ids(request) -> list[int]:
 @org_view()
 @require_POST
 def review_include(request, run_id: int):
-    run, f = _run(request, run_id), _filter(request)
+    run, f = _plan(request, run_id), _filter(request)
     included, group = request.POST.get("included") == "1", request.POST.get("action_group", "")
     error = ""
     try:
@@ -242,7 +252,7 @@ def _back_to_review(request, run, f, error: str):
 @org_view()
 @require_POST
 def review_winner(request, run_id: int):
-    run, f = _run(request, run_id), _filter(request)
+    run, f = _plan(request, run_id), _filter(request)
     winner = request.POST.get("winner", "")
     error = ""
     try:
@@ -260,7 +270,7 @@ def review_winner(request, run_id: int):
 @org_view()
 @require_POST
 def review_apply(request, run_id: int):
-    ctx, plan = request.org_ctx, _run(request, run_id)
+    ctx, plan = request.org_ctx, _plan(request, run_id)
     purpose = "rebuild" if plan.purpose == "rebuild_preview" else "apply_plan"
     try:
         run = services.sync_start(membership=ctx.membership, kind=plan.kind, purpose=purpose, plan_run_id=plan.pk)
@@ -274,7 +284,7 @@ def review_apply(request, run_id: int):
 @org_view()
 @require_GET
 def review_item(request, run_id: int, change_id: int):
-    run = _run(request, run_id)
+    run = _plan(request, run_id)
     try:
         change = selectors.plan_change(run=run, change_id=change_id)
     except PlannedChange.DoesNotExist:
