@@ -10,10 +10,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.urls import NoReverseMatch, reverse
+
 from orgs.access import OrgContext
 from orgs.models import Membership
 
 from . import registry
+from .extensions import Advice
+from .forms import TimeZoneForm
 from .selectors import (
     LOCKED,
     USER,
@@ -46,6 +50,12 @@ class FieldRow:
     editable: bool
     override_count: int = 0
     error: str = ""
+    # The inline confirmation of a save of this row ("Saved."), and advice on it.
+    saved: str = ""
+    advice: tuple[Advice, ...] = ()
+    # What "Turn on anyway" re-posts when a blocking advice stopped the save.
+    pending_value: str = ""
+    preview_url: str = ""
 
     @property
     def name(self) -> str:
@@ -73,6 +83,75 @@ class FieldRow:
     def is_user_value(self) -> bool:
         return self.source == USER
 
+    @property
+    def can_preview(self) -> bool:
+        """A dry run of this row's change is offered (then the row saves on Save, not on change)."""
+        return bool(self.preview_url) and self.setting.previewable and self.editable
+
+    @property
+    def blocking_advice(self) -> tuple[Advice, ...]:
+        return tuple(a for a in self.advice if a.blocking)
+
+    @property
+    def confirm_label(self) -> str:
+        return "Turn on anyway" if self.name == "mode" else "Save anyway"
+
+
+SET, RESET, LOCK, UNLOCK = "set", "reset", "lock", "unlock"
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """What the last POST did to one row: saved (SET, RESET, LOCK, UNLOCK) and/or advice."""
+
+    field: str = ""
+    saved: str = ""
+    advice: tuple[Advice, ...] = ()
+    pending_value: str = ""
+
+    def for_row(self, name: str) -> dict:
+        if name != self.field:
+            return {}
+        return {"saved": self.saved, "advice": self.advice, "pending_value": self.pending_value}
+
+
+NO_FEEDBACK = Feedback()
+
+
+def settings_preview_url(org_slug: str) -> str:
+    """The dry-run endpoint of the My sync pages, or "" while that app does not provide it.
+
+    Looked up by name so policy never imports syncengine (DESIGN §2).
+    """
+    try:
+        return reverse("syncengine:settings-preview", kwargs={"org_slug": org_slug})
+    except NoReverseMatch:
+        return ""
+
+
+def saved_message(setting: registry.Setting, value: Any, what: str) -> str:
+    shown = setting.display(value)
+    if what == RESET:
+        return f"Saved: back to the organization's value ({shown})."
+    if what == LOCK:
+        return f"Locked: every member now uses {shown}."
+    if what == UNLOCK:
+        return "Unlocked: members may choose their own value again."
+    return f"Saved: {shown}."
+
+
+def _split_by_mode(rows: list[FieldRow], mode: str) -> tuple[list[FieldRow], list[FieldRow]]:
+    """Rows the engine reads in `mode`, and the rest (used only by other modes)."""
+    shown = [r for r in rows if r.setting.applies_in(mode)]
+    return shown, [r for r in rows if not r.setting.applies_in(mode)]
+
+
+def _mode_summary(kind: str, mode: str) -> str:
+    label = dict(registry.BY_NAME["mode"].choices_for(kind)).get(mode, mode)
+    if mode == "off":
+        return f"{registry.KIND_LABELS[kind]} sync is off: nothing is synced, so no other setting applies."
+    return f"Showing the settings {label} uses."
+
 
 def _tabs(kind: str) -> list[dict]:
     return [
@@ -80,7 +159,14 @@ def _tabs(kind: str) -> list[dict]:
     ]
 
 
-def org_policy_context(*, ctx: OrgContext, kind: str, errors: dict | None = None, notes=()) -> dict:
+def org_policy_context(
+    *,
+    ctx: OrgContext,
+    kind: str,
+    errors: dict | None = None,
+    notes=(),
+    feedback: Feedback = NO_FEEDBACK,
+) -> dict:
     policy = org_policy_get(org=ctx.org, kind=kind)
     counts = override_counts(org=ctx.org, kind=kind)
     # Resolving with no member layer gives the org's own values plus the moot-value notes.
@@ -95,25 +181,43 @@ def org_policy_context(*, ctx: OrgContext, kind: str, errors: dict | None = None
             editable=True,
             override_count=counts[s.name],
             error=" ".join(errors.get(s.name, ())),
+            **feedback.for_row(s.name),
         )
         for s in registry.settings_for(kind)
     ]
+    rows, other_rows = _split_by_mode(rows, policy.mode)
+    mode_locked = "mode" in policy.locked
     return {
         "ctx": ctx,
         "kind": kind,
         "kind_label": registry.KIND_LABELS[kind],
         "tabs": _tabs(kind),
         "rows": rows,
+        # Members may choose another mode unless it is locked: their defaults stay editable.
+        "other_rows": [] if mode_locked else other_rows,
+        # Keep the group open when the row just posted sits in it (htmx re-renders it).
+        "other_open": any(r.saved or r.error or r.advice for r in other_rows),
+        "hidden_count": len(other_rows) if mode_locked else 0,
+        "mode_summary": _mode_summary(kind, policy.mode),
         "notes": list(notes),
         "other_errors": [" ".join(v) for k, v in errors.items() if k not in registry.BY_NAME],
     }
 
 
 def my_settings_context(
-    *, ctx: OrgContext, membership: Membership, kind: str, errors: dict | None = None, notes=()
+    *,
+    ctx: OrgContext,
+    membership: Membership,
+    kind: str,
+    errors: dict | None = None,
+    notes=(),
+    feedback: Feedback = NO_FEEDBACK,
 ) -> dict:
+    """The member settings page. Other apps may render it too (a refused dry run shows its
+    error here): `render(request, "policy/my_settings.html", my_settings_context(...))`."""
     eff = policy_effective_for(membership, kind)
     errors = errors or {}
+    preview_url = settings_preview_url(ctx.org.slug)
     rows = []
     for name, r in eff.items():
         locked = r.source == LOCKED
@@ -125,22 +229,34 @@ def my_settings_context(
                 locked=locked,
                 editable=not locked,
                 error=" ".join(errors.get(name, ())),
+                preview_url=preview_url,
+                **feedback.for_row(name),
             )
         )
+    rows, hidden = _split_by_mode(rows, eff.mode.value)
     return {
         "ctx": ctx,
         "kind": kind,
         "kind_label": registry.KIND_LABELS[kind],
         "tabs": _tabs(kind),
         "rows": rows,
+        "hidden_count": len(hidden),
+        "mode_summary": _mode_summary(kind, eff.mode.value),
         "notes": list(notes),
         "other_errors": [" ".join(v) for k, v in errors.items() if k not in registry.BY_NAME],
         "time_zone": eff.time_zone,
+        "tz_form": time_zone_form(eff.time_zone),
         "notices": policy_notices_open(membership=membership),
     }
 
 
-def _row(setting, kind, resolved: Resolved, *, editable: bool, **kwargs) -> FieldRow:
+def time_zone_form(time_zone: str) -> TimeZoneForm:
+    return TimeZoneForm(initial={"time_zone": time_zone})
+
+
+def _row(
+    setting, kind, resolved: Resolved, *, editable: bool, saved: str = "", **kwargs
+) -> FieldRow:
     # A moot value (the winner of a one-way sync, deletes in an unsynced direction)
     # is shown with its note but cannot be edited until the direction makes it matter.
     return FieldRow(
@@ -151,5 +267,6 @@ def _row(setting, kind, resolved: Resolved, *, editable: bool, **kwargs) -> Fiel
         source=resolved.source,
         source_label=resolved.source_label,
         note=resolved.note,
+        saved=saved_message(setting, resolved.value, saved) if saved else "",
         **kwargs,
     )

@@ -300,12 +300,16 @@ def _time_zones() -> frozenset[str]:
 
 
 def validate_time_zone(name: str) -> str:
-    name = (name or "").strip()
+    name = (name or "").strip() if isinstance(name, str) else ""
     if name not in _time_zones():
+        # Name the input, but never echo a 100k-character or control-laden value back.
+        shown = "".join(c if c.isprintable() else "?" for c in name[:60])
+        shown += "…" if len(name) > 60 else ""
         raise ValidationError(
             {
                 "time_zone": [
-                    f"Unknown time zone “{name}”. Use a name such as Europe/Berlin or America/New_York."
+                    f"Unknown time zone “{shown}”. Choose one from the list, "
+                    "such as Europe/Berlin or America/New_York."
                 ]
             }
         )

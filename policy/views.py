@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import dataclasses
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import Http404
@@ -45,14 +47,21 @@ def _respond(request, page: str, context: dict, url: str):
     """htmx swaps the settings section; without JavaScript we redirect back (PRG).
 
     Errors are rendered into the section with 200: htmx 2 does not swap 4xx bodies.
+    A refusal or a question (advice) is rendered in full without JavaScript, so
+    the row shows it where the person looks.
     """
     if request.htmx:
         return render(request, f"{page}#policy-section", context)
+    rows = [*context["rows"], *context.get("other_rows", ())]
+    if context["other_errors"] or any(r.error or r.blocking_advice for r in rows):
+        return render(request, page, context)
     for note in context["notes"]:
         messages.info(request, note)
-    for row in context["rows"]:
-        if row.error:
-            messages.error(request, row.error)
+    for row in rows:
+        if row.saved:
+            messages.success(request, f"{row.setting.label}: {row.saved}")
+        for advice in row.advice:
+            messages.info(request, advice.message)
     return redirect(url)
 
 
@@ -68,15 +77,21 @@ def org_policy(request, kind: str = registry.CALENDAR):
 @require_POST
 def org_policy_set(request, kind: str, field: str):
     ctx, kind = request.org_ctx, _kind(kind)
-    errors, notes = {}, []
+    field = _field(kind, field)
+    errors, notes, feedback = {}, [], pages.NO_FEEDBACK
     try:
         change = services.org_policy_update(
-            ctx=ctx, kind=kind, values={_field(kind, field): _posted_value(request)}
+            ctx=ctx, kind=kind, values={field: _posted_value(request)}
         )
         notes = change.notes
+        # On the org page advice is information: the save already happened.
+        info = tuple(dataclasses.replace(a, blocking=False) for a in change.advice)
+        feedback = pages.Feedback(field, pages.SET, info)
     except ValidationError as exc:
         errors = _errors(exc)
-    context = pages.org_policy_context(ctx=ctx, kind=kind, errors=errors, notes=notes)
+    context = pages.org_policy_context(
+        ctx=ctx, kind=kind, errors=errors, notes=notes, feedback=feedback
+    )
     return _respond(request, ORG_PAGE, context, _org_url(ctx, kind))
 
 
@@ -90,12 +105,11 @@ def org_policy_lock(request, kind: str, field: str):
     ctx, kind = request.org_ctx, _kind(kind)
     field = _field(kind, field)
     locks = set(selectors.org_policy_get(org=ctx.org, kind=kind).locked)
-    if request.POST.get("locked") == "1":
-        locks.add(field)
-    else:
-        locks.discard(field)
+    lock = request.POST.get("locked") == "1"
+    (locks.add if lock else locks.discard)(field)
     services.org_policy_update(ctx=ctx, kind=kind, locks=locks)
-    context = pages.org_policy_context(ctx=ctx, kind=kind)
+    feedback = pages.Feedback(field, pages.LOCK if lock else pages.UNLOCK)
+    context = pages.org_policy_context(ctx=ctx, kind=kind, feedback=feedback)
     return _respond(request, ORG_PAGE, context, _org_url(ctx, kind))
 
 
@@ -115,17 +129,24 @@ def my_settings(request, kind: str = registry.CALENDAR):
     return render(request, page, context)
 
 
-def _my_change(request, kind: str, action):
+def _my_change(request, kind: str, field: str, action, saved: str):
     ctx, membership, kind = request.org_ctx, _my_membership(request), _kind(kind)
     if membership is None:
         raise Http404
-    errors, notes = {}, []
+    field = _field(kind, field)
+    errors, notes, feedback = {}, [], pages.NO_FEEDBACK
+    confirmed = request.POST.get("confirm") == "1"
     try:
-        notes = action(ctx=ctx, membership=membership, kind=kind).notes
+        change = action(ctx=ctx, membership=membership, kind=kind, field=field, confirmed=confirmed)
+        notes = change.notes
+        info = tuple(a for a in change.advice if not a.blocking)
+        feedback = pages.Feedback(field, saved, info)
+    except services.AdviceRequired as exc:
+        feedback = pages.Feedback(field, "", tuple(exc.advice), _posted_value(request))
     except ValidationError as exc:
         errors = _errors(exc)
     context = pages.my_settings_context(
-        ctx=ctx, membership=membership, kind=kind, errors=errors, notes=notes
+        ctx=ctx, membership=membership, kind=kind, errors=errors, notes=notes, feedback=feedback
     )
     url = reverse("policy:my-settings-kind", kwargs={"org_slug": ctx.org.slug, "kind": kind})
     return _respond(request, MY_PAGE, context, url)
@@ -134,37 +155,47 @@ def _my_change(request, kind: str, action):
 @org_view()
 @require_POST
 def my_settings_set(request, kind: str, field: str):
-    def action(**kw):
+    def action(*, field, confirmed, **kw):
         return services.user_policy_set(
-            values={_field(kw["kind"], field): _posted_value(request)}, **kw
+            values={field: _posted_value(request)}, advice_confirmed=confirmed, **kw
         )
 
-    return _my_change(request, kind, action)
+    return _my_change(request, kind, field, action, pages.SET)
 
 
 @org_view()
 @require_POST
 def my_settings_reset(request, kind: str, field: str):
-    def action(**kw):
-        return services.user_policy_reset_field(field=_field(kw["kind"], field), **kw)
+    def action(*, confirmed, **kw):
+        return services.user_policy_reset_field(advice_confirmed=confirmed, **kw)
 
-    return _my_change(request, kind, action)
+    return _my_change(request, kind, field, action, pages.RESET)
 
 
 @org_view()
 @require_POST
 def my_time_zone(request):
     ctx = request.org_ctx
+    error, saved = "", ""
     try:
         services.member_time_zone_set(ctx=ctx, time_zone=request.POST.get("time_zone", ""))
-        error = ""
+        saved = f"Saved: {ctx.user.time_zone.replace('_', ' ')}."
     except ValidationError as exc:
         error = " ".join(exc.messages)
-    context = {"ctx": ctx, "time_zone": ctx.user.time_zone, "tz_error": error}
+    tz = ctx.user.time_zone
+    context = {
+        "ctx": ctx,
+        "time_zone": tz,
+        "tz_form": pages.time_zone_form(tz),
+        "tz_error": error,
+        "tz_saved": saved,
+    }
     if request.htmx:
         return render(request, f"{MY_PAGE}#time-zone", context)
     if error:
         messages.error(request, error)
+    else:
+        messages.success(request, f"Time zone {saved[0].lower()}{saved[1:]}")
     return redirect("policy:my-settings", org_slug=ctx.org.slug)
 
 

@@ -57,7 +57,7 @@ def test_locked_field_is_read_only_and_a_forged_post_is_refused(alice, carol, cl
     org_policy_update(
         ctx=resolve_org_context(alice, "acme"),
         kind="calendar",
-        values={"direction": "both"},
+        values={"direction": "both", "mode": "manual"},
         locks=["direction"],
     )
     client = client_for(carol)

@@ -245,7 +245,7 @@ def test_unknown_time_zone_is_refused(carol, ctx_for):
         member_time_zone_set(ctx=ctx_for(carol), time_zone="Mars/Olympus_Mons")
     assert messages(exc) == {
         "time_zone": [
-            "Unknown time zone “Mars/Olympus_Mons”. Use a name such as Europe/Berlin or America/New_York."
+            "Unknown time zone “Mars/Olympus_Mons”. Choose one from the list, such as Europe/Berlin or America/New_York."
         ]
     }
 
