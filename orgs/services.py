@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.cache import cache
 from django.core.mail import send_mail
 from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
@@ -25,6 +26,10 @@ from .exceptions import OrgRuleError
 from .models import ROLE_RANK, Invitation, Membership, Organization, Role
 
 INVITATION_LIFETIME = timedelta(days=7)
+# Resending mails the invitee: at most once per cooldown and a few times a day per invitation,
+# so an admin (or a stolen admin session) cannot flood a mailbox from our domain.
+RESEND_COOLDOWN = timedelta(minutes=5)
+RESEND_DAILY_CAP = 5
 
 
 # --- rules -------------------------------------------------------------------------
@@ -123,12 +128,42 @@ def _require_open(invitation: Invitation) -> None:
         raise OrgRuleError("This invitation was already used.")
 
 
+def _claim_resend(invitation: Invitation) -> None:
+    """Count one resend of this invitation, or refuse it (cooldown, daily cap).
+
+    The counters live in the shared cache (Redis in production), so every web
+    process sees them; `add` and `incr` are atomic there, so two clicks racing
+    cannot both pass.
+    """
+    key = f"orgs:invitation-resend:{invitation.public_id}"
+    now = timezone.now()
+    if not cache.add(f"{key}:last", now.timestamp(), timeout=int(RESEND_COOLDOWN.total_seconds())):
+        last = cache.get(f"{key}:last") or now.timestamp()
+        wait = max(1, round((last + RESEND_COOLDOWN.total_seconds() - now.timestamp()) / 60))
+        raise OrgRuleError(
+            f"This invitation was sent a moment ago. You can send it again in about {wait} "
+            f"minute{'s' if wait != 1 else ''}."
+        )
+    cache.add(f"{key}:day", 0, timeout=24 * 3600)
+    try:
+        sent_today = cache.incr(f"{key}:day")
+    except ValueError:  # the day's counter expired between add and incr
+        cache.set(f"{key}:day", 1, timeout=24 * 3600)
+        sent_today = 1
+    if sent_today > RESEND_DAILY_CAP:
+        raise OrgRuleError(
+            f"This invitation was already sent again {RESEND_DAILY_CAP} times in the last 24 hours. "
+            f"Ask {invitation.email} to check their spam folder, or try again tomorrow."
+        )
+
+
 @transaction.atomic
 def invitation_resend(*, ctx: OrgContext, invitation: Invitation) -> Invitation:
-    """Send the same link again and give it a fresh lifetime."""
+    """Send the same link again and give it a fresh lifetime (throttled per invitation)."""
     _require_manager(ctx)
     _require_role_within_reach(ctx, invitation.role, "invite")
     _require_open(invitation)
+    _claim_resend(invitation)
     invitation.expires_at = timezone.now() + INVITATION_LIFETIME
     invitation.save(update_fields=["expires_at"])
     audit_record(ctx=ctx, action="invitation.resend", target=invitation.email)
