@@ -1072,10 +1072,8 @@ def rebuild(membership, kind: str, *, apply: bool = False) -> RunResult:
     """
     if not apply:
         return run_sync(membership, kind, "rebuild", dry_run=True, full=True, ignore_links=True)
-    with transaction.atomic():
-        _links_query(membership, kind).delete()
-        SyncCursor.objects.filter(membership=membership, kind=kind).delete()
-    return run_sync(membership, kind, "rebuild", full=True)
+    # Forgotten under the run's lease: a sync going on meanwhile keeps its links.
+    return run_sync(membership, kind, "rebuild", full=True, forget_links=True)
 
 
 def plan_apply(

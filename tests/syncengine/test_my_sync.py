@@ -423,3 +423,21 @@ def test_sync_command_lists_skipped_items_with_their_reasons_and_applies_plans(m
 
     with pytest.raises(CommandError, match="already applied"):
         _sync_json(member, kind="tasks", apply_plan=plan["run_id"])
+
+
+def test_a_reviewed_rebuild_forgets_links_under_the_lease_and_readopts_without_creating(member):
+    for i in range(3):
+        _o_contact(member, f"P{i}", f"Person{i}", f"p{i}@example.com")
+    _first_sync(member)
+    before = set(SyncLink.objects.values_list("outlook_id", "sf_id"))
+    with pytest.raises(SyncRefused, match="always previewed"):
+        start(member, "contacts", "rebuild")
+    preview = start_and_run(member, "contacts", "rebuild_preview")
+    assert (preview.status, preview.trigger) == ("planned", "rebuild")
+    assert {p.action for p in PlannedChange.objects.filter(run=preview)} == {"link"}
+    assert set(SyncLink.objects.values_list("outlook_id", "sf_id")) == before  # a preview forgets nothing
+
+    done = start_and_run(member, "contacts", "rebuild", plan_run_id=preview.pk)
+    assert done.status == "succeeded", done.error
+    assert set(SyncLink.objects.values_list("outlook_id", "sf_id")) == before
+    assert len(member.contacts_o()) == len(member.sf("Contact")) == 3
