@@ -94,16 +94,20 @@ def _read_round(side, kind, policy, link, window, now, into: Fetched) -> str:
     masters: set[str] = set()
     for page in side.delta_pages(link or None, window):
         for payload in page.items:
-            if payload.get("type") in ("occurrence", "exception") and payload.get("seriesMasterId"):
+            # Anything of the wrong shape is left to outlook_item: an item-level error.
+            fields = payload if isinstance(payload, dict) else {}
+            master = fields.get("seriesMasterId")
+            if fields.get("type") in ("occurrence", "exception") and isinstance(master, str):
                 # calendarView lists a series as its occurrences; the series syncs as its master.
-                masters.add(payload["seriesMasterId"])
-                if payload.get("type") == "exception" and kind == CALENDAR:
+                if master:
+                    masters.add(master)
+                if fields.get("type") == "exception" and kind == CALENDAR:
                     # A changed occurrence: the planner skips it and logs why.
                     it = outlook_item(kind, payload, policy, now, container=into.container)
                     into.outlook[it.id] = it
                 continue
-            if "@removed" in payload and kind == CALENDAR:
-                into.removed_unknown.add(payload.get("id") or "")
+            if "@removed" in fields and kind == CALENDAR and isinstance(fields.get("id"), str):
+                into.removed_unknown.add(fields["id"])
             it = outlook_item(kind, payload, policy, now, container=into.container)
             into.outlook[it.id] = it  # replays and repeats: the latest wins
         if page.delta_link:
@@ -134,7 +138,7 @@ def fetch_salesforce(
     else:
         pages = side.changed_pages(cursor.sf_high_water - SF_OVERLAP, scope_all=scope_all)
     for rows in pages:
-        hint = snapshot_hints([r.get("Id") for r in rows]) if snapshot_hints else None
+        hint = snapshot_hints(_sf_ids(rows)) if snapshot_hints else None
         for row in rows:
             it = sf_item(kind, row, policy, now, snapshot_hint=hint)
             into.salesforce[it.id] = it
@@ -156,8 +160,10 @@ def confirm_outlook(
                 side=OUTLOOK, id=item_id, deleted=True, container=into.container
             )
         else:
+            # Keyed by the id asked for: an answer whose own id is unreadable is still
+            # this item (an error), never a reason to think the item is gone.
             into.outlook[item_id] = outlook_item(
-                kind, payload, policy, now, container=into.container
+                kind, payload, policy, now, container=into.container, item_id=item_id
             )
 
 
@@ -177,13 +183,21 @@ def confirm_salesforce(
         if row is None:
             into.salesforce[item_id] = Item(side=SALESFORCE, id=item_id, deleted=True)
         else:
-            it = sf_item(kind, row, policy, now, snapshot_hint=snapshot_hint)
+            it = sf_item(kind, row, policy, now, snapshot_hint=snapshot_hint, item_id=item_id)
+            owner = row.get("OwnerId") if isinstance(row, dict) else None
             if (
                 not it.deleted
+                and not it.error
                 and side.owner_id
-                and row.get("OwnerId") not in (None, side.owner_id)
+                and isinstance(owner, str)
+                and owner != side.owner_id
                 and not (kind == CONTACTS and policy.contact_scope == "all")
             ):
                 # Handed to someone else: no longer ours to sync, and not deleted.
                 it = dataclasses.replace(it, in_scope=False)
             into.salesforce[item_id] = it
+
+
+def _sf_ids(rows: list) -> list[str]:
+    """The readable record ids of a page (a malformed row becomes an item error later)."""
+    return [r["Id"] for r in rows if isinstance(r, dict) and isinstance(r.get("Id"), str)]

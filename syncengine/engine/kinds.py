@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,7 +22,10 @@ from .mapping import MappingError, canonical_hash
 from .mapping import contacts as m_contacts
 from .mapping import events as m_events
 from .mapping import tasks as m_tasks
+from .mapping.common import norm_text, read_flag, shape, show
 from .records import OUTLOOK, SALESFORCE, EnginePolicy, Item
+
+logger = logging.getLogger(__name__)
 
 CALENDAR, CONTACTS, TASKS = "calendar", "contacts", "tasks"
 KINDS = (CALENDAR, CONTACTS, TASKS)
@@ -162,7 +167,9 @@ def scope_reason(
             return "completed_long_ago"
     if side == OUTLOOK and policy.outlook_category_filter and raw is not None:
         wanted = policy.outlook_category_filter.strip().casefold()
-        if wanted not in {str(c).casefold() for c in raw.get("categories") or ()}:
+        categories = raw.get("categories")
+        categories = categories if isinstance(categories, list) else ()
+        if wanted not in {str(c).casefold() for c in categories}:
             return "category_filter"
     return ""
 
@@ -170,18 +177,65 @@ def scope_reason(
 # ---------------------------------------------------------------- reading
 
 
+# Identity fields are stored in columns of these lengths (SyncLink, SyncLogEntry).
+_ID_LIMITS = {
+    "id": 512,
+    "iCalUId": 512,
+    "changeKey": 128,
+    "@odata.etag": 128,
+    "Id": 18,
+    "SystemModstamp": 40,
+    SF_KEY_FIELD: 64,
+    "externalId": 64,
+    "value": 64,
+}
+_ID_BAD = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+_SF_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def _text(payload: dict, key: str) -> str:
+    """An identity field (id, version, key): text that fits its column, or a
+    MappingError naming it."""
+    value = payload.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise MappingError(key, f"is not text (it is {shape(value)})")
+    limit = _ID_LIMITS.get(key, 512)
+    if len(value) > limit or _ID_BAD.search(value):
+        raise MappingError(key, f"is not a usable identifier ({show(value, 40)})")
+    if key == "Id" and value and not _SF_ID.match(value):
+        raise MappingError(key, f"is not a Salesforce record id ({show(value, 40)})")
+    return value
+
+
+def _our_key(value: str) -> str | None:
+    """Our link key, lower-cased; a value that is not a UUID was not written by us."""
+    value = value.strip().lower()
+    return value if _UUID.match(value) else None
+
+
+def _entries(payload: dict, key: str) -> list[dict]:
+    value = payload.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise MappingError(key, f"is not a list (it is {shape(value)})")
+    return [v for v in value if isinstance(v, dict)]
+
+
 def outlook_link_key(kind: str, payload: dict) -> str | None:
+    """Our key on a Graph item. Unreadable where ours should be is a MappingError:
+    an item whose key we cannot read must not be matched (or created) as new."""
     if kind == TASKS:
-        for res in payload.get("linkedResources") or ():
-            if isinstance(res, dict) and res.get("applicationName") == LINKED_APP:
-                return (res.get("externalId") or "").lower() or None
+        for res in _entries(payload, "linkedResources"):
+            if res.get("applicationName") == LINKED_APP:
+                return _our_key(_text(res, "externalId"))
         return None
-    for prop in payload.get("singleValueExtendedProperties") or ():
-        if (
-            isinstance(prop, dict)
-            and str(prop.get("id", "")).casefold() == KEY_PROPERTY_ID.casefold()
-        ):
-            return (prop.get("value") or "").lower() or None
+    for prop in _entries(payload, "singleValueExtendedProperties"):
+        if str(prop.get("id", "")).casefold() == KEY_PROPERTY_ID.casefold():
+            return _our_key(_text(prop, "value"))
     return None
 
 
@@ -196,100 +250,163 @@ def exception_reason(payload: dict) -> str:
     Salesforce calendar twice (the series still holds the original slot), and
     this engine never duplicates, so the occurrence is skipped and said so.
     """
-    subject = (payload.get("subject") or "").strip()[:80] or "(no subject)"
-    original = (payload.get("originalStart") or "")[:16].replace("T", " ")
+    subject = payload.get("subject")
+    subject = norm_text(subject)[:80] if isinstance(subject, str) else ""
+    original = payload.get("originalStart")
+    original = original[:16].replace("T", " ") if isinstance(original, str) else ""
     when = f" originally on {original} UTC" if original else ""
     return (
-        f"the occurrence of “{subject}”{when} was changed on its own in Outlook; Salesforce "
-        "event series cannot hold a changed single occurrence through the API, so the "
-        "Salesforce series keeps that occurrence as the series defines it"
+        f"the occurrence of “{subject or '(no subject)'}”{when} was changed on its own in "
+        "Outlook; Salesforce event series cannot hold a changed single occurrence through "
+        "the API, so the Salesforce series keeps that occurrence as the series defines it"
     )
 
 
+_NOUN = {
+    OUTLOOK: {CALENDAR: "Outlook event", CONTACTS: "Outlook contact", TASKS: "To Do task"},
+    SALESFORCE: {CALENDAR: "Salesforce Event", CONTACTS: "Salesforce Contact", TASKS: "Salesforce Task"},
+}
+_NAME_FIELDS = {
+    OUTLOOK: {
+        CALENDAR: (("subject",),),
+        CONTACTS: (("displayName",), ("givenName", "surname"), ("companyName",)),
+        TASKS: (("title",),),
+    },
+    SALESFORCE: {
+        CALENDAR: (("Subject",),),
+        CONTACTS: (("FirstName", "LastName"),),
+        TASKS: (("Subject",),),
+    },
+}
+
+
+def item_label(side: str, kind: str, payload: Any, item_id: str = "") -> str:
+    """How a log entry names an item, read from whatever of its payload is readable:
+    `Outlook contact “Ada Lovelace”`, else the item's id."""
+    noun = _NOUN[side][kind]
+    if isinstance(payload, dict):
+        for names in _NAME_FIELDS[side][kind]:
+            parts = [payload.get(n) for n in names]
+            text = " ".join(norm_text(p) for p in parts if isinstance(p, str) and norm_text(p))
+            text = " ".join(text.split())
+            if text:
+                return f"{noun} “{text[:80]}”"
+    return f"{noun} {item_id[:40]}" if item_id else f"{noun} (without an id)"
+
+
 def outlook_item(
-    kind: str, payload: dict, policy: EnginePolicy, now: datetime, *, container: str = ""
+    kind: str,
+    payload: Any,
+    policy: EnginePolicy,
+    now: datetime,
+    *,
+    container: str = "",
+    item_id: str = "",
 ) -> Item:
-    """Map one Graph payload (a delta entry or a GET answer) to an Item."""
-    item_id = payload.get("id") or ""
-    if "@removed" in payload:
-        return Item(side=OUTLOOK, id=item_id, deleted=True, container=container)
-    version = payload.get("changeKey") or payload.get("@odata.etag") or ""
-    key = outlook_link_key(kind, payload)
-    ical = payload.get("iCalUId") or ""
+    """Map one Graph payload (a delta entry or a GET answer) to an Item. Total: a
+    payload it cannot read is an Item with `error` (the field named), never an
+    exception and never a deletion. `item_id`: the id asked for (a GET answer)."""
+    base: dict[str, Any] = {"side": OUTLOOK, "id": item_id, "container": container}
     try:
+        if not isinstance(payload, dict):
+            raise MappingError("payload", f"is not a Graph item (it is {shape(payload)})")
+        base["id"] = _text(payload, "id") or item_id
+        if not base["id"]:
+            raise MappingError("id", "is missing")
+        if "@removed" in payload:
+            return Item(**base, deleted=True)
+        base["version"] = _text(payload, "changeKey") or _text(payload, "@odata.etag")
+        base["link_key"] = outlook_link_key(kind, payload)
+        base["ical_uid"] = _text(payload, "iCalUId")
+        _categories(payload)
         if kind == CALENDAR:
-            if payload.get("type") == "exception":
+            event_type = _text(payload, "type")
+            if event_type == "exception":
                 # No link key: an exception carries its master's extended
                 # properties, and must never be adopted as the series itself.
+                base.pop("link_key")
+                base.pop("ical_uid")
                 return Item(
-                    side=OUTLOOK,
-                    id=item_id,
-                    version=version,
-                    error=str(MappingError("recurrence", exception_reason(payload))),
-                    container=container,
+                    **base, error=str(MappingError("recurrence", exception_reason(payload)))
                 )
-            if payload.get("type") == "occurrence":
+            if event_type == "occurrence":
                 raise MappingError("recurrence", "occurrences of a series sync with the series")
-            if payload.get("isCancelled"):
-                return Item(
-                    side=OUTLOOK,
-                    id=item_id,
-                    version=version,
-                    deleted=True,
-                    link_key=key,
-                    container=container,
-                )
+            if read_flag(payload, "isCancelled"):
+                base.pop("ical_uid")
+                return Item(**base, deleted=True)
             rec = m_events.from_graph(payload)
         elif kind == CONTACTS:
             rec = m_contacts.from_graph(payload)
         else:
             rec = m_tasks.from_graph(payload)
-    except MappingError as exc:
         return Item(
-            side=OUTLOOK,
-            id=item_id,
-            version=version,
-            link_key=key,
-            error=str(exc),
-            ical_uid=ical,
-            container=container,
+            **base,
+            record=rec,
+            hash=canonical_hash(rec),
+            in_scope=in_scope(kind, rec, policy, now, raw=payload),
+            raw_json=json.dumps(payload, separators=(",", ":")),
         )
-    return Item(
-        side=OUTLOOK,
-        id=item_id,
-        version=version,
-        link_key=key,
-        record=rec,
-        hash=canonical_hash(rec),
-        in_scope=in_scope(kind, rec, policy, now, raw=payload),
-        ical_uid=ical,
-        container=container,
-        raw_json=json.dumps(payload, separators=(",", ":")),
+    except MappingError as exc:
+        return Item(**base, error=str(exc), label=item_label(OUTLOOK, kind, payload, base["id"]))
+    except Exception as exc:  # the last line of "one item never stops a run"
+        return _unexpected(OUTLOOK, kind, payload, base, exc)
+
+
+def _categories(payload: dict) -> None:
+    value = payload.get("categories")
+    if value is not None and (
+        not isinstance(value, list) or not all(isinstance(c, str) for c in value)
+    ):
+        raise MappingError("categories", f"is not a list of text (it is {shape(value)})")
+
+
+def _unexpected(side: str, kind: str, payload: Any, base: dict, exc: Exception) -> Item:
+    """A mapper bug, not bad data we foresaw: the item is an error like any other
+    (the run goes on), and the traceback goes to the operators' log."""
+    logger.exception(
+        "Unexpected error mapping %s %s item %s", side, kind, str(base.get("id", ""))[:40]
     )
+    error = f"payload: could not be read ({type(exc).__name__})"
+    return Item(**base, error=error, label=item_label(side, kind, payload, base.get("id", "")))
+
+
+# What `SalesforceSide.get_many` answers for a record asked by id when the answer
+# holds a record without a readable Id: it may be any of them, so none is "gone".
+UNREADABLE_ROW: Any = object()
 
 
 def sf_item(
     kind: str,
-    row: dict,
+    row: Any,
     policy: EnginePolicy,
     now: datetime,
     *,
     snapshot_hint: Callable[[str], dict | None] | None = None,
+    item_id: str = "",
 ) -> Item:
     """Map one Salesforce row. `snapshot_hint(sf_id)` gives the linked item's
-    last synced canonical projection, for what this org cannot store."""
-    item_id = row.get("Id") or ""
-    version = row.get("SystemModstamp") or ""
-    key = (row.get(SF_KEY_FIELD) or "").lower() or None
-    if row.get("IsDeleted"):
-        return Item(side=SALESFORCE, id=item_id, version=version, link_key=key, deleted=True)
+    last synced canonical projection, for what this org cannot store. Total, like
+    `outlook_item`: an unreadable row is an Item with `error`, never a deletion."""
+    base: dict[str, Any] = {"side": SALESFORCE, "id": item_id}
     try:
+        if row is UNREADABLE_ROW:
+            raise MappingError("Id", "Salesforce answered the read without a readable Id")
+        if not isinstance(row, dict):
+            raise MappingError("record", f"is not a Salesforce record (it is {shape(row)})")
+        base["id"] = _text(row, "Id") or item_id
+        if not base["id"]:
+            raise MappingError("Id", "is missing")
+        base["version"] = _text(row, "SystemModstamp")
+        base["link_key"] = _our_key(_text(row, SF_KEY_FIELD))
+        # Only a real `true` is a deletion: an unreadable flag must not delete anything.
+        if read_flag(row, "IsDeleted"):
+            return Item(**base, deleted=True)
         if kind == CALENDAR:
-            if row.get("IsChild"):
+            if read_flag(row, "IsChild"):
                 raise MappingError("IsChild", "an invitee's copy of someone else's event")
             rec = m_events.from_salesforce(row, time_zone=policy.time_zone)
         elif kind == CONTACTS:
-            snap = (snapshot_hint(item_id) if snapshot_hint else None) or {}
+            snap = (snapshot_hint(base["id"]) if snapshot_hint else None) or {}
             rec = m_contacts.from_salesforce(row, unrelated_company=snap.get("company"))
             if snap.get("middle_name"):
                 # The Contact here has no MiddleName field: Salesforce cannot say
@@ -297,17 +414,16 @@ def sf_item(
                 rec = dataclasses.replace(rec, middle_name=snap["middle_name"])
         else:
             rec = m_tasks.from_salesforce(row)
+        return Item(
+            **base,
+            record=rec,
+            hash=canonical_hash(rec),
+            in_scope=in_scope(kind, rec, policy, now, side=SALESFORCE),
+        )
     except MappingError as exc:
-        return Item(side=SALESFORCE, id=item_id, version=version, link_key=key, error=str(exc))
-    return Item(
-        side=SALESFORCE,
-        id=item_id,
-        version=version,
-        link_key=key,
-        record=rec,
-        hash=canonical_hash(rec),
-        in_scope=in_scope(kind, rec, policy, now, side=SALESFORCE),
-    )
+        return Item(**base, error=str(exc), label=item_label(SALESFORCE, kind, row, base["id"]))
+    except Exception as exc:  # see outlook_item
+        return _unexpected(SALESFORCE, kind, row, base, exc)
 
 
 # ---------------------------------------------------------------- attendees → WhoId

@@ -96,7 +96,7 @@ def decide_linked(
 
     for side in (OUTLOOK, SALESFORCE):
         if st[side] == ERROR:
-            action, message = _error_or_skip(items[side].error)
+            action, message = _error_or_skip(items[side])
             return dec(
                 action,
                 state=link.state,
@@ -261,12 +261,14 @@ def decide_with_winner(kind: str, policy: EnginePolicy, d: Decision, winner: str
     return _note_fixed_pattern(again) if kind == "calendar" else again
 
 
-def _error_or_skip(error: str) -> tuple[str, str]:
+def _error_or_skip(item: Item) -> tuple[str, str]:
     """A series Salesforce cannot hold (its pattern, a changed occurrence) is a
-    known limit, skipped with the reason; anything else unmappable is an error."""
+    known limit, skipped with the reason; anything else unmappable is an error,
+    named the way support finds it (`Outlook contact “Ada”: businessAddress is …`)."""
+    error = item.error
     if error.startswith("recurrence:"):
         return "skip", "Skipped: " + error.removeprefix("recurrence:").strip()
-    return "error", error
+    return "error", f"{item.label}: {error}" if item.label else error
 
 
 def _error_rule(error: str) -> str:
@@ -487,7 +489,7 @@ def unlinked_errors(outlook: Iterable[Item], salesforce: Iterable[Item]) -> list
     for side, stream in ((OUTLOOK, outlook), (SALESFORCE, salesforce)):
         for it in stream:
             if it.error and it.in_scope:
-                action, message = _error_or_skip(it.error)
+                action, message = _error_or_skip(it)
                 decisions.append(
                     Decision(
                         link_key="",

@@ -43,6 +43,9 @@ class Item:
     in_scope: bool = True
     ical_uid: str = ""
     container: str = ""
+    # How the log names an item that could not be mapped (`Outlook contact “Ada”`),
+    # read from whatever of its payload was readable.
+    label: str = ""
     # The Outlook payload, kept so an update preserves what we do not sync. Held
     # as compact JSON: a string costs a fraction of the parsed dict, times N items.
     raw_json: str = field(default="", compare=False, repr=False)
@@ -55,7 +58,9 @@ class Item:
     def title(self) -> str:
         r = self.record
         if r is None:
-            return ""
+            # An unmappable item: the name its label quotes, if any.
+            _, sep, rest = self.label.partition("“")
+            return rest.rstrip("”") if sep else ""
         for name in ("subject", "title"):
             if getattr(r, name, ""):
                 return getattr(r, name)

@@ -21,6 +21,7 @@ from .kinds import (
     SF_KEY_FIELD,
     SOBJECT,
     TASKS,
+    UNREADABLE_ROW,
     Window,
 )
 
@@ -65,7 +66,11 @@ class OutlookSide:
         if self.kind != TASKS or self.container:
             return self.container
         data = self.client.request("GET", "/me/todo/lists") or {}
-        lists = data.get("value") or []
+        lists = [
+            x
+            for x in (data.get("value") if isinstance(data, dict) else None) or []
+            if isinstance(x, dict) and isinstance(x.get("id"), str) and x["id"]
+        ]
         chosen = next((x for x in lists if x.get("wellknownListName") == "defaultList"), None)
         chosen = chosen or (lists[0] if lists else None)
         if chosen is None:
@@ -120,7 +125,8 @@ class OutlookSide:
         for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
             item_id = ids[int(req.id)]
             if resp.status == 200:
-                out[item_id] = resp.body or {}
+                # Whatever its shape: mapping turns an unreadable answer into an item error.
+                out[item_id] = resp.body if resp.body is not None else {}
             elif resp.status in (404, 410):
                 out[item_id] = None
             else:
@@ -140,8 +146,10 @@ class OutlookSide:
                 self.collection(), params={"$expand": "linkedResources"}, max_page_size=GRAPH_PAGE
             ):
                 for payload in page.items:
-                    for res in payload.get("linkedResources") or ():
-                        ext = (res.get("externalId") or "").lower()
+                    resources = payload.get("linkedResources") if isinstance(payload, dict) else ()
+                    for res in resources if isinstance(resources, list) else ():
+                        ext = res.get("externalId") if isinstance(res, dict) else None
+                        ext = ext.lower() if isinstance(ext, str) else ""
                         if res.get("applicationName") == "LinkPoint" and ext in wanted:
                             found[ext] = payload
             return found
@@ -156,8 +164,9 @@ class OutlookSide:
                 )
             )
         for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
-            if resp.status == 200 and (resp.body or {}).get("value"):
-                found[keys[int(req.id)]] = resp.body["value"][0]
+            value = resp.body.get("value") if isinstance(resp.body, dict) else None
+            if resp.status == 200 and isinstance(value, list) and value:
+                found[keys[int(req.id)]] = value[0]
             elif resp.status >= 400 and resp.status != 404:
                 raise _remote_error("outlook", resp.status, resp.body)
         return found
@@ -248,10 +257,16 @@ class OutlookSide:
         body = resp.body if isinstance(resp.body, dict) else None
         if 200 <= resp.status < 300:
             body = body or {}
+            item_id, version = body.get("id"), body.get("changeKey") or body.get("@odata.etag")
+            if item_id is not None and not isinstance(item_id, str):
+                # A write we cannot record: a create stays pending and is found by its key.
+                return WriteResult(
+                    ok=False, status=resp.status, error="answer with an unreadable id"
+                )
             return WriteResult(
                 ok=True,
-                id=body.get("id"),
-                version=body.get("changeKey") or body.get("@odata.etag") or "",
+                id=item_id,
+                version=version if isinstance(version, str) else "",
                 payload=body,
                 status=resp.status,
             )
@@ -301,9 +316,18 @@ class SalesforceSide:
         # collection_get cannot follow Account.Name; a query can, and sees deleted rows too.
         for chunk in _chunks(list(ids), 200):
             soql = self._select() + f" WHERE Id IN ({', '.join(_quote(i) for i in chunk)})"
+            unreadable = False
             for page in self.client.query_pages(soql, include_deleted=True):
-                for row in page:
+                readable = list(_rows(page))
+                unreadable = unreadable or len(readable) < len(page)
+                for row in readable:
                     out[row["Id"]] = row
+            if unreadable:
+                # A record without a readable Id may be any of the unanswered ones:
+                # none of them may count as deleted.
+                for i in chunk:
+                    if out.get(i) is None:
+                        out[i] = UNREADABLE_ROW
         return out
 
     def find_by_keys(self, keys: Sequence[str]) -> dict[str, dict]:
@@ -315,9 +339,10 @@ class SalesforceSide:
                 self._select() + f" WHERE {SF_KEY_FIELD} IN ({', '.join(_quote(k) for k in chunk)})"
             )
             for page in self.client.query_pages(soql, include_deleted=True):
-                for row in page:
-                    key = (row.get(SF_KEY_FIELD) or "").lower()
-                    if key not in found or found[key].get("IsDeleted"):
+                for row in _rows(page):
+                    key = row.get(SF_KEY_FIELD)
+                    key = key.lower() if isinstance(key, str) else ""
+                    if key and (key not in found or found[key].get("IsDeleted") is True):
                         found[key] = row
         return found
 
@@ -329,8 +354,9 @@ class SalesforceSide:
             names_in = ", ".join(_quote(n) for n in chunk)
             soql = f"SELECT Id, Name FROM Account WHERE Name IN ({names_in})"  # noqa: S608
             for page in self.client.query_pages(soql):
-                for row in page:
-                    out.setdefault(row["Name"].casefold(), row["Id"])
+                for row in _rows(page):
+                    if isinstance(row.get("Name"), str):
+                        out.setdefault(row["Name"].casefold(), row["Id"])
         return out
 
     def contacts_by_email(self, emails: Iterable[str]) -> dict[str, str]:
@@ -353,9 +379,10 @@ class SalesforceSide:
                 f"WHERE {owner}({where}) ORDER BY Id"
             )
             for page in self.client.query_pages(soql):
-                for row in page:
+                for row in _rows(page):
                     for rank, name in enumerate(fields):
-                        addr = (row.get(name) or "").lower()
+                        addr = row.get(name)
+                        addr = addr.lower() if isinstance(addr, str) else ""
                         if addr in asked and (addr not in found or found[addr][0] > rank):
                             found[addr] = (rank, row["Id"])
         return {addr: cid for addr, (_, cid) in found.items()}
@@ -368,8 +395,9 @@ class SalesforceSide:
                 f"SELECT Id, WhoId FROM Event WHERE Id IN ({', '.join(_quote(i) for i in chunk)})"  # noqa: S608
             )
             for page in self.client.query_pages(soql):
-                for row in page:
-                    out[row["Id"]] = row.get("WhoId")
+                for row in _rows(page):
+                    who = row.get("WhoId")
+                    out[row["Id"]] = who if isinstance(who, str) else None
         return out
 
     def modstamps(self, ids: Sequence[str]) -> dict[str, str]:
@@ -385,8 +413,9 @@ class SalesforceSide:
                 f"WHERE Id IN ({', '.join(_quote(i) for i in chunk)})"
             )
             for page in self.client.query_pages(soql):
-                for row in page:
-                    out[row["Id"]] = row.get("SystemModstamp") or ""
+                for row in _rows(page):
+                    stamp = row.get("SystemModstamp")
+                    out[row["Id"]] = stamp if isinstance(stamp, str) else ""
         return out
 
     def create_many(self, bodies: Sequence[dict]) -> list[WriteResult]:
@@ -404,7 +433,7 @@ class SalesforceSide:
             return []
         out = []
         for r in self.client.collection_delete(list(ids)):
-            codes = {e.get("statusCode") for e in r.errors or ()}
+            codes = {str(e.get("statusCode")) for e in r.errors or () if isinstance(e, dict)}
             # A record already deleted is what we wanted.
             gone = bool(codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
             out.append(WriteResult(ok=True, id=r.id) if gone else _sf_result(r))
@@ -413,9 +442,22 @@ class SalesforceSide:
 
 def _sf_result(r) -> WriteResult:
     if r.success:
+        if r.id is not None and not isinstance(r.id, str):
+            return WriteResult(ok=False, error="answer with an unreadable id")
         return WriteResult(ok=True, id=r.id)
-    msg = "; ".join(f"{e.get('statusCode', '')}: {e.get('message', '')}" for e in r.errors or ())
+    msg = "; ".join(
+        f"{e.get('statusCode', '')}: {e.get('message', '')}" if isinstance(e, dict) else str(e)
+        for e in r.errors or ()
+    )
     return WriteResult(ok=False, id=r.id, error=msg[:300] or "failed")
+
+
+def _rows(page: list) -> Iterator[dict]:
+    """A query page's records that carry a readable Id. Callers that must account
+    for every record (reads of items) map the page themselves instead."""
+    for row in page:
+        if isinstance(row, dict) and isinstance(row.get("Id"), str) and row["Id"]:
+            yield row
 
 
 def _chunks(seq: list, n: int) -> Iterator[list]:

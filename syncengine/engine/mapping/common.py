@@ -25,12 +25,100 @@ PROJECTION_VERSION = 1
 
 
 class MappingError(Exception):
-    """One item cannot be mapped. Item-level: the engine logs it and moves on."""
+    """One item cannot be mapped. Item-level: the engine logs it and moves on.
+
+    ``field`` names what could not be read: the remote field (``businessAddress``,
+    ``reminderMinutesBeforeStart``) when the payload has the wrong shape, the
+    canonical field when the content cannot be synced (``end``, ``recurrence``).
+    A reason phrased as a predicate ("is not text") reads as one sentence with
+    the field; any other reason follows it after a colon.
+    """
 
     def __init__(self, field: str, reason: str):
         self.field = field
         self.reason = reason
-        super().__init__(f"{field}: {reason}")
+        sep = " " if reason.startswith("is ") else ": "
+        super().__init__(f"{field}{sep}{reason}")
+
+
+# ---------------------------------------------------------------- reading payloads
+#
+# Remote payloads are read through these: a value of the wrong shape (a string
+# where Graph sends an object, "abc" for a number, true as text) is a
+# MappingError naming the field, never a TypeError deep in the mapper, so one
+# malformed item is an item-level error and the run goes on.
+
+
+def shape(value: Any) -> str:
+    """What a JSON value is, in words, for an error message (never its content)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def show(value: Any, limit: int = 60) -> str:
+    """A short repr of a remote value for an error message (long values are cut)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def read_text(payload: dict[str, Any], key: str, name: str | None = None) -> str | None:
+    value = payload.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise MappingError(name or key, f"is not text (it is {shape(value)})")
+
+
+def read_object(
+    payload: dict[str, Any], key: str, what: str = "an object", name: str | None = None
+) -> dict[str, Any] | None:
+    value = payload.get(key)
+    if value is None or isinstance(value, dict):
+        return value
+    raise MappingError(name or key, f"is not {what} (it is {shape(value)})")
+
+
+def read_list(payload: dict[str, Any], key: str, name: str | None = None) -> list[Any]:
+    value = payload.get(key)
+    if value is None:
+        return []
+    if isinstance(value, list):
+        return value
+    raise MappingError(name or key, f"is not a list (it is {shape(value)})")
+
+
+def read_flag(payload: dict[str, Any], key: str, name: str | None = None) -> bool:
+    """A boolean; absent or null is false. "false" as text is not read as true."""
+    value = payload.get(key)
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    raise MappingError(name or key, f"is not true or false (it is {shape(value)})")
+
+
+def read_int(
+    payload: dict[str, Any], key: str, *, low: int, high: int, name: str | None = None
+) -> int | None:
+    """A whole number within [low, high]; absent or null is None."""
+    value = payload.get(key)
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise MappingError(name or key, f"is not a whole number (it is {shape(value)})")
+    if not low <= value <= high:
+        raise MappingError(name or key, f"is out of range ({value} not within {low}..{high})")
+    return value
 
 
 # ---------------------------------------------------------------- fields
@@ -48,7 +136,9 @@ def unordered(default: Any = ()) -> Any:
 
 # ---------------------------------------------------------------- text
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# Control characters, and lone UTF-16 surrogates (JSON can carry "\ud800"; no
+# database or UTF-8 encoder accepts them).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _LINE_TRAILING_WS = re.compile(r"[ \t]+\n")
 _EMAIL_OK = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
@@ -100,6 +190,7 @@ def truncate(value: str, limit: int, name: str, warnings: list[str]) -> str:
 
 # ---------------------------------------------------------------- dates
 
+YEARS = (1700, 4000)
 _ISO = re.compile(
     r"^(\d{4})-(\d\d)-(\d\d)(?:[T ](\d\d):(\d\d)(?::(\d\d)(?:[.,]\d+)?)?)?"
     r"\s*(Z|[+-]\d\d:?\d\d)?$"
@@ -112,21 +203,28 @@ def parse_iso(value: str, name: str) -> tuple[datetime, bool]:
     Returns a naive datetime (seconds kept) and whether an offset was given;
     with an offset the datetime is returned aware.
     """
-    m = _ISO.match(value.strip()) if isinstance(value, str) else None
+    m = _ISO.match(value.strip()) if isinstance(value, str) and len(value) <= 64 else None
     if not m:
-        raise MappingError(name, f"not an ISO-8601 date-time: {value!r}")
+        raise MappingError(name, f"not an ISO-8601 date-time: {show(value)}")
     y, mo, d, hh, mi, ss, off = m.groups()
+    if not YEARS[0] <= int(y) <= YEARS[1]:
+        # Salesforce stores 1700–4000 only; the bound also keeps zone arithmetic
+        # clear of datetime's own limits.
+        raise MappingError(name, f"date-time {show(value)} is outside the years 1700–4000")
     try:
         dt = datetime(int(y), int(mo), int(d), int(hh or 0), int(mi or 0), int(ss or 0))
     except ValueError as exc:
-        raise MappingError(name, f"invalid date-time {value!r}: {exc}") from None
+        raise MappingError(name, f"invalid date-time {show(value)}: {exc}") from None
     if off is None:
         return dt, False
     if off == "Z":
         return dt.replace(tzinfo=UTC), True
     sign = 1 if off[0] == "+" else -1
     digits = off[1:].replace(":", "")
-    delta = timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+    hours, minutes = int(digits[:2]), int(digits[2:])
+    if hours > 23 or minutes > 59:
+        raise MappingError(name, f"invalid offset in {show(value)}")
+    delta = timedelta(hours=hours, minutes=minutes)
     return (dt - sign * delta).replace(tzinfo=UTC), True
 
 
@@ -139,7 +237,7 @@ def utc_minute(dt: datetime) -> datetime:
 
 def parse_sf_datetime(value: Any, name: str) -> datetime | None:
     """Salesforce dateTime (``2024-05-01T15:00:00.000+0000``) → UTC minute."""
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     dt, aware = parse_iso(value, name)
     return utc_minute(dt if aware else dt.replace(tzinfo=UTC))
@@ -153,11 +251,13 @@ def format_sf_datetime(dt: datetime | None) -> str | None:
 
 def parse_date(value: Any, name: str) -> date | None:
     """A date; a date-time's date part as written (never shifted by zone)."""
-    if value in (None, ""):
+    if value is None or value == "":
         return None
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    dt, _ = parse_iso(str(value)[:10], name)
+    if not isinstance(value, str):
+        raise MappingError(name, f"is not a date (it is {shape(value)})")
+    dt, _ = parse_iso(value[:10], name)
     return dt.date()
 
 

@@ -58,6 +58,11 @@ from .common import (
     info,
     norm_email,
     norm_text,
+    read_list,
+    read_object,
+    read_text,
+    shape,
+    show,
     truncate,
     unordered,
     valid_email,
@@ -140,10 +145,10 @@ def _clean_emails(raw: list[str], warnings: list[str]) -> tuple[str, ...]:
     for address in dedupe(norm_email(a) for a in raw):
         if len(address) > EMAIL_MAX:
             warnings.append(
-                f"emails: {address!r} is longer than {EMAIL_MAX} characters; not synced"
+                f"emails: {show(address)} is longer than {EMAIL_MAX} characters; not synced"
             )
         elif not valid_email(address):
-            warnings.append(f"emails: {address!r} is not a valid e-mail address; not synced")
+            warnings.append(f"emails: {show(address)} is not a valid e-mail address; not synced")
         else:
             kept.append(address)
     if len(kept) > MAX_EMAILS:
@@ -192,45 +197,64 @@ def _build(values: dict[str, Any], emails: list[str], display_name: str) -> Cano
 
 def _graph_emails(payload: dict[str, Any]) -> list[str]:
     out = []
-    for entry in payload.get("emailAddresses") or []:
+    for i, entry in enumerate(read_list(payload, "emailAddresses")):
         if isinstance(entry, dict):
-            out.append(entry.get("address") or "")
+            out.append(read_text(entry, "address", f"emailAddresses[{i}].address") or "")
         elif isinstance(entry, str):
             out.append(entry)
+        elif entry is not None:
+            raise MappingError(
+                f"emailAddresses[{i}]", f"is not an e-mail address object (it is {shape(entry)})"
+            )
+    return out
+
+
+def _phones(payload: dict[str, Any], key: str) -> list[str]:
+    """A phone list's non-empty entries; an entry that is not text is an item error."""
+    out = []
+    for i, value in enumerate(read_list(payload, key)):
+        if value is not None and not isinstance(value, str):
+            raise MappingError(f"{key}[{i}]", f"is not text (it is {shape(value)})")
+        if norm_text(value):
+            out.append(norm_text(value))
     return out
 
 
 def _non_empty(values: Any) -> list[str]:
+    """Phones from a payload :func:`from_graph` accepted (so a list of text)."""
     if not isinstance(values, list):
         return []
-    return [norm_text(v) for v in values if norm_text(v)]
+    return [norm_text(v) for v in values if isinstance(v, str) and norm_text(v)]
 
 
 def from_graph(payload: dict[str, Any]) -> CanonicalContact:
     if not isinstance(payload, dict):
         raise MappingError("payload", "not a Graph contact object")
-    business = _non_empty(payload.get("businessPhones"))
-    home = _non_empty(payload.get("homePhones"))
+    business = _phones(payload, "businessPhones")
+    home = _phones(payload, "homePhones")
     warnings_extra = []
     if len(business) > 2:
         warnings_extra.append("business_phone: only two business phones are synced")
     if len(home) > 1:
         warnings_extra.append("home_phone: only the first home phone is synced")
-    address = payload.get("businessAddress") or {}
+    address = read_object(payload, "businessAddress", "an address object") or {}
     values = {
-        "first_name": payload.get("givenName"),
-        "middle_name": payload.get("middleName"),
-        "last_name": payload.get("surname"),
+        "first_name": read_text(payload, "givenName"),
+        "middle_name": read_text(payload, "middleName"),
+        "last_name": read_text(payload, "surname"),
         "business_phone": business[0] if business else "",
         "business_phone_2": business[1] if len(business) > 1 else "",
-        "mobile_phone": payload.get("mobilePhone"),
+        "mobile_phone": read_text(payload, "mobilePhone"),
         "home_phone": home[0] if home else "",
-        "job_title": payload.get("jobTitle"),
-        "department": payload.get("department"),
-        "company": payload.get("companyName"),
-        **{k: address.get(g) for k, g in _GRAPH_ADDRESS.items()},
+        "job_title": read_text(payload, "jobTitle"),
+        "department": read_text(payload, "department"),
+        "company": read_text(payload, "companyName"),
+        **{
+            k: read_text(address, g, f"businessAddress.{g}")
+            for k, g in _GRAPH_ADDRESS.items()
+        },
     }
-    c = _build(values, _graph_emails(payload), payload.get("displayName") or "")
+    c = _build(values, _graph_emails(payload), read_text(payload, "displayName") or "")
     if warnings_extra:
         c = _with_warnings(c, warnings_extra)
     return c
@@ -257,13 +281,21 @@ def to_graph(c: CanonicalContact, *, existing: dict[str, Any] | None = None) -> 
     had_existing = existing is not None
     existing = existing or {}
     old_entries = [e for e in existing.get("emailAddresses") or [] if isinstance(e, dict)]
-    names = {norm_email(e.get("address")): e.get("name") for e in old_entries}
+    # Display names are not synced: one that is not text is simply not kept.
+    names = {
+        norm_email(e.get("address")): e.get("name")
+        for e in old_entries
+        if isinstance(e.get("name"), str)
+    }
     emails = [{"address": a, "name": names.get(a) or a} for a in c.emails]
     kept_addresses = set(c.emails)
     for entry in old_entries:
         address = norm_email(entry.get("address"))
         if address and address not in kept_addresses and not _syncable_email(address):
-            emails.append({"address": entry.get("address"), "name": entry.get("name")})
+            name = entry.get("name")
+            emails.append(
+                {"address": entry.get("address"), "name": name if isinstance(name, str) else None}
+            )
     emails = emails[:MAX_EMAILS]
 
     surname = c.last_name
@@ -325,18 +357,18 @@ def from_salesforce(
     """
     if not isinstance(record, dict):
         raise MappingError("record", "not a Salesforce Contact record")
-    account = record.get("Account")
-    if isinstance(account, dict):
-        company = account.get("Name")
-    elif record.get("AccountId"):
+    account = read_object(record, "Account", "an Account object")
+    if account is not None:
+        company = read_text(account, "Name", "Account.Name")
+    elif read_text(record, "AccountId"):
         company = unrelated_company
         if company is None:
             raise MappingError("company", "query Account.Name with the contact")
     else:
         company = unrelated_company or ""
-    values = {k: record.get(sf) for k, sf in SF_FIELDS.items()}
+    values = {k: read_text(record, sf) for k, sf in SF_FIELDS.items()}
     values["company"] = company
-    emails = [record.get(f) or "" for f in SF_EMAIL_FIELDS]
+    emails = [read_text(record, f) or "" for f in SF_EMAIL_FIELDS]
     return _build(values, emails, "")
 
 

@@ -77,6 +77,12 @@ from .common import (
     norm_text,
     parse_date,
     parse_sf_datetime,
+    read_flag,
+    read_int,
+    read_list,
+    read_object,
+    read_text,
+    show,
     text_to_html,
     truncate,
 )
@@ -97,6 +103,10 @@ BODY_MAX = 32_000
 LOCATION_MAX = 255
 MAX_DAYS = 14
 MINUTES_PER_DAY = 1440
+# Bounds on remote numbers, so arithmetic on them cannot overflow: Outlook offers
+# reminders up to two weeks ahead; a duration past the multiday limit fails anyway.
+REMINDER_MAX = 4 * 7 * MINUTES_PER_DAY
+DURATION_MAX = 366 * MINUTES_PER_DAY
 
 SHOW_AS_FROM_GRAPH = {
     "free": "free",
@@ -177,9 +187,10 @@ def _build(warnings: list[str], **v: Any) -> CanonicalEvent:
 
 def _event_zone_name(payload: dict[str, Any]) -> str | None:
     """The event's own zone (IANA key), if Graph told us a usable one."""
+    start = payload.get("start")
     for candidate in (
         payload.get("originalStartTimeZone"),
-        (payload.get("start") or {}).get("timeZone"),
+        start.get("timeZone") if isinstance(start, dict) else None,
     ):
         if candidate:
             try:
@@ -196,7 +207,7 @@ def _all_day_date(value: Any, payload: dict[str, Any], name: str) -> date:
     # Some responses carry all-day bounds converted to the Prefer zone (UTC by
     # default); midnight in the event's own zone recovers the date unshifted.
     own = payload.get("originalStartTimeZone")
-    if own:
+    if own and isinstance(own, str):
         instant = graph_wall_to_utc(value, name)
         local = instant.astimezone(resolve_zone(own))
         if local.time() == time(0, 0):
@@ -204,12 +215,30 @@ def _all_day_date(value: Any, payload: dict[str, Any], name: str) -> date:
     raise MappingError(name, "all-day event does not start and end at midnight")
 
 
+def _graph_body_text(payload: dict[str, Any]) -> str:
+    body = read_object(payload, "body", "a body object") or {}
+    content = read_text(body, "content", "body.content") or ""
+    content_type = read_text(body, "contentType", "body.contentType") or "html"
+    return html_to_text(content) if content_type.lower() == "html" else content
+
+
+def _address(value: Any) -> str:
+    """An ``{emailAddress: {address}}`` entry's address, "" when it has none readable.
+
+    Attendees and the organizer are not synced content (they only choose the
+    Contact an event is related to), so an unreadable entry is passed over.
+    """
+    inner = value.get("emailAddress") if isinstance(value, dict) else None
+    address = inner.get("address") if isinstance(inner, dict) else None
+    return norm_email(address) if isinstance(address, str) else ""
+
+
 def from_graph(payload: dict[str, Any]) -> CanonicalEvent:
     if not isinstance(payload, dict):
         raise MappingError("payload", "not a Graph event object")
     if not payload.get("start") or not payload.get("end"):
         raise MappingError("start", "event without start or end")
-    is_all_day = bool(payload.get("isAllDay"))
+    is_all_day = read_flag(payload, "isAllDay")
     when: dict[str, Any] = {"is_all_day": is_all_day}
     if is_all_day:
         when["start_date"] = _all_day_date(payload["start"], payload, "start")
@@ -217,39 +246,33 @@ def from_graph(payload: dict[str, Any]) -> CanonicalEvent:
     else:
         when["start"] = graph_wall_to_utc(payload["start"], "start")
         when["end"] = graph_wall_to_utc(payload["end"], "end")
-    body = payload.get("body") or {}
-    content = body.get("content") or ""
-    text = (
-        html_to_text(content) if (body.get("contentType") or "html").lower() == "html" else content
-    )
+    text = _graph_body_text(payload)
     recurrence = payload.get("recurrence")
     reminder = None
-    if payload.get("isReminderOn"):
-        reminder = int(payload.get("reminderMinutesBeforeStart") or 0)
+    if read_flag(payload, "isReminderOn"):
+        reminder = (
+            read_int(payload, "reminderMinutesBeforeStart", low=-REMINDER_MAX, high=REMINDER_MAX)
+            or 0
+        )
     # The organizer is never the customer the event is about (often it is the
     # member; when not, it is whoever sent the invitation), so it is left out.
-    organizer = norm_email(
-        ((payload.get("organizer") or {}).get("emailAddress") or {}).get("address")
-    )
+    organizer = _address(payload.get("organizer"))
     attendees = tuple(
         a
-        for a in dedupe(
-            norm_email((a.get("emailAddress") or {}).get("address"))
-            for a in payload.get("attendees") or []
-            if isinstance(a, dict)
-        )
+        for a in dedupe(_address(a) for a in read_list(payload, "attendees"))
         if a and a != organizer
     )
-    show_as = payload.get("showAs") or "busy"
+    show_as = read_text(payload, "showAs") or "busy"
     if show_as not in SHOW_AS_FROM_GRAPH:
-        raise MappingError("show_as", f"unknown showAs {show_as!r}")
+        raise MappingError("show_as", f"unknown showAs {show(show_as)}")
+    location = read_object(payload, "location", "a location object") or {}
     return _build(
         [],
-        subject=payload.get("subject"),
+        subject=read_text(payload, "subject"),
         body=text,
-        location=(payload.get("location") or {}).get("displayName"),
+        location=read_text(location, "displayName", "location.displayName"),
         show_as=SHOW_AS_FROM_GRAPH[show_as],
-        is_private=(payload.get("sensitivity") or "normal") in PRIVATE_SENSITIVITIES,
+        is_private=(read_text(payload, "sensitivity") or "normal") in PRIVATE_SENSITIVITIES,
         reminder_minutes=reminder,
         recurrence=rec.from_graph(recurrence) if recurrence else None,
         attendees=attendees,
@@ -331,10 +354,7 @@ def to_graph(
 
 
 def _body_text(body: dict[str, Any]) -> str:
-    content = body.get("content") or ""
-    if (body.get("contentType") or "html").lower() == "html":
-        return html_to_text(content)
-    return norm_body(content)
+    return norm_body(_graph_body_text({"body": body}))
 
 
 # ---------------------------------------------------------------- Salesforce
@@ -347,66 +367,69 @@ def from_salesforce(record: dict[str, Any], *, time_zone: str = "UTC") -> Canoni
         raise MappingError("record", "not a Salesforce Event record")
     zone_key = iana_name(time_zone)
     warnings: list[str] = []
-    is_all_day = bool(record.get("IsAllDayEvent"))
+    is_all_day = read_flag(record, "IsAllDayEvent")
     when: dict[str, Any] = {"is_all_day": is_all_day}
+    duration = read_int(record, "DurationInMinutes", low=0, high=DURATION_MAX)
     if is_all_day:
-        first = parse_date(record.get("ActivityDate") or record.get("StartDateTime"), "start_date")
+        first = parse_date(
+            read_text(record, "ActivityDate") or read_text(record, "StartDateTime"), "start_date"
+        )
         if first is None:
             raise MappingError("start_date", "all-day event without ActivityDate")
         days = 1
-        duration = record.get("DurationInMinutes")
-        last = parse_date(record.get("EndDate") or record.get("EndDateTime"), "end_date")
+        last = parse_date(
+            read_text(record, "EndDate") or read_text(record, "EndDateTime"), "end_date"
+        )
         if duration:
-            days = max(1, -(-int(duration) // MINUTES_PER_DAY))
+            days = max(1, -(-duration // MINUTES_PER_DAY))
         elif last is not None:
             days = max(1, (last - first).days + 1)
         when.update(start_date=first, end_date=first + timedelta(days=days))
         anchor = local_midnight_utc(first, resolve_zone(zone_key))
     else:
         start = parse_sf_datetime(
-            record.get("StartDateTime") or record.get("ActivityDateTime"), "start"
+            read_text(record, "StartDateTime") or read_text(record, "ActivityDateTime"), "start"
         )
         if start is None:
             raise MappingError("start", "event without StartDateTime")
-        end = parse_sf_datetime(record.get("EndDateTime"), "end")
+        end = parse_sf_datetime(read_text(record, "EndDateTime"), "end")
         if end is None:
-            end = start + timedelta(minutes=int(record.get("DurationInMinutes") or 0))
+            end = start + timedelta(minutes=duration or 0)
         when.update(start=start, end=end)
         anchor = start
 
     reminder = None
-    if record.get("IsReminderSet"):
-        at = parse_sf_datetime(record.get("ReminderDateTime"), "reminder_minutes")
+    if read_flag(record, "IsReminderSet"):
+        at = parse_sf_datetime(read_text(record, "ReminderDateTime"), "reminder_minutes")
         if at is not None:
             reminder = int((anchor - at).total_seconds() // 60)
 
-    raw_show = norm_text(record.get("ShowAs")) or "Busy"
+    raw_show = norm_text(read_text(record, "ShowAs")) or "Busy"
     show_as = SHOW_AS_FROM_SF.get(raw_show.casefold())
     if show_as is None:
         show_as = "busy"
-        warnings.append(f"show_as: Salesforce ShowAs {raw_show!r} synced as busy")
+        warnings.append(f"show_as: Salesforce ShowAs {show(raw_show)} synced as busy")
 
     recurrence = None
-    if record.get("IsRecurrence"):
+    if read_flag(record, "IsRecurrence"):
         raise MappingError(
             "recurrence",
             "Salesforce Classic recurring events (IsRecurrence) are not synced; "
             "only event series (Recurrence2) are",
         )
-    if record.get("IsRecurrence2") and record.get("Recurrence2PatternText"):
-        pattern_zone = resolve_zone(record.get("Recurrence2PatternTimeZone") or zone_key)
+    pattern = read_text(record, "Recurrence2PatternText")
+    if read_flag(record, "IsRecurrence2") and pattern:
+        pattern_zone = resolve_zone(read_text(record, "Recurrence2PatternTimeZone") or zone_key)
         first_day = when.get("start_date") or when["start"].astimezone(pattern_zone).date()
-        recurrence = rec.from_rrule(
-            record["Recurrence2PatternText"], zone=pattern_zone, start=first_day
-        )
+        recurrence = rec.from_rrule(pattern, zone=pattern_zone, start=first_day)
 
     return _build(
         warnings,
-        subject=record.get("Subject"),
-        body=record.get("Description"),
-        location=record.get("Location"),
+        subject=read_text(record, "Subject"),
+        body=read_text(record, "Description"),
+        location=read_text(record, "Location"),
         show_as=show_as,
-        is_private=bool(record.get("IsPrivate")),
+        is_private=read_flag(record, "IsPrivate"),
         reminder_minutes=reminder,
         recurrence=recurrence,
         time_zone=zone_key,

@@ -60,7 +60,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from .common import MappingError
+from .common import YEARS, MappingError, shape, show
 
 FIELD = "recurrence"
 DAYS = ("sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday")
@@ -115,20 +115,26 @@ def _fail(reason: str) -> MappingError:
 def _days(values: Any) -> tuple[str, ...]:
     if not values:
         return ()
+    if not isinstance(values, list | tuple):
+        raise _fail(f"days of week are not a list (they are {shape(values)})")
     out = set()
     for v in values:
-        name = str(v).strip().lower()
+        name = v.strip().lower() if isinstance(v, str) else ""
         if name not in RR_DAY:
-            raise _fail(f"unknown day of week {v!r}")
+            raise _fail(f"unknown day of week {show(v)}")
         out.add(name)
     return tuple(d for d in DAYS if d in out)
 
 
 def _int(value: Any, what: str) -> int:
+    if isinstance(value, bool) or (isinstance(value, str) and len(value) > 12):
+        raise _fail(f"{what} is not a number: {show(value)}")
+    if isinstance(value, float) and not value.is_integer():
+        raise _fail(f"{what} is not a whole number: {show(value)}")
     try:
         return int(value)
-    except (TypeError, ValueError):
-        raise _fail(f"{what} is not a number: {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise _fail(f"{what} is not a number: {show(value)}") from None
 
 
 def normalize(
@@ -144,8 +150,8 @@ def normalize(
     count: Any = None,
 ) -> CanonicalRecurrence:
     """Build a canonical pattern and check Salesforce can hold it."""
-    if pattern not in PATTERNS:
-        raise _fail(f"unsupported pattern type {pattern!r}")
+    if not isinstance(pattern, str) or pattern not in PATTERNS:
+        raise _fail(f"unsupported pattern type {show(pattern)}")
     interval = _int(interval if interval is not None else 1, "interval")
     if interval < 1:
         raise _fail("interval must be at least 1")
@@ -163,9 +169,10 @@ def normalize(
             raise _fail(f"{pattern} needs days of week")
         r["days_of_week"] = days
     if pattern == "weekly":
-        fdow = str(first_day_of_week or "sunday").lower()
+        fdow = first_day_of_week or "sunday"
+        fdow = fdow.lower() if isinstance(fdow, str) else ""
         if fdow not in RR_DAY:
-            raise _fail(f"unknown first day of week {first_day_of_week!r}")
+            raise _fail(f"unknown first day of week {show(first_day_of_week)}")
         r["first_day_of_week"] = fdow
     if pattern in ("absoluteMonthly", "absoluteYearly"):
         dom = _int(day_of_month, "dayOfMonth")
@@ -173,9 +180,10 @@ def normalize(
             raise _fail(f"day of month {dom} out of range")
         r["day_of_month"] = dom
     if pattern.startswith("relative"):
-        idx = str(index or "first").lower()
+        idx = index or "first"
+        idx = idx.lower() if isinstance(idx, str) else ""
         if idx not in INDEXES:
-            raise _fail(f"unknown week index {index!r}")
+            raise _fail(f"unknown week index {show(index)}")
         r["index"] = idx
     if pattern.endswith("Yearly"):
         m = _int(month, "month")
@@ -207,15 +215,20 @@ def from_graph(recurrence: dict[str, Any]) -> CanonicalRecurrence:
         raise _fail("not a patternedRecurrence object")
     p = recurrence.get("pattern") or {}
     rng = recurrence.get("range") or {}
+    if not isinstance(p, dict) or not isinstance(rng, dict):
+        raise _fail("pattern and range must be objects")
     kind = rng.get("type")
     end_date = count = None
     if kind == "endDate":
         if not rng.get("endDate"):
             raise _fail("endDate range without endDate")
         try:
-            end_date = date.fromisoformat(str(rng["endDate"])[:10])
+            if not isinstance(rng["endDate"], str):
+                raise ValueError
+            end_date = date.fromisoformat(rng["endDate"][:10])
         except ValueError:
-            raise _fail(f"invalid endDate {rng['endDate']!r}") from None
+            raise _fail(f"invalid endDate {show(rng['endDate'])}") from None
+        _in_years(end_date, rng["endDate"])
     elif kind == "numbered":
         count = rng.get("numberOfOccurrences")
         if count is None:
@@ -223,7 +236,7 @@ def from_graph(recurrence: dict[str, Any]) -> CanonicalRecurrence:
     elif kind == "noEnd":
         pass
     else:
-        raise _fail(f"unknown range type {kind!r}")
+        raise _fail(f"unknown range type {show(kind)}")
     return normalize(
         pattern=p.get("type"),
         interval=p.get("interval"),
@@ -301,13 +314,21 @@ def _parse_until(value: str, zone: ZoneInfo) -> date:
     v = value.strip().upper()
     try:
         if "T" not in v:
-            return datetime.strptime(v[:8], "%Y%m%d").date()
+            return _in_years(datetime.strptime(v[:8], "%Y%m%d").date(), value)
         dt = datetime.strptime(v.rstrip("Z")[:15], "%Y%m%dT%H%M%S")
     except ValueError:
-        raise _fail(f"invalid UNTIL {value!r}") from None
+        raise _fail(f"invalid UNTIL {show(value)}") from None
+    _in_years(dt.date(), value)
     if v.endswith("Z"):
         return dt.replace(tzinfo=UTC).astimezone(zone).date()
     return dt.date()
+
+
+def _in_years(day: date, raw: Any) -> date:
+    """An end date Salesforce can store (and zone arithmetic cannot overflow)."""
+    if not YEARS[0] <= day.year <= YEARS[1]:
+        raise _fail(f"end date {show(raw)} is outside the years 1700–4000")
+    return day
 
 
 def _split_byday(value: str) -> tuple[tuple[str, ...], set[int]]:
@@ -316,7 +337,7 @@ def _split_byday(value: str) -> tuple[tuple[str, ...], set[int]]:
         token = token.strip().upper()
         code, num = token[-2:], token[:-2]
         if code not in DAY_FROM_RR:
-            raise _fail(f"invalid BYDAY entry {token!r}")
+            raise _fail(f"invalid BYDAY entry {show(token)}")
         days.append(DAY_FROM_RR[code])
         if num:
             prefixes.add(_int(num.lstrip("+"), "BYDAY prefix"))
@@ -337,7 +358,7 @@ def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence
         key, sep, value = chunk.partition("=")
         key = key.strip().upper()
         if not sep or key in parts:
-            raise _fail(f"malformed RRULE part {chunk!r}")
+            raise _fail(f"malformed RRULE part {show(chunk)}")
         if key not in _SUPPORTED_PARTS:
             raise _fail(f"{key} cannot be expressed in Outlook")
         parts[key] = value.strip()
@@ -353,7 +374,7 @@ def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence
     month = _int(parts["BYMONTH"], "BYMONTH") if parts.get("BYMONTH") else None
     wkst = DAY_FROM_RR.get(parts.get("WKST", "MO").upper())
     if wkst is None:
-        raise _fail(f"invalid WKST {parts.get('WKST')!r}")
+        raise _fail(f"invalid WKST {show(parts.get('WKST'))}")
     end_date = _parse_until(parts["UNTIL"], zone) if parts.get("UNTIL") else None
     count = parts.get("COUNT")
     if month_day is not None and days:
@@ -378,7 +399,7 @@ def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence
         days = days or (DAYS[(start.weekday() + 1) % 7],)
         return normalize(pattern="weekly", days_of_week=days, first_day_of_week=wkst, **common)
     if freq not in ("MONTHLY", "YEARLY"):
-        raise _fail(f"unsupported FREQ {freq or None!r}")
+        raise _fail(f"unsupported FREQ {show(freq or None)}")
     prefix = "absolute" if not days else "relative"
     kind = prefix + ("Monthly" if freq == "MONTHLY" else "Yearly")
     if freq == "MONTHLY" and month is not None:

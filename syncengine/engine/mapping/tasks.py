@@ -48,6 +48,10 @@ from .common import (
     norm_text,
     parse_date,
     parse_sf_datetime,
+    read_flag,
+    read_object,
+    read_text,
+    show,
     truncate,
 )
 from .timezones import graph_wall, graph_wall_to_utc
@@ -96,32 +100,44 @@ def _build(warnings: list[str], **values: Any) -> CanonicalTask:
 
 
 def _graph_body(body: Any) -> str:
+    """The text of a body object (one :func:`from_graph` accepted, or any value)."""
     if not isinstance(body, dict):
         return ""
     content = body.get("content") or ""
-    if (body.get("contentType") or "text").lower() == "html":
+    content_type = body.get("contentType") or "text"
+    if not isinstance(content, str) or not isinstance(content_type, str):
+        return ""
+    if content_type.lower() == "html":
         return html_to_text(content)
     return content
+
+
+def _checked_body(payload: dict[str, Any]) -> str:
+    body = read_object(payload, "body", "a body object")
+    if body is not None:
+        read_text(body, "content", "body.content")
+        read_text(body, "contentType", "body.contentType")
+    return _graph_body(body)
 
 
 def from_graph(payload: dict[str, Any]) -> CanonicalTask:
     if not isinstance(payload, dict):
         raise MappingError("payload", "not a Graph todoTask object")
-    status = payload.get("status") or "notStarted"
+    status = read_text(payload, "status") or "notStarted"
     if status not in STATUS_TO_SF:
-        raise MappingError("status", f"unknown To Do status {status!r}")
-    importance = payload.get("importance") or "normal"
+        raise MappingError("status", f"unknown To Do status {show(status)}")
+    importance = read_text(payload, "importance") or "normal"
     if importance not in IMPORTANCE_TO_SF:
-        raise MappingError("importance", f"unknown To Do importance {importance!r}")
+        raise MappingError("importance", f"unknown To Do importance {show(importance)}")
     due = payload.get("dueDateTime")
     due_date = graph_wall(due, "due_date")[0].date() if due else None
     reminder = None
-    if payload.get("isReminderOn"):
+    if read_flag(payload, "isReminderOn"):
         reminder = graph_wall_to_utc(payload.get("reminderDateTime"), "reminder_at")
     return _build(
         [],
-        title=payload.get("title"),
-        body=_graph_body(payload.get("body")),
+        title=read_text(payload, "title"),
+        body=_checked_body(payload),
         status=status,
         importance=importance,
         due_date=due_date,
@@ -164,28 +180,28 @@ def from_salesforce(record: dict[str, Any]) -> CanonicalTask:
     if not isinstance(record, dict):
         raise MappingError("record", "not a Salesforce Task record")
     warnings: list[str] = []
-    raw_status = norm_text(record.get("Status")) or "Not Started"
+    raw_status = norm_text(read_text(record, "Status")) or "Not Started"
     status = STATUS_FROM_SF.get(raw_status.casefold())
     if status is None:
-        status = "completed" if record.get("IsClosed") else "notStarted"
-        warnings.append(f"status: Salesforce status {raw_status!r} synced as {status}")
-    raw_priority = norm_text(record.get("Priority")) or "Normal"
+        status = "completed" if read_flag(record, "IsClosed") else "notStarted"
+        warnings.append(f"status: Salesforce status {show(raw_status)} synced as {status}")
+    raw_priority = norm_text(read_text(record, "Priority")) or "Normal"
     importance = IMPORTANCE_FROM_SF.get(raw_priority.casefold())
     if importance is None:
         importance = "normal"
-        warnings.append(f"importance: Salesforce priority {raw_priority!r} synced as normal")
+        warnings.append(f"importance: Salesforce priority {show(raw_priority)} synced as normal")
     reminder = None
-    if record.get("IsReminderSet"):
-        reminder = parse_sf_datetime(record.get("ReminderDateTime"), "reminder_at")
+    if read_flag(record, "IsReminderSet"):
+        reminder = parse_sf_datetime(read_text(record, "ReminderDateTime"), "reminder_at")
     return _build(
         warnings,
-        title=record.get("Subject"),
-        body=record.get("Description"),
+        title=read_text(record, "Subject"),
+        body=read_text(record, "Description"),
         status=status,
         importance=importance,
-        due_date=parse_date(record.get("ActivityDate"), "due_date"),
+        due_date=parse_date(read_text(record, "ActivityDate"), "due_date"),
         reminder_at=reminder,
-        completed_at=parse_sf_datetime(record.get("CompletedDateTime"), "completed_at"),
+        completed_at=parse_sf_datetime(read_text(record, "CompletedDateTime"), "completed_at"),
     )
 
 

@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from .common import MappingError, parse_iso, utc_minute
+from .common import MappingError, parse_iso, shape, show, utc_minute
 
 WINDOWS_TO_IANA: dict[str, str] = {
     "Dateline Standard Time": "Etc/GMT+12",
@@ -162,11 +162,19 @@ _WINDOWS_FOLDED = {k.casefold(): v for k, v in WINDOWS_TO_IANA.items()}
 _GRAPH_ALIASES = {"tzone://microsoft/utc": "Etc/UTC", "z": "Etc/UTC", "gmt": "Etc/UTC"}
 
 
-@lru_cache(maxsize=512)
 def resolve_zone(name: str | None) -> ZoneInfo:
     """A Windows or IANA zone name → ZoneInfo; unknown names raise MappingError."""
     if not name or not isinstance(name, str):
+        # Checked before the cache: an unhashable value (a list from a payload)
+        # must be an item error, not a TypeError from lru_cache.
         raise MappingError("time_zone", "missing time zone")
+    if len(name) > 128:
+        raise MappingError("time_zone", f"unknown time zone {show(name)}")
+    return _resolve_zone(name)
+
+
+@lru_cache(maxsize=512)
+def _resolve_zone(name: str) -> ZoneInfo:
     key = name.strip()
     folded = key.casefold()
     if folded == "tzone://microsoft/custom":
@@ -174,8 +182,8 @@ def resolve_zone(name: str | None) -> ZoneInfo:
     iana = WINDOWS_TO_IANA.get(key) or _WINDOWS_FOLDED.get(folded) or _GRAPH_ALIASES.get(folded)
     try:
         return ZoneInfo(iana or key)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise MappingError("time_zone", f"unknown time zone {name!r}") from None
+    except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
+        raise MappingError("time_zone", f"unknown time zone {show(name)}") from None
 
 
 def iana_name(name: str | None) -> str:
@@ -189,25 +197,31 @@ def graph_zone_name(name: str | None) -> str:
     return IANA_TO_WINDOWS.get(key, key)
 
 
+def _zone_of(value: dict) -> ZoneInfo:
+    zone = value.get("timeZone")
+    if zone is not None and not isinstance(zone, str):
+        raise MappingError("time_zone", f"is not text (it is {shape(zone)})")
+    return resolve_zone(zone or "UTC")
+
+
 def graph_wall_to_utc(value: dict | None, name: str) -> datetime | None:
     """Graph ``{dateTime, timeZone}`` → aware UTC datetime truncated to the minute."""
-    if not value:
+    if value is None or value == {}:
         return None
     if not isinstance(value, dict) or not value.get("dateTime"):
-        raise MappingError(name, f"not a dateTimeTimeZone: {value!r}")
+        raise MappingError(name, f"not a dateTimeTimeZone: {show(value)}")
     wall, aware = parse_iso(value["dateTime"], name)
     if aware:
         return utc_minute(wall)
-    zone = resolve_zone(value.get("timeZone") or "UTC")
-    return utc_minute(wall.replace(tzinfo=zone))
+    return utc_minute(wall.replace(tzinfo=_zone_of(value)))
 
 
 def graph_wall(value: dict, name: str) -> tuple[datetime, ZoneInfo]:
     """Graph ``{dateTime, timeZone}`` → (naive wall time, zone), no conversion."""
     if not isinstance(value, dict) or not value.get("dateTime"):
-        raise MappingError(name, f"not a dateTimeTimeZone: {value!r}")
+        raise MappingError(name, f"not a dateTimeTimeZone: {show(value)}")
     wall, aware = parse_iso(value["dateTime"], name)
-    zone = resolve_zone(value.get("timeZone") or "UTC")
+    zone = _zone_of(value)
     if aware:
         wall = wall.astimezone(zone).replace(tzinfo=None)
     return wall, zone
