@@ -30,3 +30,15 @@ def sync_attention(membership, org_slug: str) -> dict:
     from ..selectors import attention_for
 
     return {"attention": attention_for(membership) if membership else [], "org_slug": org_slug}
+
+
+@register.filter
+def duration(run) -> str:
+    """How long a run took, in seconds or minutes ("" while it runs)."""
+    if not getattr(run, "finished_at", None) or not run.started_at:
+        return ""
+    seconds = max(0, int((run.finished_at - run.started_at).total_seconds()))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
