@@ -356,8 +356,12 @@ class PlannedChange(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "seq"], name="plannedchange_unique_seq"),
         ]
-        # The review page pages each action group by seq.
-        indexes = [models.Index(fields=["run", "action", "seq"], name="plannedchange_group_idx")]
+        # The review page pages each action group by seq, and counts each group (and
+        # its left-out items) from the second index alone: the rows are wide (JSON).
+        indexes = [
+            models.Index(fields=["run", "action", "seq"], name="plannedchange_group_idx"),
+            models.Index(fields=["run", "action", "side", "included"], name="plannedchange_counts_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.action} {self.side} ({self.status})"

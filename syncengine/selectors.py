@@ -128,19 +128,22 @@ class GroupCount:
 
 
 def plan_group_counts(*, run: SyncRun) -> list[GroupCount]:
-    """Items and included items per group: one aggregate query, whatever the plan's size."""
+    """Items and included items per group: one aggregate query, whatever the plan's size.
+
+    It reads only the (run, action, side, included) index, never the wide rows.
+    """
     totals: dict[str, list[int]] = {g.key: [0, 0] for g in PLAN_GROUPS}
     rows = (
         PlannedChange.objects.filter(run=run, action__in=SHOWN_ACTIONS)
-        .values("action", "side")
-        .annotate(n=Count("pk"), inc=Count("pk", filter=Q(included=True)))
+        .values_list("action", "side", "included")
+        .annotate(n=Count("pk"))
         .order_by()
     )
-    for r in rows:
-        key = group_of(r["action"], r["side"])
-        if key is not None:
-            totals[key][0] += r["n"]
-            totals[key][1] += r["inc"]
+    for action, side, included, n in rows:
+        key = group_of(action, side)
+        totals[key][0] += n
+        if included:
+            totals[key][1] += n
     return [GroupCount(g, *totals[g.key]) for g in PLAN_GROUPS]
 
 
