@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "linkpoint.middleware.SecurityHeadersMiddleware",
     "linkpoint.middleware.SandboxGateMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -261,6 +262,11 @@ SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # HTMX reads the token from hx-headers, not the cookie
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy and Permissions-Policy: linkpoint.middleware.SecurityHeadersMiddleware.
+# Forms may post to our pages and, through the Connect buttons' redirects, to the
+# Microsoft and Salesforce sign-in; add other hosts a sign-in redirects through
+# (login.salesforce.com sends people on to their My Domain).
+CSP_FORM_ACTION_EXTRA = envlist("CSP_FORM_ACTION_EXTRA", "https://*.my.salesforce.com")
 if envbool("SECURE_PRODUCTION", False):
     SECURE_SSL_REDIRECT = True
     SESSION_COOKIE_SECURE = True
