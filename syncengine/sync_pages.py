@@ -326,6 +326,11 @@ class ChangeView:
         return self.change.title or "(untitled)"
 
     @property
+    def group_label(self) -> str:
+        g = selectors.GROUPS_BY_KEY.get(self.group)
+        return g.label if g else ""
+
+    @property
     def reason(self) -> str:
         return getattr(self.change, "reason", "") or ""
 

@@ -184,8 +184,16 @@ def _review_context(request, run: SyncRun, f: selectors.ReviewFilter, **extra) -
         "counts": selectors.plan_group_counts(run=run),
         "state": sync_pages.plan_state(run, org_slug=ctx.org.slug),
         "is_settings_preview": run.purpose == "settings_preview",
-        "label": sync_pages.KIND_LABELS[run.kind], **extra,
+        "label": sync_pages.KIND_LABELS[run.kind], "urls": _review_urls(ctx.org.slug, run), **extra,
     }
+
+
+def _review_urls(org_slug: str, run: SyncRun) -> dict:
+    """Reversed once per page, not once per row."""
+    args = [org_slug, run.pk]
+    return {"include": reverse("syncengine:review-include", args=args),
+            "winner": reverse("syncengine:review-winner", args=args),
+            "items": reverse("syncengine:review", args=args) + "items/"}
 
 
 @org_view()
