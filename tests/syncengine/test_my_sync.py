@@ -441,3 +441,34 @@ def test_a_reviewed_rebuild_forgets_links_under_the_lease_and_readopts_without_c
     assert done.status == "succeeded", done.error
     assert set(SyncLink.objects.values_list("outlook_id", "sf_id")) == before
     assert len(member.contacts_o()) == len(member.sf("Contact")) == 3
+
+
+def test_a_double_submitted_apply_made_at_the_same_time_gives_one_run(member):
+    import threading
+
+    from django.db import connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL (DATABASE_URL): SQLite's in-memory test database refuses a second "
+                    "concurrent transaction with a table lock; file databases use IMMEDIATE transactions")
+    _o_task(member, "Call Ada")
+    plan = start_and_run(member, "tasks", "preview")
+    barrier, got, errors = threading.Barrier(2), [], []
+
+    def submit():
+        try:
+            barrier.wait()
+            got.append(start(member, "tasks", "apply_plan", plan_run_id=plan.pk).pk)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(isinstance(e, SyncRefused) for e in errors), errors
+    assert len(set(got)) == 1 and len(got) + len(errors) == 2
+    assert SyncRun.objects.filter(purpose="apply_plan").count() == 1
