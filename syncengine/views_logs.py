@@ -15,6 +15,7 @@ from django.http import FileResponse, Http404, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_http_methods
+from django.views.decorators.vary import vary_on_headers
 
 from orgs.access import org_view
 
@@ -56,6 +57,7 @@ def _run_or_404(request, run_id) -> SyncRun:
 
 @org_view()
 @require_GET
+@vary_on_headers("HX-Request")  # the same URL answers a page or its rows
 def history(request):
     org, own, members = _audience(request)
     form = RunFilterForm(request.GET, members=members, can_choose_member=own is None)
@@ -73,6 +75,7 @@ def history(request):
 
 @org_view()
 @require_GET
+@vary_on_headers("HX-Request")  # the same URL answers a page or its rows
 def run_log(request, run_id):
     run = _run_or_404(request, run_id)
     after = _int(request.GET.get("after"))
@@ -88,6 +91,7 @@ def run_log(request, run_id):
 
 @org_view()
 @require_GET
+@vary_on_headers("HX-Request")  # the same URL answers a page or its rows
 def logs(request):
     org, own, members = _audience(request)
     form = LogFilterForm(request.GET, members=members, can_choose_member=own is None)

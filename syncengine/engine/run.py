@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -56,11 +58,13 @@ from .remote import OutlookSide, SalesforceSide
 from .stage import Stage
 from .why import decision_detail
 
+logger = logging.getLogger(__name__)
 LEASE_TTL = timedelta(minutes=30)
 SWEEP_LIMIT = 1000
 DECIDE_BLOCK = 1000  # links (or matched pairs, or new items) decided at a time
 APPLY_BLOCK = 1000  # decisions applied at a time (the applier batches within)
 LOG_FLUSH = 1000
+LOG_FLUSH_SECONDS = 2.0  # a run's buffered entries reach the table (and its live tail) this often
 PROGRESS_EVERY = 500  # items read or decided between two progress writes
 PROGRESS_SECONDS = 1.0
 
@@ -364,6 +368,7 @@ def run_sync(
     result = RunResult(run_id=run.pk, status=RunStatus.RUNNING)
     log: list[SyncLogEntry] = []
     progress = Progress(run.pk)
+    completed = False
     try:
         if forget_links:
             _refuse_shared(membership)  # before anything is forgotten
@@ -383,11 +388,12 @@ def run_sync(
             force_delete=force_delete,
             reviewed_plan=reviewed_plan,
         )
+        completed = True
     except RunStopped as stop:
         result.status, result.message = stop.status, stop.message
     except errors.AuthError as exc:
         result.status = RunStatus.STOPPED
-        result.message = f"Reconnect needed ({_side_label(exc)}): the sign-in no longer works. Nothing was deleted."
+        result.message = _auth_message(membership, exc)
     except errors.RequestLimitExceeded:
         result.status = RunStatus.STOPPED
         result.message = "Salesforce daily API limit reached; the sync resumes when it resets."
@@ -396,10 +402,18 @@ def run_sync(
         result.message = f"{_side_label(exc)} did not answer: {getattr(exc, 'message', '') or exc}"[
             :900
         ]
+    except Exception as exc:
+        _crashed(result, exc, run)
     finally:
         result.api_requests = {OUTLOOK: counter.outlook, SALESFORCE: counter.salesforce}
         if result.status == RunStatus.RUNNING:
-            result.status = RunStatus.SUCCEEDED
+            # Left RUNNING by a normal return only; an exception that got past the
+            # handlers above (the worker interrupted) is a failure, never a success.
+            if completed:
+                result.status = RunStatus.SUCCEEDED
+            else:
+                result.status = RunStatus.FAILED
+                result.message = result.message or INTERRUPTED
         if result.message:
             log.append(
                 SyncLogEntry(
@@ -429,6 +443,70 @@ def _item_keys(fetched: Fetched) -> set[str]:
 
 def _side_label(exc) -> str:
     return "Salesforce" if getattr(exc, "side", "") == SALESFORCE else "Outlook"
+
+
+INTERRUPTED = "The sync was interrupted before it finished; the next run starts over."
+# Secrets that could ride in an exception's text: credentials after their name, and
+# long token-like runs (access tokens, signed URLs, keys).
+_SECRET_AFTER_NAME = re.compile(
+    r"(?i)\b(access_token|refresh_token|id_token|client_secret|token|secret|password|"
+    r"authorization)\s*[=:]\s*(?:bearer\s+)?\S+|\b(bearer)\s+\S+"
+)
+_TOKEN_LIKE = re.compile(r"(?=[A-Za-z0-9+_\-=%]*\d)[A-Za-z0-9+_\-=%]{20,}")
+
+
+def crash_text(exc: BaseException) -> str:
+    """An exception as the run's error: its class and the first line of its message,
+    short, with anything token-like blanked (the run row and log are shown to members
+    and exported in support bundles; the full traceback goes to the operators' log)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = _SECRET_AFTER_NAME.sub(lambda m: f"{m.group(1) or m.group(2)} [hidden]", text)
+    text = _TOKEN_LIKE.sub("[hidden]", text)
+    if len(text) > 200:
+        text = text[:199] + "…"
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _crashed(result: RunResult, exc: Exception, run: SyncRun) -> None:
+    """An exception the engine did not expect: the run failed (never "succeeded"),
+    members read the error class and message, operators get the traceback."""
+    logger.exception(
+        "Sync run %s (membership %s, %s) failed on an unexpected error",
+        run.pk,
+        run.membership_id,
+        run.kind,
+    )
+    result.status = RunStatus.FAILED
+    result.message = (
+        f"The sync stopped on an unexpected error ({crash_text(exc)}). Nothing more was "
+        "written; the next run starts over from where this one stopped."
+    )
+
+
+def _auth_message(membership, exc) -> str:
+    """Why a sign-in stopped the run, and what the member does about it.
+
+    A member who never connected the account (or disconnected it) is told to
+    connect it; "reconnect" is for a sign-in that stopped working."""
+    from django.urls import reverse
+
+    from connections.models import Status
+    from connections.selectors import connection_for
+
+    side = _side_label(exc)
+    provider = "salesforce" if side == "Salesforce" else "microsoft"
+    conn = connection_for(membership, provider)
+    page = reverse("connections:my-connections", kwargs={"org_slug": membership.organization.slug})
+    if conn is None or conn.status == Status.REVOKED:
+        return (
+            f"{side} is not connected: connect your {side} account on the My connections "
+            f"page ({page}), then sync again. Nothing was synced."
+        )
+    return (
+        f"Reconnect needed ({side}): the sign-in no longer works. Reconnect it on the My "
+        f"connections page ({page}). Nothing was deleted."
+    )
 
 
 class _Run:
@@ -806,11 +884,13 @@ class _Run:
 
     def _log(self, level: str, d: Decision, message: str, detail: dict) -> None:
         self.log.append(self._entry(level, d, message, detail))
-        if len(self.log) >= LOG_FLUSH:
-            # Written as we go: a 10,000-item run does not hold 10,000 rows in memory
-            # (and the log viewer sees a long run's entries while it is going).
+        due = time.monotonic() - getattr(self, "_log_flushed", 0.0) >= LOG_FLUSH_SECONDS
+        if len(self.log) >= LOG_FLUSH or due:
+            # Written as we go: a 10,000-item run does not hold 10,000 rows in memory,
+            # and a run's live tail shows its entries within seconds, not at the end.
             SyncLogEntry.objects.bulk_create(self.log, batch_size=500)
             self.log.clear()
+            self._log_flushed = time.monotonic()
 
     def _log_now(self, level: str, d: Decision, message: str, detail: dict) -> None:
         self._entry(level, d, message, detail).save()
@@ -991,6 +1071,7 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
     )
     result = RunResult(run_id=run.pk, status=RunStatus.RUNNING)
     log: list[SyncLogEntry] = []
+    completed = False
     try:
         policy = engine_policy(membership, kind)
         graph, sfc = _clients(membership, counter)
@@ -1033,20 +1114,31 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
             if out.failed_keys:
                 result.status = RunStatus.FAILED
                 result.message = "Salesforce refused the event; see the log."
+        completed = True
     except RunStopped as stop:
         result.status, result.message = stop.status, stop.message
     except errors.AuthError as exc:
         result.status = RunStatus.STOPPED
-        result.message = f"Reconnect needed ({_side_label(exc)})."
+        result.message = _auth_message(membership, exc)
     except errors.RemoteError as exc:
         result.status = RunStatus.FAILED
         result.message = f"{_side_label(exc)} did not answer: {getattr(exc, 'message', '') or exc}"[
             :900
         ]
+    except Exception as exc:
+        _crashed(result, exc, run)
     finally:
         result.api_requests = {OUTLOOK: counter.outlook, SALESFORCE: counter.salesforce}
         if result.status == RunStatus.RUNNING:
-            result.status = RunStatus.SUCCEEDED
+            if completed:
+                result.status = RunStatus.SUCCEEDED
+            else:
+                result.status = RunStatus.FAILED
+                result.message = result.message or INTERRUPTED
+        if result.status != RunStatus.SUCCEEDED and result.message:
+            log.append(
+                SyncLogEntry(run=run, level="error", action="run", message=result.message[:500])
+            )
         SyncLogEntry.objects.bulk_create(log)
         SyncRun.objects.filter(pk=run.pk).update(
             status=result.status,
