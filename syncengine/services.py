@@ -48,6 +48,9 @@ TRIGGER_FOR = {
     RunPurpose.SETTINGS_PREVIEW: "manual",
 }
 ID_BLOCK = 500  # ids per IN (...) when a page sends a long selection
+# A queued run whose task no worker took in this long is taken as lost (a worker
+# waits at most tasks.WAIT_MAX × WAIT_SECONDS = 30 min for a held lease).
+QUEUE_STALE = timedelta(hours=1)
 
 
 class SyncRefused(Exception):
@@ -120,6 +123,8 @@ def sync_start_queued(*, membership: Membership, kind: str, purpose: str, policy
     if kind not in KINDS:
         raise SyncRefused("Unknown kind of item; reload the page and try again.")
     _connections_usable(membership)
+    if purpose == RunPurpose.SETTINGS_PREVIEW:
+        _overrides_valid(membership, kind, policy_overrides)
     # One start at a time per member: concurrent clicks queue behind this lock.
     Membership.objects.select_for_update().filter(pk=membership.pk).first()
     overrides = dict(policy_overrides or {})
@@ -162,14 +167,32 @@ def _enqueue(run_id: int) -> None:
 
 
 def _connections_usable(membership: Membership) -> None:
+    from django.urls import reverse
+
     from connections.selectors import connection_for
 
+    page = reverse("connections:my-connections", kwargs={"org_slug": membership.organization.slug})
     for provider, label in (("microsoft", "Outlook"), ("salesforce", "Salesforce")):
         conn = connection_for(membership, provider)
         if conn is None or conn.status == "revoked":
-            raise SyncRefused(f"{label} is not connected: connect it on the Connections page, then try again.")
+            raise SyncRefused(f"{label} is not connected: connect it on the My connections page ({page}), "
+                              "then try again.")
         if not conn.is_usable:
-            raise SyncRefused(f"{label} needs a reconnect: reconnect it on the Connections page, then try again.")
+            raise SyncRefused(f"{label} needs a reconnect: reconnect it on the My connections page ({page}), "
+                              "then try again.")
+
+
+def _overrides_valid(membership: Membership, kind: str, overrides: dict | None) -> None:
+    from django.core.exceptions import ValidationError
+
+    from policy.selectors import policy_effective_for
+
+    if not overrides:
+        raise SyncRefused("Change a setting first, then preview what it would do.")
+    try:
+        policy_effective_for(membership, kind, overrides=overrides)
+    except ValidationError as exc:
+        raise SyncRefused("This change cannot be previewed: " + " ".join(exc.messages)) from None
 
 
 def _active_run(membership: Membership, kind: str, purpose: str, overrides: dict) -> SyncRun | None:
@@ -178,6 +201,8 @@ def _active_run(membership: Membership, kind: str, purpose: str, overrides: dict
     A settings preview takes no lease and writes nothing, so it neither waits for
     nor blocks a sync: only the same preview (same proposed values) is "the same run".
     A `running` row older than the lease can be a killed worker's: it does not block.
+    A `queued` row no worker took within QUEUE_STALE (its task was lost) is closed
+    with what to do, so it never blocks the member's next click.
     """
     qs = SyncRun.objects.filter(membership=membership, kind=kind, status__in=[RunStatus.QUEUED, RunStatus.RUNNING])
     if purpose == RunPurpose.SETTINGS_PREVIEW:
@@ -187,6 +212,11 @@ def _active_run(membership: Membership, kind: str, purpose: str, overrides: dict
     fresh = now() - LEASE_TTL
     for run in qs.order_by("-pk")[:5]:
         if run.status == RunStatus.RUNNING and run.started_at < fresh:
+            continue
+        if run.status == RunStatus.QUEUED and run.started_at < now() - QUEUE_STALE:
+            logger.warning("sync run %s was never picked up by a worker; closed", run.pk)
+            run_fail(run_id=run.pk, message="This run never started (no worker picked it up). "
+                     "Start it again; if it keeps waiting, tell your administrator.")
             continue
         if purpose == RunPurpose.SETTINGS_PREVIEW and run.policy_overrides != overrides:
             continue

@@ -210,7 +210,7 @@ def dispatch_due(limit: int = 200) -> int:
             if n == 1:
                 claimed += 1
                 async_task("syncengine.tasks.run_sync", mid, kind, triggers[mid], holder,
-                           task_name=f"sync-{kind}-{mid}")
+                           task_name=f"sync-{kind}-{mid}", timeout=RUN_TIMEOUT)
     return claimed
 
 

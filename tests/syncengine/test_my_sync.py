@@ -472,3 +472,20 @@ def test_a_double_submitted_apply_made_at_the_same_time_gives_one_run(member):
     assert all(isinstance(e, SyncRefused) for e in errors), errors
     assert len(set(got)) == 1 and len(got) + len(errors) == 2
     assert SyncRun.objects.filter(purpose="apply_plan").count() == 1
+
+
+def test_a_settings_preview_of_an_invalid_value_is_refused_with_the_field_named(member):
+    with pytest.raises(SyncRefused, match="cannot be previewed"):
+        start(member, "tasks", "settings_preview", policy_overrides={"direction": "sideways"})
+    with pytest.raises(SyncRefused, match="Change a setting first"):
+        start(member, "tasks", "settings_preview", policy_overrides={})
+    assert not SyncRun.objects.exists()
+
+
+def test_a_queued_run_no_worker_took_is_closed_and_does_not_block_the_next_click(member):
+    lost = start(member, "tasks", "sync")
+    SyncRun.objects.filter(pk=lost.pk).update(started_at=timezone.now() - dt.timedelta(hours=2))
+    again = start(member, "tasks", "sync")
+    assert again.pk != lost.pk and again.status == "queued"
+    lost.refresh_from_db()
+    assert lost.status == "failed" and "never started" in lost.error
