@@ -58,16 +58,20 @@ def demo_connect(*, email: str, org_slug: str, seed: dict | None = None, out=Non
     client = Client(SERVER_NAME=_host())
     client.force_login(membership.user, backend="django.contrib.auth.backends.ModelBackend")
     lines = []
+
+    def note(line: str) -> None:
+        # Said as it happens, so it reads in order with what sandbox_seed prints.
+        lines.append(line)
+        say(line)
+
     for provider in ("microsoft", "salesforce"):
         if provider in done:
-            lines.append(f"{email}: {provider} already connected")
+            note(f"{email}: {provider} already connected")
             continue
-        lines.append(f"{email}: {_follow_to_callback(client, provider, org_slug, email)}")
+        note(f"{email}: {_follow_to_callback(client, provider, org_slug, email)}")
         if not Connection.objects.filter(membership=membership, provider=provider, status=Status.CONNECTED).exists():
             raise RuntimeError(f"{provider} did not connect: {lines[-1]}")
     if seed is not None and "sandbox_seed" in get_commands():
         call_command("sandbox_seed", mailbox=email, sf_user=email, **seed)
-        lines.append(f"{email}: sandbox data seeded ({', '.join(f'{k}={v}' for k, v in seed.items())})")
-    for line in lines:
-        say(line)
+        note(f"{email}: sandbox data seeded ({', '.join(f'{k}={v}' for k, v in seed.items())})")
     return lines
