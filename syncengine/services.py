@@ -356,10 +356,21 @@ def sync_plans_purge(*, batch: int = 1000, max_batches: int = 100) -> int:
     return deleted
 
 
+@transaction.atomic
 def run_fail(*, run_id: int, message: str) -> None:
-    """Close a queued or running run as failed with `message` (shown to the member)."""
-    SyncRun.objects.filter(pk=run_id, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).update(
-        status=RunStatus.FAILED, error=message[:1000], finished_at=now()
+    """Close a queued or running run as failed with `message` (shown to the member).
+
+    A plan whose applying run fails before it started was not touched: it is
+    released, so the member can run the selection again.
+    """
+    run = SyncRun.objects.filter(pk=run_id).only("status", "progress").first()
+    if run is None or run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+        return
+    if run.status == RunStatus.QUEUED:
+        SyncRun.objects.filter(applied_run_id=run_id).update(applied_run=None)
+    SyncRun.objects.filter(pk=run_id, status=run.status).update(
+        status=RunStatus.FAILED, error=message[:1000], finished_at=now(),
+        progress={**(run.progress or {}), "phase": "done"},
     )
 
 
