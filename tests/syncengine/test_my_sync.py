@@ -489,3 +489,19 @@ def test_a_queued_run_no_worker_took_is_closed_and_does_not_block_the_next_click
     assert again.pk != lost.pk and again.status == "queued"
     lost.refresh_from_db()
     assert lost.status == "failed" and "never started" in lost.error
+
+
+def test_an_apply_that_never_started_releases_its_plan(member):
+    from syncengine.engine.run import lease_acquire
+    from syncengine.tasks import WAIT_MAX
+
+    _o_task(member, "Call Ada")
+    plan = start_and_run(member, "tasks", "preview")
+    apply = start(member, "tasks", "apply_plan", plan_run_id=plan.pk)
+    assert lease_acquire(member.membership, "tasks", "a-long-auto-run")
+    SyncRun.objects.filter(pk=apply.pk).update(progress={"phase": "queued", "waits": WAIT_MAX})
+    run_queued(apply.pk)  # one wait too many: it gives up
+    apply.refresh_from_db()
+    assert apply.status == "failed" and "kept running" in apply.error and member.sf("Task") == []
+    plan.refresh_from_db()
+    assert plan.applied_run_id is None  # nothing of it was applied: it can be run again
