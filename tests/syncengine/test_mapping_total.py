@@ -329,9 +329,11 @@ def _graph_total(kind: str, payload) -> None:
         assert exc.field and exc.reason
         return
     _usable(rec)
-    # The write path reads the stored payload again (what is kept in Outlook).
+    # The write path reads the stored payload again (what is kept in Outlook), and
+    # writes the record to the other side.
     kw = {"time_zone": "Europe/Berlin"} if kind == CALENDAR else {}
     module.to_graph(rec, existing=payload, **kw)
+    module.to_salesforce(rec, **kw)
 
 
 def _sf_total(kind: str, row) -> None:
@@ -342,6 +344,8 @@ def _sf_total(kind: str, row) -> None:
         assert exc.field and exc.reason
         return
     _usable(rec)
+    kw = {"time_zone": "Europe/Berlin"} if kind == CALENDAR else {}
+    module.to_graph(rec, **kw)
 
 
 def _reader_total(side: str, kind: str, payload) -> None:
