@@ -146,3 +146,88 @@ def test_query_count_does_not_grow_with_members(carol, org_a, make_user, client_
         r = client.get("/o/acme/policy/me/")
     assert r.status_code == 200 and "Organization default" in r.content.decode()
     assert len(many_members) == len(one_member)
+
+
+def row_ids(html: str) -> list[str]:
+    import re
+
+    return re.findall(r'<tr id="field-([a-z_]+)"', html)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "shown", "hidden"),
+    [
+        ("calendar", "snaprecord", {"days_back", "outlook_category_filter"},
+         {"window_start", "frequency_minutes", "direction", "conflict_winner"}),
+        ("calendar", "manual", {"direction", "conflict_winner", "days_ahead"},
+         {"window_enabled", "window_start", "window_end", "frequency_minutes"}),
+        ("tasks", "auto", {"frequency_minutes", "window_start", "completed_within_days"}, set()),
+        ("contacts", "off", {"mode"}, {"direction", "contact_scope", "frequency_minutes"}),
+    ],
+)
+def test_rows_follow_the_chosen_mode(carol, client_for, kind, mode, shown, hidden):
+    client = client_for(carol)
+    html = client.post(f"/o/acme/policy/me/{kind}/set/mode/", {"value": mode}, **HTMX).content.decode()
+    ids = set(row_ids(html))
+    assert shown <= ids and not (hidden & ids)
+    if mode == "off":
+        assert ids == {"mode"} and "sync is off: nothing is synced" in html
+
+
+def test_every_save_is_confirmed_in_its_row(carol, client_for):
+    client = client_for(carol)
+    client.post("/o/acme/policy/me/tasks/set/mode/", {"value": "auto"}, **HTMX)
+    for field, value, message in (
+        ("frequency_minutes", "45", "Saved: 45 minutes."),
+        ("window_enabled", ["off", "on"], "Saved: On."),
+        ("window_start", "07:15", "Saved: 07:15."),
+        ("outlook_category_filter", "  Sales  ", "Saved: Sales."),
+    ):
+        html = client.post(f"/o/acme/policy/me/tasks/set/{field}/", {"value": value}, **HTMX)
+        html = html.content.decode()
+        assert message in row_html(html, field)
+        assert html.count('class="row-saved"') == 1
+    html = client.post("/o/acme/policy/me/tasks/reset/frequency_minutes/", **HTMX).content.decode()
+    assert "Saved: back to the organization&#x27;s value (30 minutes)." in row_html(
+        html, "frequency_minutes"
+    )
+
+
+def test_preview_buttons_post_to_the_dry_run(carol, client_for):
+    from policy.pages import settings_preview_url
+
+    url = settings_preview_url("acme")
+    if not url:
+        pytest.skip("the My sync pages (syncengine:settings-preview) are not installed")
+    client = client_for(carol)
+    client.post("/o/acme/policy/me/calendar/set/mode/", {"value": "manual"}, **HTMX)
+    html = client.get("/o/acme/policy/me/").content.decode()
+    for field in ("direction", "days_back", "conflict_winner", "delete_salesforce_to_outlook",
+                  "outlook_category_filter"):
+        row = row_html(html, field)
+        assert f'formaction="{url}"' in row and "Preview this change" in row
+        assert f'name="field" value="{field}"' in row and 'name="kind" value="calendar"' in row
+    for field in ("mode", "mass_delete_min_items"):
+        assert "Preview this change" not in row_html(html, field)
+
+
+def test_blocking_advice_without_javascript(carol, client_for):
+    from policy import extensions
+
+    def advisor(*, org, membership, kind, field, value):
+        return [extensions.Advice("Look first.", "/somewhere/", "Preview first", blocking=True)]
+
+    client = client_for(carol)
+    with extensions.advisors_replaced(advisor):
+        r = client.post("/o/acme/policy/me/tasks/set/include_private/", {"value": ["off", "on"]})
+        assert r.status_code == 200
+        row = row_html(r.content.decode(), "include_private")
+        assert "Look first." in row and 'href="/somewhere/"' in row and "Save anyway" in row
+        assert 'name="confirm" value="1"' in row and 'name="value" value="on"' in row
+        assert not UserPolicy.objects.filter(include_private__isnull=False).exists()
+
+        r = client.post(
+            "/o/acme/policy/me/tasks/set/include_private/", {"value": "on", "confirm": "1"}
+        )
+        assert r.status_code == 302
+        assert UserPolicy.objects.get().include_private is True

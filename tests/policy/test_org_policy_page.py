@@ -121,3 +121,45 @@ def test_query_count_does_not_grow_with_members(bob, org_a, make_user, client_fo
         r = client.get("/o/acme/policy/")
     assert "24 members" in r.content.decode()
     assert len(many_members) == len(one_member)
+
+
+def test_other_modes_wait_in_their_own_group_unless_the_mode_is_locked(bob, client_for):
+    client = client_for(bob)
+    html = client.get("/o/acme/policy/").content.decode()
+    main, _, others = html.partition("Defaults for members who choose another mode")
+    assert 'id="field-days_back"' in main and 'id="field-frequency_minutes"' not in main
+    assert 'id="field-frequency_minutes"' in others and 'id="field-direction"' in others
+
+    r = client.post("/o/acme/policy/calendar/lock/mode/", {"locked": "1"}, **HTMX)
+    html = r.content.decode()
+    assert "Locked: every member now uses SnapRecord." in row_html(html, "mode")
+    assert 'id="field-frequency_minutes"' not in html
+    assert "Sync mode is locked, so 7 settings only other modes use are hidden." in html
+
+
+def test_a_save_in_the_other_modes_group_keeps_it_open_and_says_saved(bob, client_for):
+    r = client_for(bob).post(
+        "/o/acme/policy/calendar/set/frequency_minutes/", {"value": "15"}, **HTMX
+    )
+    html = r.content.decode()
+    assert '<details class="other-modes" open>' in html
+    assert "Saved: 15 minutes." in row_html(html, "frequency_minutes")
+
+
+def test_org_advice_is_shown_after_the_save(bob, client_for):
+    from policy import extensions
+
+    def advisor(*, org, membership, kind, field, value):
+        return [extensions.Advice("Members review first.", blocking=True)]
+
+    with extensions.advisors_replaced(advisor):
+        r = client_for(bob).post("/o/acme/policy/tasks/set/mode/", {"value": "auto"}, **HTMX)
+    row = row_html(r.content.decode(), "mode")
+    assert "Members review first." in row and "Saved: Auto sync." in row
+    assert "anyway" not in row
+    assert OrgPolicy.objects.get(kind="tasks").mode == "auto"
+
+
+def row_html(html: str, field: str) -> str:
+    start = html.index(f'id="field-{field}"')
+    return html[start : html.index("</tr>", start)]

@@ -5,7 +5,7 @@ import pytest
 from orgs.access import resolve_org_context
 from orgs.models import Membership
 from policy.models import OrgPolicy
-from policy.services import user_policy_set
+from policy.services import org_policy_update, user_policy_set
 
 pytestmark = [
     pytest.mark.browser,
@@ -17,6 +17,8 @@ def test_admin_locks_direction_and_member_sees_it_read_only(
     browser_page, browser_login, bob, carol
 ):
     carol_m = Membership.objects.get(user=carol)
+    # Manual by default, so Direction is among the rows the org's mode uses.
+    org_policy_update(ctx=resolve_org_context(bob, "acme"), kind="calendar", values={"mode": "manual"})
     user_policy_set(
         ctx=resolve_org_context(carol, "acme"),
         membership=carol_m,
