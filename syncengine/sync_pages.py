@@ -100,6 +100,7 @@ class Progress:
     applied: int
     total: int | None
     live: bool
+    failed: bool = False
 
     @property
     def bar_max(self) -> int:
@@ -108,6 +109,8 @@ class Progress:
     @property
     def bar_value(self) -> int | None:
         """None while the amount of work is unknown (an indeterminate bar)."""
+        if self.failed:
+            return min(self.applied, self.total) if self.total else 0  # where it stopped
         if self.phase == "done" or not self.live:
             return self.bar_max
         if self.total:
@@ -132,6 +135,7 @@ def progress_of(run: SyncRun) -> Progress:
         applied=int(p.get("applied") or 0),
         total=p.get("total"),
         live=live,
+        failed=run.status in ("failed", "stopped"),
     )
 
 
@@ -352,7 +356,14 @@ class ChangeView:
 
     @property
     def target_label(self) -> str:
-        return ", ".join(f"{verb} in {SIDE_LABELS.get(side, side)}" for side, verb in self.writes)
+        if self.group == "link":
+            if not self.writes:
+                return "Paired as they are: nothing to write"
+            sides = " and ".join(SIDE_LABELS.get(side, side) for side, _ in self.writes)
+            return f"Paired: {sides} get{'s' if len(self.writes) == 1 else ''} our link key" + (
+                " and the merged fields" if self.change.fields else "")
+        text = ", ".join(f"{verb} in {SIDE_LABELS.get(side, side)}" for side, verb in self.writes)
+        return text[:1].upper() + text[1:]
 
     @property
     def includable(self) -> bool:
@@ -448,6 +459,29 @@ def change_views(changes: list[PlannedChange], *, policy_winner: str) -> list[Ch
     return out
 
 
+def proposed_settings(run: SyncRun) -> list[tuple[str, str]]:
+    """A settings dry run's proposed values as the settings page words them."""
+    from policy import registry
+
+    out = []
+    for name, raw in (run.policy_overrides or {}).items():
+        setting = registry.BY_NAME.get(name)
+        if setting is None:
+            continue
+        try:
+            value = setting.display(setting.clean(raw, run.kind))
+        except Exception:  # a stored value the registry no longer accepts: show it as it was posted
+            value = str(raw)
+        out.append((setting.label, value))
+    return out
+
+
+def selected_of(counts) -> tuple[int, int]:
+    """(included, total) over the groups that can run (skipped items and errors never do)."""
+    runnable = [c for c in counts if c.key not in ("skip", "error")]
+    return sum(c.included for c in runnable), sum(c.total for c in runnable)
+
+
 @dataclass(frozen=True)
 class PlanState:
     """Whether the plan can still be run, and what to tell the member if not."""
@@ -461,8 +495,7 @@ class PlanState:
 
 def plan_state(run: SyncRun, *, org_slug: str) -> PlanState:
     if run.purpose == "settings_preview":
-        return PlanState(False, "info", "A dry run of a settings change: nothing was written on either "
-                         "side, and there is nothing to run. Save the setting to use it.")
+        return PlanState(False)  # the page's introduction says what a dry run is
     if run_is_live(run):
         return PlanState(False, "info", "The preview is still being computed.",
                          reverse("syncengine:run", args=[org_slug, run.pk]), "Show progress")

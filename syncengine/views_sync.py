@@ -181,9 +181,11 @@ def _review_context(request, run: SyncRun, f: selectors.ReviewFilter, **extra) -
     return {
         "ctx": ctx, "run": run, "f": f, "next_after": next_after, "policy_winner": winner,
         "rows": sync_pages.change_views(rows, policy_winner=winner),
-        "counts": selectors.plan_group_counts(run=run),
+        "counts": (counts := selectors.plan_group_counts(run=run)),
+        "selected": sync_pages.selected_of(counts),
         "state": sync_pages.plan_state(run, org_slug=ctx.org.slug),
         "is_settings_preview": run.purpose == "settings_preview",
+        "proposed": sync_pages.proposed_settings(run) if run.purpose == "settings_preview" else [],
         "label": sync_pages.KIND_LABELS[run.kind], "urls": _review_urls(ctx.org.slug, run), **extra,
     }
 

@@ -30,7 +30,7 @@ def test_a_member_who_is_not_connected_sees_what_to_connect(client_for, carol):
     assert response.status_code == 200
     html = response.content.decode()
     contacts = _card(html, "contacts")
-    assert "To sync contacts, connect Microsoft 365 (Outlook) and Salesforce." in contacts
+    assert "To sync contacts, connect Outlook (Microsoft 365) and Salesforce." in contacts
     assert "/o/acme/connections/" in contacts
     assert "Preview</button>" not in html and "Sync now" not in html
     assert 'href="/o/acme/sync/">My sync</a>' in html  # in the nav
