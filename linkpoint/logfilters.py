@@ -24,5 +24,8 @@ class ClientErrorWithoutTraceback(logging.Filter):
             record.msg, record.args = record.getMessage() + reason, ()
             record.exc_info, record.exc_text = None, None
         if record.levelno > logging.WARNING:
-            record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+            record.levelno, record.levelname = (
+                logging.WARNING,
+                logging.getLevelName(logging.WARNING),
+            )
         return True

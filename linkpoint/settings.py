@@ -212,11 +212,15 @@ TOKEN_ENCRYPTION_KEYS = envlist("TOKEN_ENCRYPTION_KEYS")
 # --- Remote services ------------------------------------------------------------
 # Production points at Microsoft and Salesforce; the sandbox at its own hosts.
 # The fallbacks are the sandbox's development client (check --deploy refuses them).
-MICROSOFT_CLIENT_ID = os.environ.get("MICROSOFT_CLIENT_ID", DEV_OAUTH_CLIENT["MICROSOFT_CLIENT_ID"])
+MICROSOFT_CLIENT_ID = os.environ.get(
+    "MICROSOFT_CLIENT_ID", DEV_OAUTH_CLIENT["MICROSOFT_CLIENT_ID"]
+)
 MICROSOFT_CLIENT_SECRET = os.environ.get(
     "MICROSOFT_CLIENT_SECRET", DEV_OAUTH_CLIENT["MICROSOFT_CLIENT_SECRET"]
 )
-SALESFORCE_CLIENT_ID = os.environ.get("SALESFORCE_CLIENT_ID", DEV_OAUTH_CLIENT["SALESFORCE_CLIENT_ID"])
+SALESFORCE_CLIENT_ID = os.environ.get(
+    "SALESFORCE_CLIENT_ID", DEV_OAUTH_CLIENT["SALESFORCE_CLIENT_ID"]
+)
 SALESFORCE_CLIENT_SECRET = os.environ.get(
     "SALESFORCE_CLIENT_SECRET", DEV_OAUTH_CLIENT["SALESFORCE_CLIENT_SECRET"]
 )
@@ -282,7 +286,9 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
-        "client_error_without_traceback": {"()": "linkpoint.logfilters.ClientErrorWithoutTraceback"},
+        "client_error_without_traceback": {
+            "()": "linkpoint.logfilters.ClientErrorWithoutTraceback"
+        },
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},

@@ -12,7 +12,10 @@ import pytest
 from orgs.models import Membership
 from policy.models import UserPolicy
 
-pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])]
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.django_db(transaction=True, databases=["default", "sandbox"]),
+]
 
 REPORT_VIOLATIONS = """
 document.addEventListener("securitypolicyviolation", (event) => {
@@ -27,10 +30,12 @@ def problems(browser_page):
     """Every console error or warning and uncaught page error, for the whole test."""
     seen: list[str] = []
     browser_page.add_init_script(REPORT_VIOLATIONS)
-    browser_page.on(
-        "console",
-        lambda msg: seen.append(f"console.{msg.type}: {msg.text} [{msg.location.get('url')}]") if msg.type in ("error", "warning") else None,
-    )
+
+    def on_console(msg):
+        if msg.type in ("error", "warning"):
+            seen.append(f"console.{msg.type}: {msg.text} [{msg.location.get('url')}]")
+
+    browser_page.on("console", on_console)
     browser_page.on("pageerror", lambda exc: seen.append(f"page error: {exc}"))
     return seen
 
@@ -45,7 +50,9 @@ def _computed(page, selector: str, prop: str) -> str:
     return page.eval_on_selector(selector, f"e => getComputedStyle(e).{prop}")
 
 
-def test_main_pages_and_htmx_work_under_the_policy(browser_page, browser_login, problems, alice, carol):
+def test_main_pages_and_htmx_work_under_the_policy(
+    browser_page, browser_login, problems, alice, carol
+):
     page = browser_page
     _policy(page.goto("/accounts/login/"))
     browser_login(page, alice)
@@ -70,7 +77,9 @@ def test_main_pages_and_htmx_work_under_the_policy(browser_page, browser_login, 
     assert _computed(page, ".tabs", "display") == "flex"
     page.evaluate("window.__noReload = true")
     field = page.locator("#input-mass_delete_threshold_percent")
-    with page.expect_response(lambda r: r.request.method == "POST" and "/set/mass_delete" in r.url) as saved:
+    with page.expect_response(
+        lambda r: r.request.method == "POST" and "/set/mass_delete" in r.url
+    ) as saved:
         field.fill("20")
         field.press("Tab")  # the change event saves the row
     assert saved.value.ok
@@ -100,9 +109,15 @@ def test_connect_redirects_to_a_sign_in_on_another_origin(
     from sandbox.microsoft.services import mailbox_ensure
 
     ours = live_server.url
-    other = ours.replace("localhost", "127.0.0.1") if "localhost" in ours else ours.replace("127.0.0.1", "localhost")
+    other = (
+        ours.replace("localhost", "127.0.0.1")
+        if "localhost" in ours
+        else ours.replace("127.0.0.1", "localhost")
+    )
     assert other != ours
-    settings.SANDBOX_BROWSER_PREFIXES = (("https://login.sandbox.test/", f"{other}/sandbox/login/"),)
+    settings.SANDBOX_BROWSER_PREFIXES = (
+        ("https://login.sandbox.test/", f"{other}/sandbox/login/"),
+    )
     mailbox_ensure("carol@acme.test")
 
     page = browser_login(browser_page, carol)

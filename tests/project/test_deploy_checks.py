@@ -43,7 +43,11 @@ def test_production_settings_pass_the_deploy_check(production):
 @pytest.mark.parametrize(
     ("name", "value", "code"),
     [
-        ("SECRET_KEY", "dev-only-insecure-key-change-me-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "linkpoint.E001"),
+        (
+            "SECRET_KEY",
+            "dev-only-insecure-key-change-me-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+            "linkpoint.E001",
+        ),
         ("TOKEN_ENCRYPTION_KEYS", [], "linkpoint.E002"),
         ("SANDBOX_ENABLED", True, "linkpoint.E003"),
         ("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend", "linkpoint.E004"),
@@ -72,7 +76,10 @@ def test_the_development_defaults_are_what_a_bare_environment_gets(monkeypatch):
 
 def test_static_root_comes_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("STATIC_ROOT", raising=False)
-    assert Path(runpy.run_path(str(SETTINGS_FILE))["STATIC_ROOT"]) == SETTINGS_FILE.parents[1] / "staticfiles"
+    assert (
+        Path(runpy.run_path(str(SETTINGS_FILE))["STATIC_ROOT"])
+        == SETTINGS_FILE.parents[1] / "staticfiles"
+    )
     monkeypatch.setenv("STATIC_ROOT", str(tmp_path / "collected"))
     assert Path(runpy.run_path(str(SETTINGS_FILE))["STATIC_ROOT"]) == tmp_path / "collected"
 

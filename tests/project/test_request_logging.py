@@ -50,7 +50,11 @@ def console_output():
     out = io.StringIO()
     handlers = {
         h
-        for logger in (logging.getLogger(), logging.getLogger("django"), logging.getLogger("django.request"))
+        for logger in (
+            logging.getLogger(),
+            logging.getLogger("django"),
+            logging.getLogger("django.request"),
+        )
         for h in logger.handlers
         if isinstance(h, logging.StreamHandler) and not type(h).__module__.startswith("_pytest")
     }
@@ -64,4 +68,6 @@ def test_the_dev_server_prints_each_request_problem_once(client, settings, conso
     """With DEBUG on, Django's default console handler and ours both printed every line."""
     settings.DEBUG = True
     assert client.get("/no-such-page/").status_code == 404
-    assert console_output.getvalue().count("Not Found: /no-such-page/") == 1, console_output.getvalue()
+    assert console_output.getvalue().count("Not Found: /no-such-page/") == 1, (
+        console_output.getvalue()
+    )

@@ -39,7 +39,9 @@ def test_forms_may_go_to_us_and_on_to_the_production_sign_in(client, settings):
     assert form_action[0] == "'self'"
     assert "https://login.microsoftonline.com" in form_action
     assert "https://login.salesforce.com" in form_action
-    assert "https://*.my.salesforce.com" in form_action  # login.salesforce.com sends people on there
+    assert (
+        "https://*.my.salesforce.com" in form_action
+    )  # login.salesforce.com sends people on there
 
 
 def test_permissions_policy_denies_device_and_payment_features(client):
@@ -76,7 +78,10 @@ def test_the_favicon_is_served_not_a_404(client):
 INLINE_CODE = [
     (re.compile(r"<style\b", re.I), "<style> block"),
     (re.compile(r"\sstyle\s*=", re.I), "style= attribute"),
-    (re.compile(r"<script\b(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I), "inline <script>"),
+    (
+        re.compile(r"<script\b(?![^>]*\bsrc=)(?![^>]*type=\"application/json\")[^>]*>", re.I),
+        "inline <script>",
+    ),
     (re.compile(r"\son[a-z]+\s*=", re.I), "on…= handler"),
     (re.compile(r"\shx-on", re.I), "hx-on (evaluated code)"),
     (re.compile(r"javascript:", re.I), "javascript: URL"),
