@@ -722,3 +722,15 @@ def plan_applied_by(*, run: SyncRun) -> tuple[SyncRun | None, int]:
     if plan is None:
         return None, 0
     return plan, PlannedChange.objects.filter(run=plan, status="stale").count()
+
+
+def trace_policy_sources(*, org, membership_id: int | None, kind: str) -> dict[str, str]:
+    """Where each of the member's settings comes from now ({name: "Locked by your
+    organization" | "Organization default" | "Your setting"}), for the trace's rules."""
+    from policy.selectors import policy_effective_for
+
+    membership = Membership.objects.filter(organization=org, pk=membership_id).first()
+    if membership is None or kind not in {"calendar", "contacts", "tasks"}:
+        return {}
+    eff = policy_effective_for(membership, kind)
+    return {name: r.source_label for name, r in eff.items() if r is not None}

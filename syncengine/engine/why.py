@@ -196,7 +196,33 @@ def decision_detail(d: Decision, *, kind: str, policy: EnginePolicy, now: dateti
             out["error"] = short("", it.error)
     if rule in NOT_DELETED:
         out["not_deleted"] = rule
+    setting = _setting(d, out.get("scope_rule") or rule, kind, policy)
+    if setting:
+        # The setting that decided, with its value then (the trace adds its source now).
+        out["setting"] = {"name": setting, "value": short("", getattr(policy, setting, None))}
     return out
+
+
+_RULE_SETTING = {
+    "direction": "direction",
+    "conflict_winner": "conflict_winner",
+    "scope:private": "include_private",
+    "scope:category_filter": "outlook_category_filter",
+    "scope:completed_long_ago": "completed_within_days",
+    "mass_delete_guard": "mass_delete_threshold_percent",
+}
+
+
+def _setting(d: Decision, rule: str, kind: str, policy: EnginePolicy) -> str:
+    if rule == "scope:out_of_range" and kind == "calendar":
+        return "days_back"
+    if rule == "delete_policy":
+        kept = [it.side for it in (d.outlook, d.sf) if it is not None and not it.deleted]
+        keep = kept[0] if kept else (SALESFORCE if d.outlook is not None else OUTLOOK)
+        if not policy.writes_to(keep):
+            return "direction"
+        return "delete_outlook_to_salesforce" if keep == SALESFORCE else "delete_salesforce_to_outlook"
+    return _RULE_SETTING.get(rule, "")
 
 
 # The rules that explain why an item deleted on one side still exists on the other.

@@ -42,3 +42,8 @@ def duration(run) -> str:
         return f"{seconds} s"
     minutes, seconds = divmod(seconds, 60)
     return f"{minutes} min {seconds} s" if minutes < 60 else f"{minutes // 60} h {minutes % 60} min"
+
+
+@register.filter
+def get_item(mapping, key):
+    return (mapping or {}).get(key, "")

@@ -43,6 +43,12 @@ def test_trace_shows_matched_then_conflicted_then_skipped_with_reasons(member, c
     one_way = engine_policy(m, "contacts").replace(direction="outlook_to_salesforce")
     _sync(member, "contacts", policy=one_way)  # 3: the Salesforce edit is not copied
 
+    from policy.selectors import org_policy_get
+
+    org_policy = org_policy_get(org=m.organization, kind="contacts")
+    org_policy.locked_fields = ["direction"]
+    org_policy.save()
+
     page = client_for(carol).get(reverse("syncengine:trace", args=[m.organization.slug]),
                                  {"item": "ADA@example.com"})
     assert page.status_code == 200
@@ -63,6 +69,11 @@ def test_trace_shows_matched_then_conflicted_then_skipped_with_reasons(member, c
     assert '<td class="lost">Mathematician</td>' in html
     assert "Salesforce edit not copied: one-way sync." in html
     assert "The sync direction does not copy changes this way." in html
+    # The setting behind the skip, its value then and where it comes from now.
+    assert skipped["setting"] == {"name": "direction", "value": "outlook_to_salesforce"}
+    assert conflict["setting"] == {"name": "conflict_winner", "value": "outlook"}
+    assert ("Setting: <code>direction</code> = <strong>outlook_to_salesforce</strong> "
+            '<span class="muted">(locked by your organization now)</span>') in html
     # The same item is found by either side's id.
     by_id = client_for(carol).get(reverse("syncengine:trace", args=[m.organization.slug]),
                                   {"item": row["Id"]})
