@@ -22,6 +22,14 @@
     event.preventDefault();
     drawer.innerHTML = "";
   });
+  // On a phone the group tabs scroll sideways: bring the chosen group into view.
+  document.addEventListener("DOMContentLoaded", function () {
+    var current = document.querySelector(".group-tabs .current");
+    var strip = current && current.parentElement;
+    if (strip && strip.scrollWidth > strip.clientWidth) {
+      strip.scrollLeft = current.offsetLeft - (strip.clientWidth - current.offsetWidth) / 2;
+    }
+  });
   // Escape closes the drawer too.
   document.addEventListener("keydown", function (event) {
     if (event.key !== "Escape") return;

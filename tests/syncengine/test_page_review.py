@@ -246,3 +246,20 @@ def test_query_count_is_the_same_for_25_and_500_items(member, client_for, carol,
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
     assert counts[1] <= 12
+
+
+def test_a_rebuild_plan_explains_itself_and_runs_as_a_rebuild(member, client_for, carol,
+                                                             django_capture_on_commit_callbacks):
+    run = plan_make(member.membership, 8, purpose="rebuild_preview")
+    client = client_for(carol)
+    html = client.get(_review(run)).content.decode()
+    assert "Review the contacts rebuild" in html and "forgets which items LinkPoint paired" in html
+    with django_capture_on_commit_callbacks(execute=False):
+        client.post(f"/o/acme/sync/runs/{run.pk}/review/apply/")
+    assert SyncRun.objects.get(applied_plans=run).purpose == "rebuild"
+
+
+def test_a_sync_run_has_no_review_page(member, client_for, carol):
+    run = SyncRun.objects.create(membership=member.membership, kind="contacts", trigger="manual", purpose="sync",
+                                 status="succeeded", started_at=timezone.now())
+    assert client_for(carol).get(_review(run)).status_code == 404
