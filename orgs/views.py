@@ -246,8 +246,9 @@ def invitation_accept(request, token):
         return _invitation_page(request, None, "This invitation link is not valid.", status=404)
     if not request.user.is_authenticated:
         # One page for every visitor: whether the address already has an account is not shown.
+        problem = _invitation_problem(None, invitation)
         account_services.after_verification_remember(request=request, url=request.path)
-        return _invitation_page(request, invitation, "", signed_out=True)
+        return _invitation_page(request, invitation, problem, signed_out=not problem)
     if request.user.email.lower() != invitation.email.lower():
         return _not_for_you(request)
     problem = _invitation_problem(request.user, invitation)
@@ -305,7 +306,7 @@ def _invitation_problem(user, invitation) -> str:
         return "This invitation was already used."
     if invitation.is_expired:
         return "This invitation has expired. Ask an admin to send a new one."
-    if selectors.membership_exists(org=invitation.organization, user=user):
+    if user is not None and selectors.membership_exists(org=invitation.organization, user=user):
         return f"You are already a member of {invitation.organization.name}."
     return ""
 

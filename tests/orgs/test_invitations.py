@@ -222,6 +222,14 @@ def test_link_opened_by_another_account_reveals_nothing(client_for, charlie, inv
 
 
 @pytest.mark.django_db
+def test_signed_out_visitor_of_an_expired_link_is_told_so_before_signing_in(client, invitation):
+    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    page = client.get(reverse("orgs:invitation-accept", args=[invitation.token]))
+    assert b"This invitation has expired. Ask an admin to send a new one." in page.content
+    assert reverse("account_signup").encode() + b"?next" not in page.content
+
+
+@pytest.mark.django_db
 def test_unknown_token_is_a_clear_404(client):
     response = client.get(reverse("orgs:invitation-accept", args=["nope"]))
     assert response.status_code == 404
