@@ -293,7 +293,8 @@ def auto_paused(*, membership: Membership, kind: str) -> bool:
 
 
 def run_skipped_items(*, run_id: int, limit: int = 1000) -> list[dict]:
-    """What a run left out and why: the plan's skip / error items, else its log's."""
+    """What a run left out and why: the plan's skip / error items, else its log's
+    (skips, unmappable items and writes the other side refused; not the run's own line)."""
     rows = list(
         PlannedChange.objects.filter(run_id=run_id, action__in=("skip", "error"))
         .order_by("seq")
@@ -306,7 +307,8 @@ def run_skipped_items(*, run_id: int, limit: int = 1000) -> list[dict]:
     return [
         {"action": e["action"], "title": (e["detail"] or {}).get("title", ""), "reason": e["message"],
          "outlook_id": e["outlook_id"], "sf_id": e["sf_id"]}
-        for e in SyncLogEntry.objects.filter(run_id=run_id, action__in=("skip", "error"))
+        for e in SyncLogEntry.objects.filter(Q(action__in=("skip", "error")) | Q(level="error"), run_id=run_id)
+        .exclude(action="run")
         .order_by("id")
         .values("action", "message", "detail", "outlook_id", "sf_id")[:limit]
     ]
@@ -724,12 +726,19 @@ def plan_applied_by(*, run: SyncRun) -> tuple[SyncRun | None, int]:
     return plan, PlannedChange.objects.filter(run=plan, status="stale").count()
 
 
-def trace_policy_sources(*, org, membership_id: int | None, kind: str) -> dict[str, str]:
+def org_member(*, org, membership_id: int | None) -> Membership | None:
+    """One member of `org` by id (None for another org's id), with the user joined."""
+    if membership_id is None:
+        return None
+    return Membership.objects.select_related("user").filter(organization=org,
+                                                           pk=membership_id).first()
+
+
+def trace_policy_sources(*, membership: Membership | None, kind: str) -> dict[str, str]:
     """Where each of the member's settings comes from now ({name: "Locked by your
     organization" | "Organization default" | "Your setting"}), for the trace's rules."""
     from policy.selectors import policy_effective_for
 
-    membership = Membership.objects.filter(organization=org, pk=membership_id).first()
     if membership is None or kind not in {"calendar", "contacts", "tasks"}:
         return {}
     eff = policy_effective_for(membership, kind)

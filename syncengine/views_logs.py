@@ -128,17 +128,17 @@ def logs_export(request):
 def trace(request):
     org, own, _ = _audience(request)
     form = TraceForm(request.GET)
-    candidates, item, rows, sources = [], None, [], {}
+    candidates, item, rows, sources, member = [], None, [], {}, None
     if form.is_valid() and form.cleaned_data["item"]:
         candidates = selectors.trace_candidates(org=org, membership=own,
                                                 q=form.cleaned_data["item"])
         if len(candidates) == 1:
             item = candidates[0]
             rows = selectors.trace_entries(org=org, membership=own, item=item)
-            if rows:
-                sources = selectors.trace_policy_sources(
-                    org=org, membership_id=rows[-1].entry.membership_id, kind=item.kind)
-        _audit(request, "trace", own, form)
+            member = own or selectors.org_member(
+                org=org, membership_id=rows[-1].entry.membership_id if rows else None)
+            sources = selectors.trace_policy_sources(membership=member, kind=item.kind)
+        _audit(request, "trace", own or (member if item else None), form)
     return render(request, LOGS + "trace.html", _base(
         request, form=form, candidates=candidates, item=item, rows=rows, sources=sources,
         show_member=own is None))

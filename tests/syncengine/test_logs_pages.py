@@ -94,6 +94,18 @@ def test_staff_views_of_a_members_logs_are_audited(client_for, pat, carol, org_a
     client.get(reverse("syncengine:run-log", args=[org_a.slug, run.pk]), {"after": 0},
                headers={"HX-Request": "true"})
     assert AuditEntry.objects.filter(organization=org_a).count() == 3
+    export = get(client, "logs-export", org_a, member=carol_id)
+    b"".join(export.streaming_content)
+    assert get(client, "trace", org_a, item=SyncLogEntry.objects.first().sf_id).status_code == 200
+    today = timezone.localdate().isoformat()
+    client.post(reverse("syncengine:bundle", args=[org_a.slug]),
+                {"member": carol_id, "since": today, "until": today})
+    assert list(AuditEntry.objects.filter(organization=org_a).order_by("id")
+                .values_list("action", "target", "acting_as_staff"))[3:] == [
+        ("support.logs_export", "carol@acme.test", True),
+        ("support.trace", "carol@acme.test", True),
+        ("support.bundle", "carol@acme.test", True),
+    ]
 
 
 def test_an_outsider_gets_404_for_another_orgs_run(client_for, charlie, carol, org_a, org_b):
