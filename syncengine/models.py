@@ -230,11 +230,14 @@ class SyncLogEntry(models.Model):
     """
 
     run = models.ForeignKey(SyncRun, on_delete=models.CASCADE, related_name="log_entries")
+    # No single-column indexes: the composite indexes below lead with these columns.
     organization = models.ForeignKey(
-        "orgs.Organization", on_delete=models.CASCADE, related_name="+", null=True, blank=True
+        "orgs.Organization", on_delete=models.CASCADE, related_name="+", null=True, blank=True,
+        db_index=False,
     )
     membership = models.ForeignKey(
-        Membership, on_delete=models.CASCADE, related_name="+", null=True, blank=True
+        Membership, on_delete=models.CASCADE, related_name="+", null=True, blank=True,
+        db_index=False,
     )
     kind = models.CharField(max_length=16, choices=KIND_CHOICES, blank=True, default="")
     # Lower-cased message, item title and e-mail addresses: what free text searches.
