@@ -77,7 +77,9 @@ def _errors(result):
     return list(SyncLogEntry.objects.filter(run_id=result.run_id, level="error"))
 
 
-def test_a_malformed_outlook_contact_is_logged_and_the_rest_syncs_every_run(member):
+def test_a_malformed_outlook_contact_is_logged_and_the_rest_syncs_every_run(member, client_for):
+    from django.urls import reverse
+
     from sandbox.microsoft.services import item_update
 
     _o_contact(member, "Ada", "Lovelace", "ada@example.com")
@@ -94,6 +96,12 @@ def test_a_malformed_outlook_contact_is_logged_and_the_rest_syncs_every_run(memb
     assert entry.outlook_id == bad.graph_id and entry.action == "error"
     assert "Outlook contact “Grace Hopper”: businessAddress is not an address object" in entry.message
     assert entry.detail["title"] == "Grace Hopper"
+    # Where support (and the member) read it: the run's log and the error filter.
+    page = client_for(member.membership.user).get(
+        reverse("syncengine:logs", args=[member.membership.organization.slug]), {"level": "error"}
+    )
+    assert page.status_code == 200
+    assert "businessAddress is not an address object" in page.content.decode()
 
     # The next run does not die on it either, and reads it again once it changes.
     assert _run(member, "contacts").counts.writes == 0
