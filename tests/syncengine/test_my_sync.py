@@ -505,3 +505,17 @@ def test_an_apply_that_never_started_releases_its_plan(member):
     assert apply.status == "failed" and "kept running" in apply.error and member.sf("Task") == []
     plan.refresh_from_db()
     assert plan.applied_run_id is None  # nothing of it was applied: it can be run again
+
+
+def test_sync_command_json_lists_an_item_the_other_side_refused(member):
+    from sandbox.faults import fault_add, faults_clear
+
+    _o_task(member, "Send quote")
+    fault_add(side="salesforce", kind="http_500", path_pattern="composite/sobjects", method="POST", count=5)
+    try:
+        data = _sync_json(member, kind="tasks")
+    finally:
+        faults_clear()
+    assert data["errors"]["salesforce"] == 1
+    (item,) = data["skipped_items"]
+    assert item["title"] == "Send quote" and item["reason"]
