@@ -5,6 +5,7 @@ sandbox emulators, so a fresh machine needs no service at all.
 """
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -163,6 +164,9 @@ if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
+
+# How long a stored sync plan (a preview) can be applied; a scheduled task then removes it.
+SYNC_PLAN_TTL = timedelta(hours=float(os.environ.get("SYNC_PLAN_TTL_HOURS", "24")))
 
 # --- Auth ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
