@@ -14,6 +14,7 @@ Each request is counted (sandbox/accounting.py) and may meet an injected fault
 from __future__ import annotations
 
 import io
+import logging
 import sys
 import urllib.parse as up
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from .faults import fault_pick, fault_response, graph_error, salesforce_error
 from .models import FaultKind, Side
 
 SANDBOX_DOMAIN = "sandbox.test"
+logger = logging.getLogger("linkpoint.sandbox")
 
 
 @dataclass(frozen=True)
@@ -150,6 +152,16 @@ class SandboxAdapter(BaseAdapter):
                 graph_error(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
                 if host.side == Side.OUTLOOK
                 else salesforce_error(403, "INSUFFICIENT_ACCESS", "insufficient access rights on object id")
+            )
+        except Exception:
+            # A bug in an emulator is the remote service's 500 (its writes rolled back above),
+            # never an exception raised into the product's client.
+            logger.exception("sandbox %s: %s %s raised", host.side, django_request.method, django_request.path)
+            return (
+                graph_error(500, "InternalServerError", "An internal server error occurred.")
+                if host.side == Side.OUTLOOK
+                else salesforce_error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include "
+                                      "this ErrorId if you contact support.")
             )
         return response
 

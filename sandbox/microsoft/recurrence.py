@@ -22,6 +22,8 @@ PATTERN_TYPES = {
 }
 RANGE_TYPES = {"endDate": ("startDate", "endDate"), "noEnd": ("startDate",), "numbered": ("startDate", "numberOfOccurrences")}
 MAX_OCCURRENCES = 5000  # a safety stop for noEnd series; far beyond any window we serve
+MAX_INTERVAL = 999  # Outlook's own limits on "every N" and "end after N occurrences"
+MAX_NUMBERED = 999
 
 
 def validate(recurrence: dict, start_date: dt.date) -> str | None:
@@ -34,8 +36,17 @@ def validate(recurrence: dict, start_date: dt.date) -> str | None:
     for name in PATTERN_TYPES[ptype]:
         if pattern.get(name) in (None, [], 0):
             return f"Recurrence pattern of type {ptype} requires '{name}'."
-    if int(pattern.get("interval") or 0) < 1:
-        return "Recurrence interval must be at least 1."
+    if not 1 <= int(pattern.get("interval") or 0) <= MAX_INTERVAL:
+        return f"Recurrence interval must be between 1 and {MAX_INTERVAL}."
+    month, day_of_month = int(pattern.get("month") or 0), int(pattern.get("dayOfMonth") or 0)
+    if not 0 <= month <= 12 or (ptype.endswith("Yearly") and month == 0):
+        return "Recurrence month must be between 1 and 12."
+    if not 0 <= day_of_month <= 31:
+        return "Recurrence dayOfMonth must be between 1 and 31."
+    if pattern.get("index") is not None and str(pattern["index"]).lower() not in INDEXES:
+        return f"Requested value '{pattern['index']}' was not found."
+    if pattern.get("firstDayOfWeek") is not None and str(pattern["firstDayOfWeek"]).lower() not in DAYS:
+        return f"Requested value '{pattern['firstDayOfWeek']}' was not found."
     for day in pattern.get("daysOfWeek") or []:
         if str(day).lower() not in DAYS:
             return f"Requested value '{day}' was not found."
@@ -45,6 +56,8 @@ def validate(recurrence: dict, start_date: dt.date) -> str | None:
     for name in RANGE_TYPES[rtype]:
         if rng.get(name) in (None, "", 0):
             return f"Recurrence range of type {rtype} requires '{name}'."
+    if rtype == "numbered" and not 1 <= int(rng["numberOfOccurrences"]) <= MAX_NUMBERED:
+        return f"The number of occurrences must be between 1 and {MAX_NUMBERED}."
     try:
         range_start = dt.date.fromisoformat(rng["startDate"])
         if rtype == "endDate" and dt.date.fromisoformat(rng["endDate"]) < range_start:
@@ -112,6 +125,14 @@ def _candidates(pattern: dict, start: dt.date) -> Iterator[dt.date]:
             year += interval
 
 
+def _bounded(days: Iterator[dt.date]) -> Iterator[dt.date]:
+    """A series simply ends where the calendar does (year 9999), instead of raising."""
+    try:
+        yield from days
+    except (OverflowError, ValueError):
+        return
+
+
 def occurrence_dates(recurrence: dict, *, until: dt.date | None = None) -> Iterator[dt.date]:
     """Every occurrence date of the series in order, stopping after `until` (inclusive) if given."""
     pattern = recurrence["pattern"]
@@ -120,7 +141,7 @@ def occurrence_dates(recurrence: dict, *, until: dt.date | None = None) -> Itera
     end = dt.date.fromisoformat(rng["endDate"]) if rng.get("type") == "endDate" else None
     remaining = int(rng.get("numberOfOccurrences") or 0) if rng.get("type") == "numbered" else None
     produced = 0
-    for day in _candidates(pattern, start):
+    for day in _bounded(_candidates(pattern, start)):
         if day < start:
             continue
         if (end and day > end) or (until and day > until) or produced >= MAX_OCCURRENCES:

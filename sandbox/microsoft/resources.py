@@ -85,8 +85,12 @@ def check_fields(kind: str, payload: dict, allowed: set[str]) -> None:
                 f"The property '{key}' does not exist on type 'microsoft.graph.{_entity_type(kind)}'. "
                 "Make sure to only use property names that are defined by the type or mark the type as open type.",
             )
-        if key in ENUMS and value is not None and value not in ENUMS[key]:
-            raise bad_request("RequestBodyRead", f"Requested value '{value}' was not found.")
+        if key in ENUMS and value is not None and (not isinstance(value, str) or value not in ENUMS[key]):
+            raise bad_request("RequestBodyRead", f"Requested value '{str(value)[:80]}' was not found.")
+    from . import edm  # the value types, checked before anything is written
+
+    edm.check_entity({ItemKind.EVENT: edm.EVENT, ItemKind.CONTACT: edm.CONTACT, ItemKind.TODO_TASK: edm.TASK,
+                      ItemKind.TODO_LIST: edm.TODO_LIST}[kind], payload)
 
 
 def ext_props_from(payload: dict) -> dict[str, str] | None:
@@ -134,6 +138,13 @@ class EventTimes:
 
 def event_times(data: dict) -> EventTimes:
     """Validate start/end/isAllDay/recurrence of an event's data; compute the UTC columns."""
+    try:
+        return _event_times(data)
+    except OverflowError:
+        raise bad_request("ErrorInvalidRequest", "The event's dates are outside the supported range.") from None
+
+
+def _event_times(data: dict) -> EventTimes:
     start, start_zone, start_tz = parse_dtz(data.get("start"), "start")
     end, _, end_tz = parse_dtz(data.get("end"), "end")
     start_utc, end_utc = to_utc(start, start_tz), to_utc(end, end_tz)

@@ -140,12 +140,12 @@ def _event_data(payload: dict, base: dict | None = None) -> tuple[dict, dict | N
 @transaction.atomic(using=DB)
 def event_create(mailbox: Mailbox, graph_payload: dict) -> tuple[Item, bool]:
     """(event, created). A repeated transactionId returns the existing event, created=False."""
+    data, ext = _event_data(graph_payload)  # validated before the body is used in any query
     transaction_id = graph_payload.get("transactionId")
     if transaction_id:
         existing = next(iter(Item.objects.filter(mailbox=mailbox, transaction_id=transaction_id)[:1]), None)
         if existing is not None:
             return existing, False
-    data, ext = _event_data(graph_payload)
     times = event_times(data)
     if not times.is_master:
         data.pop("recurrence", None)

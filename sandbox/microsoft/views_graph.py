@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import logging
 import re
 import sys
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from django.urls import Resolver404, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
 from sandbox.faults import graph_error
+from sandbox.jsonbody import BadJson, read_json
 
 from . import feeds, services
 from .models import AccessToken, Item, ItemKind, Mailbox
@@ -40,6 +42,8 @@ from .wire import (
     parse_query_instant,
     zone,
 )
+
+logger = logging.getLogger("linkpoint.sandbox")
 
 THROTTLE_LIMIT = 10_000
 THROTTLE_WINDOW = dt.timedelta(minutes=10)
@@ -156,27 +160,39 @@ def graph_api(func):
         try:
             # An inner $batch request arrives with the mailbox its batch authenticated.
             mailbox = getattr(request, "sandbox_mailbox", None) or _authenticate(request)
-            _throttle(mailbox)
+            _throttle(mailbox)  # a refused request still counts against the mailbox's budget
             base = _base(request)
             prefer = _parse_prefer(request.META.get("HTTP_PREFER", ""))
             applied: list[str] = []
             call = Call(request, mailbox, base, prefer, _view_for(request, base, prefer, applied), applied)
-            response = func(call, *args, **kwargs)
+            # The request's writes stand or fall together: an error (ours or a bug) leaves the
+            # mailbox as it was, never half an item that answers 500 but stays.
+            with transaction.atomic(using="sandbox"):
+                response = func(call, *args, **kwargs)
             if applied:
                 response["Preference-Applied"] = ", ".join(applied)
             return response
         except GraphError as exc:
             return graph_error(exc.status, exc.code, exc.message, exc.headers)
+        except Exception:
+            logger.exception("sandbox Graph: %s %s failed", request.method, request.path)
+            return graph_error(500, "InternalServerError", "An internal server error occurred.")
 
     return wrapper
 
 
 def _body(call: Call) -> dict:
     try:
-        data = json.loads(call.request.body or b"{}")
-    except ValueError as exc:
+        data = read_json(call.request)
+    except BadJson as exc:
+        if exc.too_large:
+            raise GraphError(413, "RequestEntityTooLarge", exc.message) from None
         raise bad_request("BadRequest", "Unable to read JSON request payload. Please ensure Content-Type header "
-                                        "is set and payload is of valid JSON format.") from exc
+                                        f"is set and payload is of valid JSON format. {exc.message}") from None
+    if data is None and (call.request.body or b"").strip():
+        raise bad_request("BadRequest", "A JSON object is expected, not null.")
+    if data is None:
+        data = {}
     if not isinstance(data, dict):
         raise bad_request("BadRequest", "A JSON object is expected.")
     return data
@@ -557,9 +573,9 @@ def _inner_dispatch(request: WSGIRequest) -> HttpResponse:
 def batch(request):
     try:
         mailbox = _authenticate(request)
-        payload = json.loads(request.body or b"{}")
+        payload = read_json(request) or {}
         requests_ = payload["requests"]
-        if not isinstance(requests_, list):
+        if not isinstance(requests_, list) or not all(isinstance(r, dict) for r in requests_):
             raise TypeError
     except GraphError as exc:
         return graph_error(exc.status, exc.code, exc.message, exc.headers)
@@ -571,7 +587,9 @@ def batch(request):
     if "" in ids or len(set(ids)) != len(ids):
         return graph_error(400, "BadRequest", "Batch request ids must be unique and not empty.")
     for r in requests_:
-        if not r.get("method") or not r.get("url"):
+        if not isinstance(r.get("method"), str) or not isinstance(r.get("url"), str) or not r["method"] \
+                or not r["url"] or not isinstance(r.get("headers") or {}, dict) \
+                or not isinstance(r.get("dependsOn") or [], list):
             return graph_error(400, "BadRequest", "Each batch request needs a method and a url.")
         if r.get("body") is not None and not any(k.lower() == "content-type" for k in (r.get("headers") or {})):
             return graph_error(400, "BadRequest", "Content-Type header must be specified for request with body.")

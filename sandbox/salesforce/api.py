@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 import json
+import logging
 from functools import wraps
 
 from django.conf import settings
+from django.db import transaction
 from django.http import HttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from ..faults import salesforce_error
+from ..jsonbody import BadJson
+from ..jsonbody import read_json as strict_json
 from .services import sf_api_consume, sf_session_user
 from .soql import SoqlError
 from .validation import SfError
+
+logger = logging.getLogger("linkpoint.sandbox")
 
 
 def json_response(body, status: int = 200, headers: dict | None = None) -> HttpResponse:
@@ -42,15 +48,13 @@ def bearer(request) -> str:
 
 
 def read_json(request):
-    """The request body as JSON; raises SfError(JSON_PARSER_ERROR) like the API."""
-    raw = request.body.decode("utf-8") if request.body else ""
-    if not raw.strip():
-        return None
+    """The request body as JSON; raises SfError(JSON_PARSER_ERROR) like the API (not UTF-8 included)."""
     try:
-        return json.loads(raw)
-    except ValueError as exc:
-        raise SfError("JSON_PARSER_ERROR", f"Unexpected character ('{raw[exc.pos:exc.pos + 1]}'): was expecting "
-                      f"a JSON value at [line:{exc.lineno}, column:{exc.colno}]") from None
+        return strict_json(request)
+    except BadJson as exc:
+        if exc.too_large:
+            raise SfError("JSON_PARSER_ERROR", exc.message, status=413) from None
+        raise SfError("JSON_PARSER_ERROR", exc.message) from None
 
 
 def method_not_allowed(method: str, allowed: str) -> HttpResponse:
@@ -91,6 +95,12 @@ def api_view(view):
 
 def _run(view, request, args, kwargs) -> HttpResponse:
     try:
-        return view(request, *args, **kwargs)
+        # One request, one transaction: a refused or failed request leaves no record behind.
+        with transaction.atomic(using="sandbox"):
+            return view(request, *args, **kwargs)
     except (SfError, SoqlError) as error:
         return error_response(error)
+    except Exception:
+        logger.exception("sandbox Salesforce: %s %s failed", request.method, request.path)
+        return salesforce_error(500, "UNKNOWN_EXCEPTION", "An unexpected error occurred. Please include this "
+                                "ErrorId if you contact support.")

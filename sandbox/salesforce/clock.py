@@ -62,7 +62,10 @@ def parse_datetime(text: str) -> dt.datetime | None:
     if offset and offset != "Z":
         sign = 1 if offset[0] == "+" else -1
         digits = offset[1:].replace(":", "")
-        value -= sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        try:
+            value -= sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:]))
+        except OverflowError:  # an offset pushing year 1 or 9999 off the calendar
+            return None
     return value
 
 

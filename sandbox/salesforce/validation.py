@@ -11,11 +11,14 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field
 
+from ..jsonbody import unstorable
 from . import clock
 from .ids import to18
 from .schema import CLOSED_STATUSES, KEY_PREFIX, OBJECTS, Field, field_lookup
 
 MAX_EVENT_MINUTES = 14 * 24 * 60
+INT32 = (-(2**31), 2**31 - 1)
+YEARS = (1700, 4000)
 EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
@@ -52,6 +55,13 @@ def _parser_error(kind: str, value) -> SfError:
     )
 
 
+def _check_year(f: Field, year: int) -> None:
+    """Salesforce stores dates from 1700 to 4000 only."""
+    if not YEARS[0] <= year <= YEARS[1]:
+        raise SfError("FIELD_INTEGRITY_EXCEPTION", f"{f.name}: the year must be between {YEARS[0]} and {YEARS[1]}",
+                      [f.name])
+
+
 def coerce(f: Field, value):
     """JSON value → stored API value for this field; raises SfError."""
     if value is None:
@@ -63,6 +73,10 @@ def coerce(f: Field, value):
         if isinstance(value, bool):
             value = "true" if value else "false"
         text = str(value)
+        why = unstorable(text)
+        if why:
+            raise SfError("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{f.name}: value not of required type: it {why}",
+                          [f.name])
         return text if text != "" else None  # Salesforce stores an empty string as null
     if t in ("id", "reference"):
         if not isinstance(value, str):
@@ -82,13 +96,16 @@ def coerce(f: Field, value):
     if t == "int":
         if isinstance(value, bool):
             raise _parser_error("int", value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-            return int(value)
-        raise _parser_error("int", value)
+        integral = (isinstance(value, float) and value.is_integer()) or (
+            isinstance(value, str) and re.fullmatch(r"-?\d{1,30}", value.strip()))
+        if integral:
+            value = int(value)
+        if not isinstance(value, int):
+            raise _parser_error("int", value)
+        if not INT32[0] <= value <= INT32[1]:
+            raise SfError("NUMBER_OUTSIDE_VALID_RANGE", f"{f.name}: value outside of valid range on numeric field: "
+                          f"{value}", [f.name])
+        return value
     if t == "double":
         if isinstance(value, bool):
             raise _parser_error("double", value)
@@ -102,11 +119,13 @@ def coerce(f: Field, value):
         parsed = clock.parse_datetime(value) if isinstance(value, str) else None
         if parsed is None:
             raise _parser_error("datetime", value)
+        _check_year(f, parsed.year)
         return clock.fmt_datetime(clock.to_ms(parsed))
     if t == "date":
         parsed = clock.parse_date(value) if isinstance(value, str) else None
         if parsed is None:
             raise _parser_error("date", value)
+        _check_year(f, parsed.year)
         return parsed.isoformat()
     return value
 
@@ -194,7 +213,12 @@ def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, n
 
     derive = {"Event": _derive_event, "Task": _derive_task, "Contact": _derive_contact}.get(sobject)
     if derive:
-        derive(values, set(patch), creating, now, owner_tz)
+        try:
+            derive(values, set(patch), creating, now, owner_tz)
+        except OverflowError:  # e.g. an event ending after 9999-12-31
+            raise SfError("FIELD_INTEGRITY_EXCEPTION", "The record's dates are outside the valid range.",
+                          [name for name in patch if lookup[name.lower()].type in ("datetime", "date", "int")]
+                          ) from None
     return Prepared(sobject=sobject, values=values, supplied=set(patch))
 
 
