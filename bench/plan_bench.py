@@ -9,7 +9,8 @@ task body run inline:
 - "review": leave P% of the creates out with one `plan_set_included` call (ids, as a
   page's "select" posts them) and flip nothing else;
 - "apply": apply the reviewed plan exactly as reviewed.
-One JSON object per line and phase: wall_s, planned / applied items, API requests
+One JSON object per line and phase: wall_s (emulator_s of it spent in the in-process
+emulators answering, plan_store_s in writing the PlannedChange rows), planned / applied items, API requests
 per side, progress writes (UPDATEs of the run row), product queries and peak RSS.
 Uses a throw-away SQLite database pair (see sync_bench.py).
 """
@@ -64,6 +65,25 @@ class _Queries:
         return execute(sql, params, many, context)
 
 
+_STORE = [0.0]
+
+
+def _time_plan_storing() -> None:
+    """Measure the engine's plan writes apart (bench instrumentation only)."""
+    from syncengine.engine import run as run_mod
+
+    real = run_mod._Run._store_plan
+
+    def timed(self, *args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return real(self, *args, **kwargs)
+        finally:
+            _STORE[0] += time.perf_counter() - t0
+
+    run_mod._Run._store_plan = timed
+
+
 def _phase(name: str, fn, extra) -> object:
     from django.db import connection
 
@@ -71,12 +91,14 @@ def _phase(name: str, fn, extra) -> object:
 
     api_counts_reset()
     sb._rss_reset()
+    sb._EMULATOR[0] = _STORE[0] = 0.0
     q = _Queries()
     t0 = time.perf_counter()
     with connection.execute_wrapper(q):
         out = fn()
     wall = time.perf_counter() - t0
-    print(json.dumps({"phase": name, "wall_s": round(wall, 3), "queries": q.total,
+    print(json.dumps({"phase": name, "wall_s": round(wall, 3), "emulator_s": round(sb._EMULATOR[0], 3),
+                      "plan_store_s": round(_STORE[0], 3), "queries": q.total,
                       "progress_writes": q.progress, "peak_rss_mb": sb._rss_mb(), **extra(out)}), flush=True)
     return out
 
@@ -90,12 +112,14 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory(prefix="lpbench-plan-") as tmp:
         sb._setup(tmp)
         sb._start_clock_early_in_the_day()
+        sb._time_the_emulators()
+        _time_plan_storing()
         logging.disable(logging.INFO)
+        from django.conf import settings
+
         from syncengine import services
         from syncengine.models import PlannedChange, SyncRun
         from syncengine.tasks import run_queued
-
-        from django.conf import settings
 
         # The test client's host: the sandbox accepts only registered redirect URIs.
         settings.SANDBOX_OAUTH_REDIRECT_URIS = [
