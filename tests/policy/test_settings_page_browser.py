@@ -168,3 +168,28 @@ def test_blocking_advice_asks_before_turning_auto_on(browser_page, browser_login
         page.locator("#field-mode .row-saved").wait_for()
         assert page.locator("#input-mode").input_value() == "auto"
         assert UserPolicy.objects.get(kind="contacts").mode == "auto"
+
+
+def test_preview_this_change_is_a_page_navigation_not_a_swap(browser_page, browser_login, carol):
+    from policy.pages import settings_preview_url
+
+    if not settings_preview_url("acme"):
+        pytest.skip("the My sync pages (syncengine:settings-preview) are not installed")
+    page = browser_login(browser_page, carol)
+    page.goto("/o/acme/policy/me/tasks/")
+    posts = []
+    page.on(
+        "request",
+        lambda r: posts.append(r.headers) if r.method == "POST" and "preview-settings" in r.url
+        else None,
+    )
+    page.locator("#input-direction").select_option("outlook_to_salesforce")
+    assert page.locator("#field-direction .unsaved-hint").is_visible()
+    page.locator("#field-direction").get_by_role("button", name="Preview this change").click()
+    page.wait_for_load_state()
+    page.locator(".messages, h1").first.wait_for()
+    assert len(posts) == 1 and "hx-request" not in posts[0]
+    # Not connected: the dry run is refused with a message; nothing was saved either way.
+    assert page.locator("#policy-section").count() <= 1
+    assert not UserPolicy.objects.filter(direction__isnull=False).exists()
+    shoot(page, "member-preview-refused-1280")
