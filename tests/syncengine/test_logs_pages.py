@@ -241,3 +241,20 @@ def test_the_nav_and_the_dashboard_link_the_support_pages(client_for, bob, org_a
     page = client_for(bob).get(reverse("orgs:home", args=[org_a.slug])).content.decode()
     assert reverse("syncengine:logs", args=[org_a.slug]) in page
     assert reverse("syncengine:history", args=[org_a.slug]) + "?status=failed" in page
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"status": "exploded"}, b"Select a valid choice"),
+    ({"trigger": "x" * 3000}, b"Select a valid choice"),
+    ({"cursor": "bm90LWEtY3Vyc29y"}, b"carol@acme.test"),
+])
+def test_bad_history_filters_give_a_message_not_a_500(client_for, bob, carol, org_a, params,
+                                                       message):
+    seed(_membership(carol))
+    response = get(client_for(bob), "history", org_a, **params)
+    assert response.status_code == 200 and message in response.content
+
+
+def test_a_huge_trace_query_is_refused_with_a_message(client_for, carol, org_a):
+    response = get(client_for(carol), "trace", org_a, item="y" * 10_000)
+    assert response.status_code == 200 and b"Enter at most 200 characters" in response.content
