@@ -217,7 +217,9 @@ def my_settings_context(
     error here): `render(request, "policy/my_settings.html", my_settings_context(...))`."""
     eff = policy_effective_for(membership, kind)
     errors = errors or {}
-    preview_url = settings_preview_url(ctx.org.slug)
+    # A dry run plans a manual/auto sync; SnapRecord copies chosen events and Off syncs nothing.
+    dry_run = eff.mode.value in registry.TWO_WAY_MODES
+    preview_url = settings_preview_url(ctx.org.slug) if dry_run else ""
     rows = []
     for name, r in eff.items():
         locked = r.source == LOCKED

@@ -231,3 +231,11 @@ def test_blocking_advice_without_javascript(carol, client_for):
         )
         assert r.status_code == 302
         assert UserPolicy.objects.get().include_private is True
+
+
+def test_no_preview_under_snaprecord_or_off(carol, client_for):
+    client = client_for(carol)
+    html = client.get("/o/acme/policy/me/").content.decode()  # calendar: SnapRecord
+    assert "Preview this change" not in html
+    # Without a dry run the row saves on change again.
+    assert 'hx-trigger="change, submit"' in row_html(html, "days_back")
