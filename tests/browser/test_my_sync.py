@@ -114,6 +114,8 @@ def test_preview_exclude_two_flip_a_conflict_then_run_exactly_that(browser_page,
     connected.sf_create("Contact", FirstName="Alan", LastName="Turing")
 
     page = browser_login(browser_page, carol)
+    refused = []  # the Content-Security-Policy must not block anything these pages need
+    page.on("console", lambda msg: refused.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.add_init_script(RECORD_PROGRESS)
     _start(page, "contacts", "Preview")
     assert page.locator("#run-progress[data-live='1']").is_visible()
@@ -150,6 +152,7 @@ def test_preview_exclude_two_flip_a_conflict_then_run_exactly_that(browser_page,
     kj = Item.objects.get(pk=kj.pk)
     (sf_row,) = [r for r in sf_records(org=connected.sf_user.org, sobject="Contact") if r["Id"] == sf_kj]
     assert kj.data["jobTitle"] == "Engineer" and sf_row["Title"] == "Engineer"  # the winner chosen on the page
+    assert not refused, refused
 
 
 def test_the_progress_bar_advances_then_stops_polling(browser_page, browser_login, connected, carol):
