@@ -146,6 +146,25 @@ def _split_by_mode(rows: list[FieldRow], mode: str) -> tuple[list[FieldRow], lis
     return shown, [r for r in rows if not r.setting.applies_in(mode)]
 
 
+def _off_page(errors: dict, hidden: list[FieldRow]) -> tuple[list[str], list[str]]:
+    """Errors and save confirmations of rows the page does not show (a stale page, or a
+    field of another mode): they go above the table, so no answer is ever invisible."""
+    shown_errors = [" ".join(v) for k, v in errors.items() if k not in registry.BY_NAME]
+    notes = []
+    for row in hidden:
+        if row.error:
+            shown_errors.append(row.error)
+        if row.saved:
+            modes = ", ".join(
+                label
+                for value, label in registry.BY_NAME["mode"].choices_for(row.kind)
+                if row.setting.applies_in(value)
+            )
+            notes.append(f"{row.setting.label}: {row.saved} It applies in {modes}.")
+        notes.extend(a.message for a in row.advice)
+    return shown_errors, notes
+
+
 def _mode_summary(kind: str, mode: str) -> str:
     label = dict(registry.BY_NAME["mode"].choices_for(kind)).get(mode, mode)
     if mode == "off":
@@ -187,6 +206,7 @@ def org_policy_context(
     ]
     rows, other_rows = _split_by_mode(rows, policy.mode)
     mode_locked = "mode" in policy.locked
+    other_errors, off_page_notes = _off_page(errors, other_rows if mode_locked else [])
     return {
         "ctx": ctx,
         "kind": kind,
@@ -199,8 +219,8 @@ def org_policy_context(
         "other_open": any(r.saved or r.error or r.advice for r in other_rows),
         "hidden_count": len(other_rows) if mode_locked else 0,
         "mode_summary": _mode_summary(kind, policy.mode),
-        "notes": list(notes),
-        "other_errors": [" ".join(v) for k, v in errors.items() if k not in registry.BY_NAME],
+        "notes": [*notes, *off_page_notes],
+        "other_errors": other_errors,
     }
 
 
@@ -236,6 +256,7 @@ def my_settings_context(
             )
         )
     rows, hidden = _split_by_mode(rows, eff.mode.value)
+    other_errors, off_page_notes = _off_page(errors, hidden)
     return {
         "ctx": ctx,
         "kind": kind,
@@ -244,8 +265,8 @@ def my_settings_context(
         "rows": rows,
         "hidden_count": len(hidden),
         "mode_summary": _mode_summary(kind, eff.mode.value),
-        "notes": list(notes),
-        "other_errors": [" ".join(v) for k, v in errors.items() if k not in registry.BY_NAME],
+        "notes": [*notes, *off_page_notes],
+        "other_errors": other_errors,
         "time_zone": eff.time_zone,
         "tz_form": time_zone_form(eff.time_zone),
         "notices": policy_notices_open(membership=membership),

@@ -239,3 +239,14 @@ def test_no_preview_under_snaprecord_or_off(carol, client_for):
     assert "Preview this change" not in html
     # Without a dry run the row saves on change again.
     assert 'hx-trigger="change, submit"' in row_html(html, "days_back")
+
+
+def test_a_post_to_a_row_the_mode_hides_still_gets_its_answer(carol, client_for):
+    client = client_for(carol)  # calendar in SnapRecord: the auto schedule is hidden
+    r = client.post("/o/acme/policy/me/calendar/set/frequency_minutes/", {"value": "45"}, **HTMX)
+    html = r.content.decode()
+    assert 'id="field-frequency_minutes"' not in html
+    assert "Auto sync every: Saved: 45 minutes. It applies in Auto sync." in html
+    r = client.post("/o/acme/policy/me/calendar/set/frequency_minutes/", {"value": "2"}, **HTMX)
+    assert "Auto sync every must be between 5 and 1440 minutes." in r.content.decode()
+    assert UserPolicy.objects.get().frequency_minutes == 45
