@@ -167,6 +167,12 @@ else:
 
 # How long a stored sync plan (a preview) can be applied; a scheduled task then removes it.
 SYNC_PLAN_TTL = timedelta(hours=float(os.environ.get("SYNC_PLAN_TTL_HOURS", "24")))
+# Token forecast (org dashboard): a Microsoft refresh token lapses after 90 days without use;
+# a Salesforce one follows the connected app's "Refresh Token Policy", which only the
+# customer's Salesforce admin sees. Salesforce's own default is "valid until revoked";
+# an org can override both values on its dashboard settings.
+SALESFORCE_REFRESH_TOKEN_POLICY = os.environ.get("SALESFORCE_REFRESH_TOKEN_POLICY", "until_revoked")
+SALESFORCE_REFRESH_TOKEN_DAYS = int(os.environ.get("SALESFORCE_REFRESH_TOKEN_DAYS", "90"))
 
 # --- Auth ----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"

@@ -368,3 +368,89 @@ class PlannedChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.side} ({self.status})"
+
+
+# ---------------------------------------------------------------- org dashboard (issue 14)
+
+
+class AlertDelivery(models.TextChoices):
+    IMMEDIATE = "immediate", "Immediately, one e-mail per alert"
+    DIGEST = "digest", "Once a day, in a digest"
+
+
+class SalesforceRefreshPolicy(models.TextChoices):
+    # "" = the deployment's default (settings.SALESFORCE_REFRESH_TOKEN_POLICY).
+    DEFAULT = "", "The deployment's default"
+    UNTIL_REVOKED = "until_revoked", "Valid until revoked"
+    IDLE = "idle", "Expires if not used for N days"
+    ABSOLUTE = "absolute", "Expires N days after it was issued"
+
+
+class OrgSyncSettings(models.Model):
+    """Sync-specific org settings the admin dashboard edits (one row per org, made on save).
+
+    `api_share_percent`: the share of the Salesforce org's daily API limit LinkPoint may
+    use (the governor). `sf_refresh_*`: the connected app's refresh token policy, which
+    only the customer's Salesforce admin can see, so the forecast asks for it here.
+    """
+
+    organization = models.OneToOneField(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="sync_settings"
+    )
+    api_share_percent = models.PositiveSmallIntegerField(default=20)
+    alert_delivery = models.CharField(
+        max_length=12, choices=AlertDelivery.choices, default=AlertDelivery.IMMEDIATE
+    )
+    sf_refresh_policy = models.CharField(
+        max_length=16, choices=SalesforceRefreshPolicy.choices, blank=True, default=""
+    )
+    sf_refresh_days = models.PositiveSmallIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(api_share_percent__gte=1, api_share_percent__lte=100),
+                name="orgsyncsettings_share_1_100",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"sync settings of org {self.organization_id}"
+
+
+class AlertCause(models.TextChoices):
+    RECONNECT = "reconnect", "Needs to reconnect"
+    FAILING = "failing", "Failed several times in a row"
+
+
+class SyncAlert(models.Model):
+    """One alert per member, cause, kind (or provider) and day: the unique constraint is
+    what keeps a second e-mail for the same cause from going out the same day."""
+
+    organization = models.ForeignKey(
+        "orgs.Organization", on_delete=models.CASCADE, related_name="sync_alerts"
+    )
+    membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="sync_alerts")
+    cause = models.CharField(max_length=16, choices=AlertCause.choices)
+    # The kind that fails, or the provider to reconnect.
+    subject = models.CharField(max_length=16)
+    day = models.DateField()
+    message = models.CharField(max_length=500)
+    created_at = models.DateTimeField(auto_now_add=True)
+    member_emailed_at = models.DateTimeField(null=True, blank=True)
+    admins_emailed_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["membership", "cause", "subject", "day"], name="syncalert_one_per_day"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "resolved_at", "-created_at"], name="syncalert_open_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.cause} alert ({self.subject}) of membership {self.membership_id} on {self.day}"
