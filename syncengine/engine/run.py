@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from ..models import (
@@ -935,23 +936,25 @@ class _Review:
 
     def __init__(self, engine: _Run, plan_run_id: int):
         self.engine = engine
+        # Only the signature columns and the result's hash: a 10,000-item plan's
+        # stored records never come back into memory.
+        rows = PlannedChange.objects.filter(
+            run_id=plan_run_id, run__membership=engine.membership
+        ).values_list(
+            "action",
+            "side",
+            "outlook_id",
+            "sf_id",
+            "outlook_version",
+            "sf_version",
+            KeyTextTransform("hash", "after"),
+            "pk",
+            "included",
+            "link_key",
+            "winner",
+        )
         self.planned = {
-            _sig_row(p): (p.pk, p.included, p.link_key, p.winner)
-            for p in PlannedChange.objects.filter(
-                run_id=plan_run_id, run__membership=engine.membership
-            ).only(
-                "pk",
-                "included",
-                "link_key",
-                "winner",
-                "action",
-                "side",
-                "outlook_id",
-                "sf_id",
-                "outlook_version",
-                "sf_version",
-                "after",
-            )
+            (*row[:6], row[6] or ""): tuple(row[7:]) for row in rows.iterator(chunk_size=2000)
         }
         self.plan_run_id = plan_run_id
         self.included = sum(1 for p in self.planned.values() if p[1])
@@ -1021,18 +1024,6 @@ def _sig(d: Decision) -> tuple:
         d.outlook.version if d.outlook else "",
         d.sf.version if d.sf else "",
         canonical_hash(d.result) if d.result is not None else "",
-    )
-
-
-def _sig_row(p: PlannedChange) -> tuple:
-    return (
-        p.action,
-        p.side,
-        p.outlook_id,
-        p.sf_id,
-        p.outlook_version,
-        p.sf_version,
-        (p.after or {}).get("hash", ""),
     )
 
 

@@ -398,19 +398,22 @@ def _sync_json(member, **kw) -> dict:
     return json.loads(out.getvalue())
 
 
-def test_sync_command_lists_skipped_items_with_their_reasons_and_applies_plans(member):
-    from .test_calendar_recurrence import _monday, _o_series
+def test_sync_command_lists_left_out_items_with_their_reasons_and_applies_plans(member):
+    from .test_bad_remote_items import _corrupt_outlook
 
-    start_at = _monday()
-    _o_series(member, "Standup forever", start_at, rng={"type": "noEnd", "startDate": start_at.date().isoformat()})
+    bad = _o_contact(member, "Ada", "Lovelace", "ada@example.com")
+    _corrupt_outlook(bad, businessAddress="1 Navy Way, Arlington")  # unmappable: an item error
     _o_task(member, "Call Ada")
     _o_task(member, "Email Grace")
 
-    cal = _sync_json(member, kind="calendar")
-    assert cal["status"] == "succeeded"
-    (skipped,) = cal["skipped_items"]
-    assert skipped["action"] == "skip" and skipped["title"] == "Standup forever"
-    assert "cannot be represented in Salesforce" in skipped["reason"]
+    preview = _sync_json(member, kind="contacts", plan=True)
+    (item,) = preview["skipped_items"]  # from the stored plan
+    assert (item["action"], item["title"]) == ("error", "Ada Lovelace")
+    assert "address" in item["reason"].lower(), item
+    contacts = _sync_json(member, kind="contacts")
+    assert contacts["status"] == "succeeded" and contacts["errors"]["outlook"] == 1
+    (item,) = contacts["skipped_items"]  # from the run's log
+    assert item["action"] == "error" and "address" in item["reason"].lower() and item["outlook_id"]
 
     plan = _sync_json(member, kind="tasks", plan=True)
     assert plan["status"] == "planned" and member.sf("Task") == []
