@@ -177,3 +177,63 @@ def connection_health(*, org: Organization) -> list[MemberHealth]:
 
 def salesforce_usage(*, org: Organization) -> list[SalesforceUsage]:
     return list(SalesforceUsage.objects.filter(organization=org).order_by("sf_org_id"))
+
+
+def connections_shared(connections: list[Connection]) -> dict[int, Connection]:
+    """For many connections at once (a dashboard page): {connection pk: another active member's
+    live connection to the same remote account}. The same rule as `connection_identity_holder`,
+    in one query whatever the number of connections."""
+    from django.db.models.functions import Lower, Substr
+
+    live = [c for c in connections if c.status != Status.REVOKED]
+    if not live:
+        return {}
+    oids = {c.ms_object_id for c in live if c.provider == Provider.MICROSOFT and c.ms_object_id}
+    upns = {c.account_name.strip().lower() for c in live
+            if c.provider == Provider.MICROSOFT and c.account_name.strip()}
+    sf_users = {c.sf_user_id[:15] for c in live if c.provider == Provider.SALESFORCE and c.sf_user_id}
+    q = Q(provider=Provider.MICROSOFT, ms_object_id__in=oids) if oids else Q(pk__in=[])
+    if upns:
+        q |= Q(provider=Provider.MICROSOFT, upn__in=upns)
+    if sf_users:
+        q |= Q(provider=Provider.SALESFORCE, sf_user15__in=sf_users)
+    candidates = list(
+        Connection.objects.annotate(upn=Lower("account_name"), sf_user15=Substr("sf_user_id", 1, 15))
+        .filter(q, membership__is_active=True).exclude(status=Status.REVOKED)
+        .select_related("membership__user", "membership__organization").order_by("pk")
+    )
+    by_key: dict[tuple, list[Connection]] = {}
+    for other in candidates:
+        for key in _keys(other):
+            by_key.setdefault(key, []).append(other)
+    out: dict[int, Connection] = {}
+    for conn in live:
+        identity = connection_identity(conn)
+        near = {o.pk: o for key in _keys(conn) for o in by_key.get(key, ())}
+        for other in sorted(near.values(), key=lambda o: o.pk):
+            if other.membership_id == conn.membership_id:
+                continue
+            if _matches(conn.provider, other, identity) and _same_identity(conn.provider, other, identity):
+                out[conn.pk] = other
+                break
+    return out
+
+
+def _keys(conn: Connection) -> list[tuple]:
+    if conn.provider == Provider.MICROSOFT:
+        return [("ms-oid", conn.ms_object_id), ("ms-upn", conn.account_name.strip().lower())]
+    return [("sf", conn.sf_user_id[:15])]
+
+
+def _matches(provider: str, other: Connection, identity: dict) -> bool:
+    """`_identity_q` evaluated in Python on an already loaded row."""
+    if provider == Provider.MICROSOFT:
+        tid, oid = identity.get("ms_tenant_id") or "", identity.get("ms_object_id") or ""
+        upn = (identity.get("account_name") or "").strip().lower()
+        if tid and oid:
+            if (other.ms_tenant_id, other.ms_object_id) == (tid, oid):
+                return True
+            return bool(upn) and not other.ms_object_id and other.account_name.lower() == upn
+        return bool(upn) and other.account_name.lower() == upn
+    org, user = (identity.get("sf_org_id") or "")[:15], (identity.get("sf_user_id") or "")[:15]
+    return bool(org and user) and other.sf_org_id.startswith(org) and other.sf_user_id.startswith(user)

@@ -11,6 +11,9 @@ def _ensure_schedule(sender, **kwargs):
     from .support import retention_schedule_ensure
 
     retention_schedule_ensure()
+    from .services import alerts_schedule_ensure
+
+    alerts_schedule_ensure()
 
 
 def _support_panel(ctx) -> dict:

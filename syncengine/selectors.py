@@ -743,3 +743,351 @@ def trace_policy_sources(*, membership: Membership | None, kind: str) -> dict[st
         return {}
     eff = policy_effective_for(membership, kind)
     return {name: r.source_label for name, r in eff.items() if r is not None}
+
+
+# ---- org admin dashboard: sync health per member (issue 14)
+#
+# Token and consent forecast, the rules used (documented on the dashboard too):
+# - Microsoft: a refresh token lapses after 90 days without use (Microsoft identity
+#   platform's default inactivity lifetime); every sync uses it, so the date is the last
+#   use (or the connect) plus 90 days.
+# - Salesforce: the connected app's Refresh Token Policy, set per org on the dashboard
+#   settings or by the deployment (settings.SALESFORCE_REFRESH_TOKEN_POLICY / _DAYS):
+#   "until revoked" (Salesforce's default: no date), "idle" (last use + N days) or
+#   "absolute" (connect + N days).
+# - A connection already marked "reconnect needed" or in error has stopped; a revoked
+#   consent is a disconnected connection.
+
+MS_REFRESH_IDLE_DAYS = 90
+LAPSE_WARNING_DAYS = 7
+FAILING_AFTER = 3
+HEALTH_PAGE_SIZE = 50
+_FAILED = ("failed", "stopped")
+# Runs that synced (or tried to): previews and settings previews read only.
+_SYNCING_PURPOSES = ("sync", "apply_plan", "rebuild")
+
+
+@dataclass(frozen=True)
+class ConnectionForecast:
+    provider: str
+    label: str
+    connection: object | None
+    lapses_at: datetime | None
+    rule: str
+    shared_with: str = ""
+
+    @property
+    def state(self) -> str:
+        return self.connection.status if self.connection is not None else "none"
+
+    @property
+    def stopped(self) -> bool:
+        """It no longer works: marked so by a failed refresh, or its forecast date passed."""
+        if self.connection is None or self.state == "revoked":
+            return False
+        from django.utils import timezone
+
+        return self.state in ("needs_reauth", "error") or (
+            self.lapses_at is not None and self.lapses_at <= timezone.now())
+
+    @property
+    def lapses_soon(self) -> bool:
+        from django.utils import timezone
+
+        return (not self.stopped and self.lapses_at is not None
+                and self.lapses_at <= timezone.now() + timedelta(days=LAPSE_WARNING_DAYS))
+
+
+@dataclass(frozen=True)
+class KindHealth:
+    kind: str
+    label: str
+    mode: str
+    last_ok_at: datetime | None
+    last_run: SyncRun | None
+    failures_in_row: int
+    errors_24h: int
+    conflicts_24h: int
+    next_run_at: datetime | None
+    lock_overridden: tuple[str, ...] = ()
+
+    @property
+    def guard_waiting(self) -> bool:
+        run = self.last_run
+        return run is not None and run.status == "stopped" and run.error.startswith(
+            "Stopped before deleting")
+
+
+@dataclass(frozen=True)
+class MemberSyncHealth:
+    membership: Membership
+    microsoft: ConnectionForecast
+    salesforce: ConnectionForecast
+    kinds: tuple[KindHealth, ...]
+    reasons: tuple[str, ...]
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.reasons)
+
+    @property
+    def never_synced(self) -> bool:
+        return all(k.last_ok_at is None for k in self.kinds if k.mode != "off")
+
+    @property
+    def state(self) -> str:
+        if self.reasons:
+            return "attention"
+        return "idle" if all(k.mode == "off" for k in self.kinds) else "healthy"
+
+    @property
+    def sort_key(self) -> tuple:
+        return (0 if self.reasons else 1, self.membership.user.email.lower(), self.membership.pk)
+
+
+@dataclass(frozen=True)
+class HealthFilter:
+    kind: str = ""
+    state: str = ""  # attention | healthy | never_synced | reconnect
+    role: str = ""
+
+
+@dataclass(frozen=True)
+class HealthPage:
+    rows: list[MemberSyncHealth]
+    next_cursor: str
+    total: int
+    attention: int
+
+
+def _sf_refresh_rule(org_settings) -> tuple[str, int]:
+    from django.conf import settings
+
+    policy = (getattr(org_settings, "sf_refresh_policy", "") or
+              getattr(settings, "SALESFORCE_REFRESH_TOKEN_POLICY", "until_revoked"))
+    days = (getattr(org_settings, "sf_refresh_days", None) or
+            getattr(settings, "SALESFORCE_REFRESH_TOKEN_DAYS", 90))
+    return policy, int(days)
+
+
+def connection_forecast(conn, provider: str, *, sf_rule: tuple[str, int],
+                        shared_with: str = "") -> ConnectionForecast:
+    label = "Outlook" if provider == "microsoft" else "Salesforce"
+    if conn is None or conn.status == "revoked":
+        return ConnectionForecast(provider, label, conn, None, "Not connected", shared_with)
+    base_use = conn.last_used_at or conn.connected_at
+    if provider == "microsoft":
+        lapses = base_use + timedelta(days=MS_REFRESH_IDLE_DAYS) if base_use else None
+        rule = f"Microsoft: {MS_REFRESH_IDLE_DAYS} days without use"
+    else:
+        policy, days = sf_rule
+        if policy == "idle":
+            lapses, rule = (base_use + timedelta(days=days) if base_use else None,
+                            f"Salesforce: {days} days without use")
+        elif policy == "absolute":
+            lapses, rule = (conn.connected_at + timedelta(days=days) if conn.connected_at else None,
+                            f"Salesforce: {days} days after connecting")
+        else:
+            lapses, rule = None, "Salesforce: valid until revoked"
+    return ConnectionForecast(provider, label, conn, lapses, rule, shared_with)
+
+
+def _reasons(microsoft, salesforce, kinds) -> tuple[str, ...]:
+    out = []
+    for f in (microsoft, salesforce):
+        if f.stopped:
+            out.append(f"Needs to reconnect {f.label}")
+        elif f.lapses_soon:
+            out.append(f"{f.label} sign-in lapses on {f.lapses_at:%d %b %Y}")
+        if f.shared_with:
+            out.append(f"{f.label} account also connected by {f.shared_with}")
+    for k in kinds:
+        if k.failures_in_row >= FAILING_AFTER:
+            out.append(f"{k.label}: {k.failures_in_row} failed runs in a row")
+        if k.guard_waiting:
+            out.append(f"{k.label}: mass-delete guard waiting for a confirmation")
+        if k.lock_overridden:
+            out.append(f"{k.label}: own setting against a lock ({', '.join(k.lock_overridden)})")
+    active = [k for k in kinds if k.mode != "off"]
+    if active and all(k.last_ok_at is None for k in active):
+        out.append("Never synced")
+    return tuple(out)
+
+
+def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list[MemberSyncHealth]:
+    """Every active member's sync health (or only `memberships`'), sorted attention first.
+
+    Eleven queries whatever the number of members: each source is read once for the org
+    and joined in Python (pinned in tests/syncengine/test_dashboard_health.py).
+    """
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from connections.models import Connection
+    from connections.selectors import connections_shared
+    from policy import registry
+    from policy.models import OrgPolicy, UserPolicy
+    from policy.selectors import resolve
+
+    from .engine.kinds import KINDS
+    from .models import OrgSyncSettings, SyncLogEntry
+
+    if memberships is None:
+        memberships = list(Membership.objects.active().filter(organization=org)
+                           .select_related("user").order_by("user__email"))
+    ids = [m.pk for m in memberships]
+    t = timezone.now()
+    conns = list(Connection.objects.filter(membership_id__in=ids))
+    shared = connections_shared(conns)
+    by_member: dict[int, dict] = {}
+    for c in conns:
+        by_member.setdefault(c.membership_id, {})[c.provider] = c
+    leases = {(lease.membership_id, lease.kind): lease
+              for lease in SyncLease.objects.filter(membership_id__in=ids)}
+    syncing = SyncRun.objects.filter(membership_id__in=ids, purpose__in=_SYNCING_PURPOSES,
+                                     dry_run=False).exclude(status__in=("queued", "running", "planned"))
+    agg = {(r["membership_id"], r["kind"]): r for r in syncing.values("membership_id", "kind").annotate(
+        last_id=Max("pk"), last_ok_id=Max("pk", filter=Q(status="succeeded")),
+        last_ok_at=Max("finished_at", filter=Q(status="succeeded")))}
+    last_runs = {r.pk: r for r in SyncRun.objects.filter(pk__in=[a["last_id"] for a in agg.values()])
+                 .only("pk", "status", "error", "finished_at", "started_at", "trigger", "kind")}
+    # Failed runs after the last success (of the last 30 days), counted per (member, kind)
+    # in Python: two integers per failed run, so the read stays small.
+    fails: dict[tuple, int] = {}
+    for mid, kind, pk in syncing.filter(status__in=_FAILED, started_at__gte=t - timedelta(days=30)) \
+            .values_list("membership_id", "kind", "pk"):
+        last_ok = (agg.get((mid, kind)) or {}).get("last_ok_id") or 0
+        if pk > last_ok:
+            fails[(mid, kind)] = fails.get((mid, kind), 0) + 1
+    logs = {(r["membership_id"], r["kind"]): r for r in SyncLogEntry.objects.filter(
+        organization=org, membership_id__in=ids, created_at__gte=t - timedelta(days=1))
+        .filter(Q(level="error") | Q(action="conflict")).values("membership_id", "kind").annotate(
+        errors=Count("pk", filter=Q(level="error")), conflicts=Count("pk", filter=Q(action="conflict")))}
+    org_policies = {p.kind: p for p in OrgPolicy.objects.filter(organization=org)}
+    user_policies = {(p.membership_id, p.kind): p
+                     for p in UserPolicy.objects.filter(membership_id__in=ids)}
+    sf_rule = _sf_refresh_rule(OrgSyncSettings.objects.filter(organization=org).first())
+
+    def holder_name(conn) -> str:
+        other = shared.get(conn.pk) if conn is not None else None
+        if other is None:
+            return ""
+        if other.membership.organization_id != org.pk:
+            return "a member of another organization"
+        return other.membership.user.email
+
+    out = []
+    for m in memberships:
+        mine = by_member.get(m.pk, {})
+        ms, sf = mine.get("microsoft"), mine.get("salesforce")
+        microsoft = connection_forecast(ms, "microsoft", sf_rule=sf_rule, shared_with=holder_name(ms))
+        salesforce = connection_forecast(sf, "salesforce", sf_rule=sf_rule, shared_with=holder_name(sf))
+        kinds = []
+        for kind in KINDS:
+            op = org_policies.get(kind) or OrgPolicy.with_defaults(organization_id=org.pk, kind=kind)
+            up = user_policies.get((m.pk, kind))
+            overrides = up.overrides() if up is not None else {}
+            mode = resolve(kind=kind, org_values=op.values(), locked=op.locked,
+                           user_values=overrides)["mode"].value
+            a = agg.get((m.pk, kind)) or {}
+            lg = logs.get((m.pk, kind)) or {}
+            lease = leases.get((m.pk, kind))
+            kinds.append(KindHealth(
+                kind=kind, label=registry.KIND_LABELS[kind], mode=mode,
+                last_ok_at=a.get("last_ok_at"), last_run=last_runs.get(a.get("last_id")),
+                failures_in_row=fails.get((m.pk, kind), 0), errors_24h=lg.get("errors", 0),
+                conflicts_24h=lg.get("conflicts", 0),
+                next_run_at=lease.next_run_at if lease is not None and mode in ("auto", "snaprecord")
+                and not lease.auto_paused else None,
+                lock_overridden=tuple(sorted(set(overrides) & op.locked)),
+            ))
+        out.append(MemberSyncHealth(m, microsoft, salesforce, tuple(kinds),
+                                    _reasons(microsoft, salesforce, kinds)))
+    return sorted(out, key=lambda r: r.sort_key)
+
+
+def _health_matches(row: MemberSyncHealth, f: HealthFilter) -> bool:
+    if f.role and row.membership.role != f.role:
+        return False
+    if f.kind and all(k.mode == "off" for k in row.kinds if k.kind == f.kind):
+        return False
+    if f.state == "attention":
+        return row.needs_attention
+    if f.state == "healthy":
+        return not row.needs_attention
+    if f.state == "never_synced":
+        return row.never_synced
+    if f.state == "reconnect":
+        return row.microsoft.stopped or row.salesforce.stopped
+    return True
+
+
+def health_cursor_encode(row: MemberSyncHealth) -> str:
+    attention, email, pk = row.sort_key
+    raw = f"{attention}|{pk}|{email}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def health_cursor_decode(cursor: str | None) -> tuple | None:
+    """The keyset position after which a page starts; None for a missing or broken cursor."""
+    if not cursor or len(cursor) > 400:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        attention, pk, email = raw.split("|", 2)
+        return (int(attention), email, int(pk))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
+
+
+def health_page(*, org, f: HealthFilter, cursor: str | None = None,
+                size: int = HEALTH_PAGE_SIZE) -> HealthPage:
+    """One page of the health table by keyset on (attention first, e-mail, id)."""
+    rows = [r for r in org_sync_health(org=org) if _health_matches(r, f)]
+    after = health_cursor_decode(cursor)
+    start = [r for r in rows if after is None or r.sort_key > after]
+    page = start[:size]
+    more = len(start) > size
+    return HealthPage(rows=page, next_cursor=health_cursor_encode(page[-1]) if more and page else "",
+                      total=len(rows), attention=sum(r.needs_attention for r in rows))
+
+
+# ---- org admin dashboard: charts (30 days)
+
+
+@dataclass(frozen=True)
+class DayPoint:
+    day: object  # date
+    runs: dict  # kind -> runs that synced
+    errors: dict  # kind -> failed or stopped runs
+    sf_requests: int
+
+
+def org_sync_days(*, org, days: int = 30) -> list[DayPoint]:
+    """Runs, failed runs and Salesforce requests per UTC day and kind: one aggregate query."""
+    from django.db.models import Sum
+    from django.db.models.functions import TruncDate
+
+    from .engine.kinds import KINDS
+    from .governor import day_start
+
+    first = day_start() - timedelta(days=days - 1)
+    rows = (SyncRun.objects.filter(membership__organization=org, started_at__gte=first)
+            .annotate(d=TruncDate("started_at", tzinfo=UTC)).values("d", "kind")
+            .annotate(n=Count("pk", filter=Q(purpose__in=_SYNCING_PURPOSES)),
+                      failed=Count("pk", filter=Q(status__in=_FAILED)),
+                      sf=Sum("api_salesforce")))
+    by_day: dict = {}
+    for r in rows:
+        by_day.setdefault(r["d"], []).append(r)
+    out = []
+    for i in range(days):
+        day = (first + timedelta(days=i)).date()
+        found = by_day.get(day, [])
+        out.append(DayPoint(
+            day=day,
+            runs={k: sum(r["n"] for r in found if r["kind"] == k) for k in KINDS},
+            errors={k: sum(r["failed"] for r in found if r["kind"] == k) for k in KINDS},
+            sf_requests=sum(r["sf"] or 0 for r in found),
+        ))
+    return out

@@ -382,3 +382,140 @@ __all__ = [
     "sync_plans_purge",
     "sync_start",
 ]
+
+
+# ---------------------------------------------------------------- org dashboard (issue 14)
+
+ALERT_DIGEST_SCHEDULE = "syncengine.alert-digest"
+
+
+def org_sync_settings_update(*, ctx, api_share_percent: int, alert_delivery: str,
+                             sf_refresh_policy: str, sf_refresh_days: int | None):
+    """Save the dashboard's settings (validated by the form) and audit the change."""
+    from orgs.audit import audit_record
+
+    from .models import OrgSyncSettings
+
+    with transaction.atomic():
+        row, _ = OrgSyncSettings.objects.select_for_update().get_or_create(organization=ctx.org)
+        fields = ("api_share_percent", "alert_delivery", "sf_refresh_policy", "sf_refresh_days")
+        before = {f: getattr(row, f) for f in fields}
+        row.api_share_percent, row.alert_delivery = api_share_percent, alert_delivery
+        row.sf_refresh_policy, row.sf_refresh_days = sf_refresh_policy, sf_refresh_days
+        row.save()
+        after = {f: getattr(row, f) for f in fields}
+        if before != after:
+            audit_record(ctx=ctx, action="sync_settings.update", target="sync dashboard",
+                         before=before, after=after)
+    return row
+
+
+def _admin_emails(org_id: int) -> list[str]:
+    return list(Membership.objects.active().filter(organization_id=org_id, role__in=("owner", "admin"))
+                .order_by("user__email").values_list("user__email", flat=True))
+
+
+def _alert_mail(*, to: list[str], subject: str, lines: list[str], org) -> None:
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    if not to:
+        return
+    url = f"{settings.SITE_URL}/o/{org.slug}/"
+    send_mail(subject, "\n".join([*lines, "", f"Open LinkPoint: {url}"]), None, to,
+              fail_silently=False)
+
+
+def alerts_check(*, membership_id: int) -> list:
+    """Raise today's alerts for one member (reconnect, a kind failing N times in a row) and
+    resolve those whose cause is gone. One alert per member, cause and day (a unique row):
+    the member is e-mailed once; the admins too unless the org chose the daily digest.
+    Called after every run; safe to call any time."""
+    from django.db import IntegrityError
+
+    from .models import AlertCause, AlertDelivery, OrgSyncSettings, SyncAlert
+    from .selectors import FAILING_AFTER, org_sync_health
+
+    m = Membership.objects.select_related("user", "organization").filter(
+        pk=membership_id, is_active=True).first()
+    if m is None:
+        return []
+    (health,) = org_sync_health(org=m.organization, memberships=[m])
+    causes: dict[tuple[str, str], str] = {}
+    for f in (health.microsoft, health.salesforce):
+        if f.stopped:
+            causes[(AlertCause.RECONNECT, f.provider)] = (
+                f"{m.user.email} needs to reconnect {f.label}: syncing stopped until they do.")
+    for k in health.kinds:
+        if k.failures_in_row >= FAILING_AFTER:
+            error = (k.last_run.error if k.last_run is not None else "")[:200]
+            causes[(AlertCause.FAILING, k.kind)] = (
+                f"{k.label} sync of {m.user.email} failed {k.failures_in_row} times in a row"
+                + (f": {error}" if error else "."))
+    t = now()
+    SyncAlert.objects.filter(membership=m, resolved_at__isnull=True).exclude(
+        id__in=[a.pk for a in SyncAlert.objects.filter(membership=m, resolved_at__isnull=True)
+                if (a.cause, a.subject) in causes]).update(resolved_at=t)
+    delivery = (OrgSyncSettings.objects.filter(organization_id=m.organization_id)
+                .values_list("alert_delivery", flat=True).first() or AlertDelivery.IMMEDIATE)
+    raised = []
+    for (cause, subject), message in causes.items():
+        try:
+            with transaction.atomic():
+                alert, created = SyncAlert.objects.get_or_create(
+                    membership=m, cause=cause, subject=subject, day=t.date(),
+                    defaults={"organization_id": m.organization_id, "message": message[:500]})
+        except IntegrityError:  # a concurrent worker raised it first
+            continue
+        if not created:
+            continue
+        raised.append(alert)
+        logger.warning("sync alert %s/%s for membership %s: %s", cause, subject, m.pk, message)
+        _alert_mail(to=[m.user.email], subject=f"LinkPoint: {message[:120]}", org=m.organization,
+                    lines=[message, "", "Open LinkPoint to see what to do."])
+        fields = {"member_emailed_at": t}
+        if delivery == AlertDelivery.IMMEDIATE:
+            admins = [e for e in _admin_emails(m.organization_id) if e != m.user.email]
+            _alert_mail(to=admins, subject=f"LinkPoint alert in {m.organization.name}",
+                        org=m.organization, lines=[message])
+            fields["admins_emailed_at"] = t
+        SyncAlert.objects.filter(pk=alert.pk).update(**fields)
+    return raised
+
+
+def alerts_digest_send() -> int:
+    """Scheduled daily: each digest org's admins get one e-mail with the alerts not yet sent
+    to them. Returns how many e-mails went out; a re-run sends nothing twice."""
+    from orgs.models import Organization
+
+    from .models import AlertDelivery, SyncAlert
+
+    t = now()
+    pending = SyncAlert.objects.filter(
+        admins_emailed_at__isnull=True,
+        organization__sync_settings__alert_delivery=AlertDelivery.DIGEST,
+    ).order_by("organization_id", "created_at", "pk")
+    by_org: dict[int, list] = {}
+    for alert in pending:
+        by_org.setdefault(alert.organization_id, []).append(alert)
+    sent = 0
+    for org in Organization.objects.filter(pk__in=list(by_org)):
+        alerts = by_org[org.pk]
+        _alert_mail(to=_admin_emails(org.pk), org=org,
+                    subject=f"LinkPoint daily digest for {org.name}: {len(alerts)} alert(s)",
+                    lines=[f"- {a.message}" + (" (resolved since)" if a.resolved_at else "")
+                           for a in alerts])
+        SyncAlert.objects.filter(pk__in=[a.pk for a in alerts]).update(admins_emailed_at=t)
+        sent += 1
+    return sent
+
+
+def alerts_schedule_ensure() -> None:
+    """The daily digest's schedule, created (or repaired) idempotently by name."""
+    from django_q.models import Schedule
+
+    Schedule.objects.update_or_create(
+        name=ALERT_DIGEST_SCHEDULE,
+        defaults={"func": "syncengine.services.alerts_digest_send", "schedule_type": Schedule.DAILY,
+                  "repeats": -1},
+    )

@@ -51,6 +51,8 @@ def run_queued(run_id: int) -> dict:
         return {"run_id": run_id, "status": "failed"}
     if result.get("status") == "skipped":
         _wait_for_lease(run)
+    elif run.purpose not in ("preview", "rebuild_preview", "settings_preview"):
+        _alerts(run.membership_id)
     return result
 
 
@@ -131,9 +133,24 @@ def run_sync(membership_id: int, kind: str, trigger: str = "auto", holder: str |
         return {"status": "skipped", "message": "membership gone"}
     result = engine_run(membership, kind, trigger, holder=holder)
     if trigger in ("auto", "snaprecord"):
-        sync_schedule_next(membership_id=membership_id, kind=kind, minutes=_frequency(membership, kind, 30),
+        from .governor import budget_for
+
+        # Near the org's Salesforce API budget the interval stretches (see governor.py).
+        minutes = round(_frequency(membership, kind, 30) * budget_for(membership.organization_id).stretch)
+        sync_schedule_next(membership_id=membership_id, kind=kind, minutes=minutes,
                            failed=result.status in ("failed", "stopped"))
+    _alerts(membership_id)
     return result.as_dict()
+
+
+def _alerts(membership_id: int) -> None:
+    """Alerts after a run; a mail server fault must not fail the sync that already happened."""
+    from .services import alerts_check
+
+    try:
+        alerts_check(membership_id=membership_id)
+    except Exception:
+        logger.exception("sync alerts for membership %s could not be raised", membership_id)
 
 
 def _frequency(membership, kind, default) -> int:
@@ -178,11 +195,15 @@ def dispatch_due(limit: int = 200) -> int:
 
     from .engine.kinds import KINDS
     from .engine.run import LEASE_TTL, now
+    from .governor import budgets_for, day_start
     from .models import SyncLease
 
     t = now()
     members = list(Membership.objects.filter(is_active=True).select_related("user"))
     claimed = 0
+    budgets = budgets_for({m.organization_id for m in members}, now=t)
+    # At the org's API budget cap auto runs wait for the next day (the pages say so).
+    held = {m.pk for m in members if budgets[m.organization_id].held}
     for kind in KINDS:
         policies = policy_effective_for_many(members, kind)
         # SnapRecord members are dispatched too: their recorded events follow Outlook edits.
@@ -192,6 +213,12 @@ def dispatch_due(limit: int = 200) -> int:
             if eff.mode.value in ("auto", "snaprecord") and _in_time_window(eff, t)
         }
         auto_ids = _dispatchable(kind, triggers)
+        waiting = [mid for mid in auto_ids if mid in held]
+        if waiting:
+            SyncLease.objects.filter(kind=kind, membership_id__in=waiting, next_run_at__lte=t).update(
+                next_run_at=day_start(t) + timedelta(days=1))
+            logger.info("API budget: %d %s auto sync(s) wait for tomorrow", len(waiting), kind)
+            auto_ids = [mid for mid in auto_ids if mid not in held]
         existing = set(SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids).values_list(
             "membership_id", flat=True))
         SyncLease.objects.bulk_create(
