@@ -223,7 +223,7 @@ def _ids(request) -> list[int]:
 def review_include(request, run_id: int):
     run, f = _plan(request, run_id), _filter(request)
     included, group = request.POST.get("included") == "1", request.POST.get("action_group", "")
-    error = ""
+    error, ids = "", []
     try:
         ids = _ids(request)
         if group in selectors.GROUPS_BY_KEY:

@@ -113,6 +113,13 @@ def test_a_tampered_include_list_is_refused(member, client_for, carol, bob):
     junk = client.post(f"/o/acme/sync/runs/{run.pk}/review/include/", {"change_ids": ["x"], "included": "0"},
                        follow=True)
     assert "not part of this plan" in junk.content.decode()
+    junk_hx = client.post(f"/o/acme/sync/runs/{run.pk}/review/include/", {"change_ids": ["1e9"], "included": "0"},
+                          headers=HX)
+    assert junk_hx.status_code == 200 and "not part of this plan" in junk_hx.content.decode()
+    unknown_group = client.post(f"/o/acme/sync/runs/{run.pk}/review/include/",
+                                {"action_group": "everything", "included": "0"}, headers=HX)
+    assert unknown_group.status_code == 200
+    assert not PlannedChange.objects.filter(included=False).exists()
 
 
 def test_flipping_a_conflict_winner(member, client_for, carol):
