@@ -85,9 +85,12 @@ def _json(status: int, body, headers: dict[str, str] | None = None) -> HttpRespo
     return response
 
 
-def graph_error(status: int, code: str, message: str, headers: dict[str, str] | None = None):
-    """Microsoft Graph's error envelope."""
+def graph_error(status: int, code: str, message: str, headers: dict[str, str] | None = None,
+                client_request_id: str = ""):
+    """Microsoft Graph's error envelope (learn.microsoft.com/graph/errors): the innerError and the
+    `request-id` / `client-request-id` headers carry the ids support asks for."""
     request_id = str(uuid.uuid4())
+    client_request_id = client_request_id or request_id
     body = {
         "error": {
             "code": code,
@@ -95,25 +98,30 @@ def graph_error(status: int, code: str, message: str, headers: dict[str, str] | 
             "innerError": {
                 "date": timezone.now().strftime("%Y-%m-%dT%H:%M:%S"),
                 "request-id": request_id,
-                "client-request-id": request_id,
+                "client-request-id": client_request_id,
             },
         }
     }
-    return _json(status, body, {"request-id": request_id, **(headers or {})})
+    return _json(status, body, {"request-id": request_id, "client-request-id": client_request_id,
+                                **(headers or {})})
 
 
-def identity_error(status: int, error: str, description: str, codes: list[int]):
-    """Microsoft identity platform's OAuth error body."""
+def identity_error(status: int, error: str, description: str, codes: list[int], suberror: str = ""):
+    """Microsoft identity platform's OAuth error body (learn.microsoft.com/entra/identity-platform/
+    reference-error-codes: `error_uri` points at the code's page; `suberror` e.g. consent_required)."""
     trace = str(uuid.uuid4())
+    extra = {"suberror": suberror} if suberror else {}
     return _json(
         status,
         {
             "error": error,
+            **extra,
             "error_description": f"{description}\r\nTrace ID: {trace}\r\nCorrelation ID: {trace}",
             "error_codes": codes,
             "timestamp": timezone.now().strftime("%Y-%m-%d %H:%M:%SZ"),
             "trace_id": trace,
             "correlation_id": trace,
+            "error_uri": f"https://login.sandbox.test/error?code={codes[0] if codes else ''}",
         },
     )
 

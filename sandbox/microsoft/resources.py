@@ -209,6 +209,7 @@ class View:
     select: frozenset[str] | None = None
     expand_ext: tuple[str, ...] = ()  # extended property ids to include
     expand_linked: bool = False
+    body_type: str = "html"  # Prefer: outlook.body-content-type (event bodies)
 
 
 def etag(change_key: str) -> str:
@@ -227,6 +228,74 @@ def _preview(body: dict | None) -> str:
     if (body or {}).get("contentType", "text").lower() == "html":
         content = html.unescape(re.sub(r"<[^>]+>", " ", content))
     return re.sub(r"\s+", " ", content).strip()[:255]
+
+
+# --- event bodies -------------------------------------------------------------------
+# Graph keeps an event body as it was written and answers in HTML unless the request says
+# `Prefer: outlook.body-content-type="text"`; it converts on the way out either way
+# (learn.microsoft.com/graph/api/resources/event, "body"; learn.microsoft.com/graph/api/event-get,
+# "Support various time zones" / "Prefer: outlook.body-content-type").
+_HEAD = re.compile(r"<(head|style|script|title)\b[^>]*>.*?</\1\s*>", re.I | re.S)
+_BREAK = re.compile(r"<br\s*/?>", re.I)
+_BREAK_AT_END = re.compile(r"<br\s*/?>\s*(?=</(?:div|p|li|h[1-6])\s*>)", re.I)
+_SPACE = re.compile(r"[ \t\r\n\f]+")
+_BLOCK_END = re.compile(r"</(div|p|li|tr|h[1-6]|table|ul|ol|blockquote|pre)\s*>", re.I)
+_TAG = re.compile(r"<[^>]+>")
+
+
+def body_as_text(content: str) -> str:
+    """An HTML body as Exchange's plain text: CRLF line ends, markup and head dropped."""
+    text = _HEAD.sub("", content or "")
+    text = _SPACE.sub(" ", text)  # source layout is not content; &nbsp; is
+    text = _BREAK_AT_END.sub("", text)  # <div><br></div> is one empty line
+    text = _BREAK.sub("\n", text)
+    text = _BLOCK_END.sub("\n", text)
+    lines = [line.strip(" ") for line in html.unescape(_TAG.sub("", text)).split("\n")]
+    lines = [line.replace("\xa0", " ").rstrip() for line in lines]
+    while lines and not lines[-1]:
+        lines.pop()
+    while lines and not lines[0]:
+        lines.pop(0)
+    return "\r\n".join(lines)
+
+
+def body_as_html(content: str) -> str:
+    """A plain-text body as the HTML Exchange hands out for it."""
+    lines = (content or "").replace("\r\n", "\n").split("\n")
+    inner = "<br>\r\n".join(html.escape(line, quote=False) for line in lines)
+    return ('<html>\r\n<head>\r\n<meta http-equiv="Content-Type" content="text/html; charset=utf-8">'
+            f'\r\n</head>\r\n<body>\r\n<div class="PlainText">{inner}</div>\r\n</body>\r\n</html>\r\n')
+
+
+def body_out(body: dict | None, view: View) -> dict:
+    body = body or {"contentType": "html", "content": ""}
+    stored = (body.get("contentType") or "text").lower()
+    content = body.get("content") or ""
+    if view.body_type == "text":
+        return {"contentType": "text", "content": body_as_text(content) if stored == "html" else content}
+    if stored == "html" or not content:
+        return {"contentType": "html", "content": content}
+    return {"contentType": "html", "content": body_as_html(content)}
+
+
+# --- recurrence as Graph returns it ----------------------------------------------------
+# Graph answers with every property of patternedRecurrence, defaults included, whatever
+# was posted (learn.microsoft.com/graph/api/resources/patternedrecurrence,
+# recurrencepattern and recurrencerange).
+_PATTERN_DEFAULTS = {"type": None, "interval": 1, "month": 0, "dayOfMonth": 0, "daysOfWeek": [],
+                     "firstDayOfWeek": "sunday", "index": "first"}
+_RANGE_DEFAULTS = {"type": None, "startDate": None, "endDate": "0001-01-01", "recurrenceTimeZone": None,
+                   "numberOfOccurrences": 0}
+
+
+def recurrence_out(recurrence: dict | None, start_zone: str) -> dict | None:
+    if not recurrence:
+        return None
+    pattern = {**_PATTERN_DEFAULTS, **{k: v for k, v in (recurrence.get("pattern") or {}).items()
+                                       if v is not None}}
+    rng = {**_RANGE_DEFAULTS, **{k: v for k, v in (recurrence.get("range") or {}).items() if v is not None}}
+    rng["recurrenceTimeZone"] = rng["recurrenceTimeZone"] or start_zone
+    return {"pattern": pattern, "range": rng}
 
 
 def _with_ext(out: dict, item_props: dict, view: View) -> dict:
@@ -274,7 +343,6 @@ def event_json(item: Item, view: View, *, occurrence: tuple[dt.datetime, dt.date
         "originalStartTimeZone": data.get("originalStartTimeZone") or data["start"].get("timeZone", "UTC"),
         "originalEndTimeZone": data.get("originalEndTimeZone") or data["end"].get("timeZone", "UTC"),
         "iCalUId": ical,
-        "uid": item.ical_uid,
         "reminderMinutesBeforeStart": data.get("reminderMinutesBeforeStart", 15),
         "isReminderOn": data.get("isReminderOn", True),
         "hasAttachments": False,
@@ -293,13 +361,14 @@ def event_json(item: Item, view: View, *, occurrence: tuple[dt.datetime, dt.date
         "onlineMeetingUrl": None,
         "isOnlineMeeting": bool(data.get("isOnlineMeeting")),
         "responseStatus": {"response": "organizer", "time": "0001-01-01T00:00:00Z"},
-        "body": data.get("body") or {"contentType": "html", "content": ""},
+        "body": body_out(data.get("body"), view),
         "start": _time_out(start_value, view, all_day),
         "end": _time_out(end_value, view, all_day),
         "location": data.get("location") or {"displayName": "", "locationType": "default",
                                               "uniqueIdType": "unknown", "address": {}, "coordinates": {}},
         "locations": data.get("locations") or ([data["location"]] if data.get("location") else []),
-        "recurrence": data.get("recurrence") if kind == "seriesMaster" else None,
+        "recurrence": (recurrence_out(data.get("recurrence"), data["start"].get("timeZone") or "UTC")
+                       if kind == "seriesMaster" else None),
         "attendees": data.get("attendees") or [],
         "organizer": data.get("organizer") or {
             "emailAddress": {"name": mailbox.display_name or mailbox.email, "address": mailbox.email}},
@@ -352,6 +421,13 @@ def task_json(item: Item, view: View, linked: list[dict] | None = None) -> dict:
     for key in ("dueDateTime", "startDateTime", "reminderDateTime", "completedDateTime", "recurrence"):
         if data.get(key):
             out[key] = data[key]
+    if data.get("dueDateTime"):
+        # To Do keeps only the due date: it answers midnight UTC of the date as written, the
+        # time and zone dropped (learn.microsoft.com/graph/api/resources/todotask "dueDateTime";
+        # observed behaviour in microsoftgraph/microsoft-graph-docs issue 16991).
+        wall = parse_iso(str(data["dueDateTime"].get("dateTime") or ""))
+        if wall is not None:
+            out["dueDateTime"] = {"dateTime": f"{wall[0]:%Y-%m-%d}T00:00:00.0000000", "timeZone": "UTC"}
     if view.expand_linked:
         out["linkedResources"] = linked if linked is not None else data.get("linkedResources") or []
     return _select(out, view)

@@ -414,3 +414,22 @@ def access_token_issue(mailbox: Mailbox, *, scopes: str = "Calendars.ReadWrite C
                                client_id=client_id or settings.MICROSOFT_CLIENT_ID, scopes=scopes,
                                expires_at=now() + dt.timedelta(seconds=lifetime))
     return token
+
+
+def consent_withdraw(mailbox: Mailbox, scopes: list[str]) -> int:
+    """An administrator removes delegated permissions from the app's grant for this mailbox.
+
+    Refresh tokens keep working for what is still granted; asking for a withdrawn scope is
+    refused with AADSTS65001. Access tokens already issued keep their `scp` until they expire,
+    as in Entra. Returns how many refresh tokens changed.
+    """
+    drop = {s.lower() for s in scopes}
+    changed = 0
+    for row in RefreshToken.objects.filter(mailbox=mailbox, revoked=False):
+        kept = [s for s in row.scopes.split()
+                if s.lower().removeprefix("https://graph.microsoft.com/") not in drop]
+        if kept != row.scopes.split():
+            row.scopes = " ".join(kept)
+            row.save(update_fields=["scopes"])
+            changed += 1
+    return changed

@@ -8,6 +8,7 @@ import json
 import logging
 import re
 import sys
+import uuid
 from dataclasses import dataclass
 from functools import wraps
 
@@ -80,6 +81,14 @@ def _parse_prefer(header: str) -> dict[str, str]:
 
 def _view_for(request, base: str, prefer: dict, applied: list[str]) -> View:
     view = View(base=base)
+    body_type = (prefer.get("outlook.body-content-type") or "").lower()
+    if body_type in ("text", "html"):
+        view.body_type = body_type
+        applied.append(f'outlook.body-content-type="{body_type}"')
+    if (prefer.get("idtype") or "").lower() == "immutableid":
+        # Our ids never change when an item moves, so they already are immutable ids
+        # (learn.microsoft.com/graph/outlook-immutable-id: the service echoes the preference).
+        applied.append('IdType="ImmutableId"')
     tz_name = prefer.get("outlook.timezone")
     if tz_name:
         tz = zone(tz_name)
@@ -106,6 +115,10 @@ def _view_for(request, base: str, prefer: dict, applied: list[str]) -> View:
 
 
 def _authenticate(request) -> Mailbox:
+    return _token_row(request).mailbox
+
+
+def _token_row(request) -> AccessToken:
     auth = request.META.get("HTTP_AUTHORIZATION", "")
     if not auth.lower().startswith("bearer ") or not auth[7:].strip():
         raise GraphError(401, "InvalidAuthenticationToken", "Access token is empty.",
@@ -119,7 +132,28 @@ def _authenticate(request) -> Mailbox:
         raise GraphError(401, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.",
                          {"WWW-Authenticate": 'Bearer realm="", error="invalid_token", '
                                               'error_description="The access token has expired"'})
-    return row.mailbox
+    return row
+
+
+# Delegated permissions per resource (learn.microsoft.com/graph/permissions-reference; each
+# API page's "Permissions" table): reads take .Read or .ReadWrite, writes .ReadWrite. A token
+# without one is refused 403 ErrorAccessDenied, as Graph does.
+_PERMISSION_FAMILIES = (
+    (re.compile(r"^/v1\.0/me/(calendar/)?(events|calendarview)", re.I), "Calendars"),
+    (re.compile(r"^/v1\.0/me/(contacts|contactfolders)", re.I), "Contacts"),
+    (re.compile(r"^/v1\.0/me/todo", re.I), "Tasks"),
+)
+
+
+def _check_scopes(request, scopes: set[str]) -> None:
+    path = request.path[request.path.find("/v1.0"):] if "/v1.0" in request.path else request.path
+    for pattern, family in _PERMISSION_FAMILIES:
+        if pattern.match(path):
+            wanted = {f"{family}.ReadWrite"} if request.method not in ("GET", "HEAD") else {
+                f"{family}.Read", f"{family}.ReadWrite"}
+            if not wanted & scopes:
+                raise GraphError(403, "ErrorAccessDenied", "Access is denied. Check credentials and try again.")
+            return
 
 
 def _throttle(mailbox: Mailbox) -> None:
@@ -153,17 +187,36 @@ def _json(body, status: int = 200, headers: dict | None = None) -> HttpResponse:
     return response
 
 
+def _client_request_id(request) -> str:
+    return request.META.get("HTTP_CLIENT_REQUEST_ID", "")
+
+
+def _ids(request, response: HttpResponse) -> HttpResponse:
+    """Every Graph answer names itself: `request-id`, and `client-request-id` echoing the caller's
+    (learn.microsoft.com/graph/best-practices-concept "Reliability and support")."""
+    request_id = str(uuid.uuid4())
+    response.setdefault("request-id", request_id)
+    response.setdefault("client-request-id", _client_request_id(request) or request_id)
+    return response
+
+
 def graph_api(func):
     @csrf_exempt
     @wraps(func)
     def wrapper(request, *args, **kwargs):
         try:
             # An inner $batch request arrives with the mailbox its batch authenticated.
-            mailbox = getattr(request, "sandbox_mailbox", None) or _authenticate(request)
+            mailbox = getattr(request, "sandbox_mailbox", None)
+            if mailbox is None:
+                row = _token_row(request)
+                mailbox, scopes = row.mailbox, set(row.scopes.split())
+            else:  # an inner $batch request: its batch authenticated the token
+                scopes = request.sandbox_scopes
             _throttle(mailbox)  # a refused request still counts against the mailbox's budget
             base = _base(request)
             prefer = _parse_prefer(request.META.get("HTTP_PREFER", ""))
             applied: list[str] = []
+            _check_scopes(request, scopes)
             call = Call(request, mailbox, base, prefer, _view_for(request, base, prefer, applied), applied)
             # The request's writes stand or fall together: an error (ours or a bug) leaves the
             # mailbox as it was, never half an item that answers 500 but stays.
@@ -171,12 +224,13 @@ def graph_api(func):
                 response = func(call, *args, **kwargs)
             if applied:
                 response["Preference-Applied"] = ", ".join(applied)
-            return response
+            return _ids(request, response)
         except GraphError as exc:
-            return graph_error(exc.status, exc.code, exc.message, exc.headers)
+            return graph_error(exc.status, exc.code, exc.message, exc.headers, _client_request_id(request))
         except Exception:
             logger.exception("sandbox Graph: %s %s failed", request.method, request.path)
-            return graph_error(500, "InternalServerError", "An internal server error occurred.")
+            return graph_error(500, "InternalServerError", "An internal server error occurred.",
+                               client_request_id=_client_request_id(request))
 
     return wrapper
 
@@ -219,8 +273,11 @@ def _check_if_match(call: Call, change_key: str) -> None:
         return
     wanted = {v.strip().removeprefix("W/").strip('"') for v in header.split(",")}
     if change_key not in wanted:
-        raise GraphError(412, "ErrorIrreversibleOperation",
-                         "The item has been modified since it was read: the change key does not match.")
+        # learn.microsoft.com/graph/errors: 412 Precondition Failed; Outlook's code for a stale
+        # If-Match is ErrorIrresolvableConflict.
+        raise GraphError(412, "ErrorIrresolvableConflict",
+                         "The send or update operation could not be performed because the change key passed "
+                         "in the request does not match the current change key for the item.")
 
 
 def _item_or_error(call: Call, graph_id: str, kind: str, parent: Item | None = None) -> Item:
@@ -571,8 +628,13 @@ def _inner_dispatch(request: WSGIRequest) -> HttpResponse:
 
 @csrf_exempt
 def batch(request):
+    return _ids(request, _batch(request))
+
+
+def _batch(request):
     try:
-        mailbox = _authenticate(request)
+        row = _token_row(request)
+        mailbox = row.mailbox
         payload = read_json(request) or {}
         requests_ = payload["requests"]
         if not isinstance(requests_, list) or not all(isinstance(r, dict) for r in requests_):
@@ -601,7 +663,7 @@ def batch(request):
         # inner failure still leaves its siblings' writes in place.
         mailbox.batch_pending = 0
         try:
-            responses = _batch_run(request, mailbox, requests_)
+            responses = _batch_run(request, mailbox, requests_, set(row.scopes.split()))
         finally:
             if mailbox.batch_pending:
                 Mailbox.objects.filter(pk=mailbox.pk).update(
@@ -610,7 +672,7 @@ def batch(request):
     return _json({"responses": responses})
 
 
-def _batch_run(request, mailbox: Mailbox, requests_: list) -> list[dict]:
+def _batch_run(request, mailbox: Mailbox, requests_: list, scopes: set[str]) -> list[dict]:
     statuses: dict[str, int] = {}
     responses = []
     for r in requests_:
@@ -624,6 +686,7 @@ def _batch_run(request, mailbox: Mailbox, requests_: list) -> list[dict]:
             continue
         inner_request = _inner_request(request, r["method"], r["url"], r.get("headers") or {}, r.get("body"))
         inner_request.sandbox_mailbox = mailbox  # authenticated once for the whole batch
+        inner_request.sandbox_scopes = scopes
         inner = _inner_dispatch(inner_request)
         statuses[rid.lower()] = inner.status_code
         entry = {"id": rid, "status": inner.status_code,

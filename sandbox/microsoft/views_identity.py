@@ -103,10 +103,34 @@ def openid_configuration(request, tenant: str):
     })
 
 
+# --- signing key -------------------------------------------------------------------------------
+# Entra signs id_tokens with RS256 and publishes the public keys at the metadata's jwks_uri
+# (learn.microsoft.com/entra/identity-platform/id-tokens "Validate tokens";
+# .../signing-key-rollover). The sandbox holds one key per process, made on first use: an
+# id_token is checked by the process that redeemed it, right after it was issued.
+_SIGNING: dict = {}
+
+
+def _signing_key():
+    if not _SIGNING:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        numbers = key.public_key().public_numbers()
+
+        def b64_int(value: int) -> str:
+            return b64url(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+        kid = b64url(hashlib.sha256(str(numbers.n).encode()).digest()[:15])
+        _SIGNING.update(key=key, kid=kid, jwk={"kty": "RSA", "use": "sig", "kid": kid, "x5t": kid,
+                                               "n": b64_int(numbers.n), "e": b64_int(numbers.e),
+                                               "alg": "RS256"})
+    return _SIGNING
+
+
 @csrf_exempt
 def jwks(request, tenant: str):
-    # Our id_tokens are unsigned ("alg": "none"); the key set is served empty but well-formed.
-    return JsonResponse({"keys": []})
+    return JsonResponse({"keys": [_signing_key()["jwk"]]})
 
 
 # --- authorize -----------------------------------------------------------------------------------
@@ -219,6 +243,16 @@ def _jwt(claims: dict, alg: str = "none") -> str:
     return f"{b64url({'typ': 'JWT', 'alg': alg})}.{b64url(claims)}."
 
 
+def _signed_jwt(claims: dict) -> str:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    signing = _signing_key()
+    head = f"{b64url({'typ': 'JWT', 'alg': 'RS256', 'kid': signing['kid']})}.{b64url(claims)}"
+    signature = signing["key"].sign(head.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return f"{head}.{b64url(signature)}"
+
+
 def _tokens(request, tenant: str, mailbox: Mailbox, client_id: str, scope: str, nonce: str = "") -> dict:
     moment = now()
     issued = int(moment.timestamp())
@@ -247,7 +281,7 @@ def _tokens(request, tenant: str, mailbox: Mailbox, client_id: str, scope: str, 
             claims["nonce"] = nonce
         if "email" in scope.split():
             claims["email"] = mailbox.email
-        body["id_token"] = _jwt(claims)
+        body["id_token"] = _signed_jwt(claims)
     body["client_info"] = _client_info(mailbox)
     return body
 
@@ -316,6 +350,11 @@ def _redeem_code(request, tenant, form, client_id):
         return _invalid_grant("The provided value for the input parameter 'redirect_uri' is not valid. The "
                               "expected value is a URI which matches a redirect URI registered for this client "
                               "application.", 50011)
+    if row.code_challenge and not form.get("code_verifier"):
+        # learn.microsoft.com/entra/identity-platform/reference-error-codes: a missing parameter is
+        # AADSTS900144; a verifier that does not hash to the challenge is AADSTS50148.
+        return identity_error(400, "invalid_request", "AADSTS900144: The request body must contain the "
+                              "following parameter: 'code_verifier'.", [900144])
     if not _pkce_ok(row, form.get("code_verifier", "")):
         return _invalid_grant("The code_verifier does not match the code_challenge supplied in the authorization "
                               "request for PKCE.", 50148)
@@ -338,6 +377,16 @@ def _redeem_refresh(request, tenant, form, client_id):
         return _invalid_grant("The refresh token was issued to a different client.", 70000)
     # Entra hands out a new refresh token on every use; the old one stays valid until it
     # expires or consent is revoked, so it is not revoked here.
+    granted = set(_short_scopes(row.scopes)) | RESERVED_SCOPES
     requested = form.get("scope", "").split() or row.scopes.split()
+    missing = [s for s in _short_scopes(" ".join(requested)) if s not in granted]
+    if missing:
+        # A refresh never widens consent: Entra answers AADSTS65001 with suberror
+        # consent_required (learn.microsoft.com/entra/identity-platform/reference-error-codes;
+        # .../v2-oauth2-auth-code-flow "Refresh the access token").
+        return identity_error(400, "invalid_grant", f"AADSTS65001: The user or administrator has not consented "
+                              f"to use the application with ID '{client_id}' named 'LinkPoint'. Send an "
+                              f"interactive authorization request for this user and resource. Missing: "
+                              f"{' '.join(missing)}.", [65001], suberror="consent_required")
     scope = " ".join(dict.fromkeys([*requested, "offline_access"]))
     return JsonResponse(_tokens(request, tenant, row.mailbox, client_id, scope))

@@ -61,6 +61,14 @@ def method_not_allowed(method: str, allowed: str) -> HttpResponse:
     return salesforce_error(405, "METHOD_NOT_ALLOWED", f"HTTP Method '{method}' not allowed. Allowed are {allowed}")
 
 
+def version_answered(version: str) -> bool:
+    """Every version /services/data/ advertises (v31.0 up to the pinned one) is answered, as a real
+    org answers each version it lists (REST API Developer Guide, "Versions"); the resources behave as
+    the pinned version's."""
+    major, _, minor = version.partition(".")
+    return major.isdigit() and minor == "0" and 31 <= int(major) <= int(float(settings.SALESFORCE_API_VERSION))
+
+
 def api_view(view):
     """A REST endpoint: bearer session, the org's daily allocation, `Sforce-Limit-Info` on every answer.
 
@@ -71,7 +79,7 @@ def api_view(view):
     @csrf_exempt
     @wraps(view)
     def wrapper(request, *args, version: str = "", **kwargs):
-        if version and version != settings.SALESFORCE_API_VERSION:
+        if version and not version_answered(version):
             return not_found()
         if getattr(request, "sf_inner", False):
             return _run(view, request, args, kwargs)

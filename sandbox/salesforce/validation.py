@@ -171,7 +171,9 @@ def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, n
             raise SfError("INVALID_FIELD", f"No such column '{key}' on sobject of type {sobject}", [key])
         if f.name == "Id":
             if creating:
-                raise SfError("INVALID_FIELD", "cannot specify Id in an insert call", ["Id"])
+                # REST API Developer Guide, "Status Codes and Error Responses": an Id on insert is
+                # INVALID_FIELD_FOR_INSERT_UPDATE, the code of every field an insert may not set.
+                raise SfError("INVALID_FIELD_FOR_INSERT_UPDATE", "cannot specify Id in an insert call", ["Id"])
             continue  # an update may repeat its own Id
         if not (f.createable if creating else f.updateable):
             forbidden.append(f.name)

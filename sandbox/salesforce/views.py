@@ -409,7 +409,11 @@ def collections(request, sobject: str = "", field: str = ""):
         for r in records:
             r = r if isinstance(r, dict) else {}
             type_name = canonical_object((r.get("attributes") or {}).get("type", "")) or None
-            batch.append((type_name, r.get("Id") or "", {k: v for k, v in r.items() if k not in ("attributes", "Id")}))
+            # Field names are case-insensitive in Salesforce, "id" included (REST API Developer Guide,
+            # "Update Multiple Records": each record names its Id).
+            id_key = next((k for k in r if k.lower() == "id"), "Id")
+            batch.append((type_name, r.get(id_key) or "",
+                          {k: v for k, v in r.items() if k not in ("attributes", id_key)}))
         results = sf_records_update(user=user, records=batch, all_or_none=_bool(body.get("allOrNone")))
         return _whole_request_error(results) or _collection_results(results)
     if request.method == "DELETE":
