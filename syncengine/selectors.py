@@ -201,13 +201,14 @@ def plan_changes_by_id(*, run: SyncRun, ids: list[int]) -> list[PlannedChange]:
 
 
 def runs_latest_by_kind(*, membership: Membership) -> dict[str, SyncRun]:
-    """The latest run of each kind (previews included): one query for the three kinds."""
+    """The latest run of each kind (previews included, settings dry runs not): one query."""
     from .engine.kinds import KINDS
 
     latest = Q()
     for kind in KINDS:
         sub = (
             SyncRun.objects.filter(membership=membership, kind=kind)
+            .exclude(purpose="settings_preview")
             .order_by("-started_at", "-pk")
             .values("pk")[:1]
         )
@@ -216,7 +217,12 @@ def runs_latest_by_kind(*, membership: Membership) -> dict[str, SyncRun]:
 
 
 def runs_live_by_kind(*, membership: Membership) -> dict[str, SyncRun]:
-    rows = SyncRun.objects.filter(membership=membership, status__in=LIVE_STATUSES).order_by("started_at", "pk")
+    # A settings dry run neither waits for nor blocks a sync (it takes no lease): not shown as "the" run.
+    rows = (
+        SyncRun.objects.filter(membership=membership, status__in=LIVE_STATUSES)
+        .exclude(purpose="settings_preview")
+        .order_by("started_at", "pk")
+    )
     out: dict[str, SyncRun] = {}
     for r in rows:
         out.setdefault(r.kind, r)
@@ -860,7 +866,7 @@ class HealthPage:
     attention: int
 
 
-def _sf_refresh_rule(org_settings) -> tuple[str, int]:
+def sf_refresh_rule(org_settings) -> tuple[str, int]:
     from django.conf import settings
 
     policy = (getattr(org_settings, "sf_refresh_policy", "") or
@@ -966,7 +972,7 @@ def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list
     org_policies = {p.kind: p for p in OrgPolicy.objects.filter(organization=org)}
     user_policies = {(p.membership_id, p.kind): p
                      for p in UserPolicy.objects.filter(membership_id__in=ids)}
-    sf_rule = _sf_refresh_rule(OrgSyncSettings.objects.filter(organization=org).first())
+    sf_rule = sf_refresh_rule(OrgSyncSettings.objects.filter(organization=org).first())
 
     def holder_name(conn) -> str:
         other = shared.get(conn.pk) if conn is not None else None
@@ -1006,7 +1012,7 @@ def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list
     return sorted(out, key=lambda r: r.sort_key)
 
 
-def _health_matches(row: MemberSyncHealth, f: HealthFilter) -> bool:
+def health_matches(row: MemberSyncHealth, f: HealthFilter) -> bool:
     if f.role and row.membership.role != f.role:
         return False
     if f.kind and all(k.mode == "off" for k in row.kinds if k.kind == f.kind):
@@ -1043,7 +1049,7 @@ def health_cursor_decode(cursor: str | None) -> tuple | None:
 def health_page(*, org, f: HealthFilter, cursor: str | None = None,
                 size: int = HEALTH_PAGE_SIZE) -> HealthPage:
     """One page of the health table by keyset on (attention first, e-mail, id)."""
-    rows = [r for r in org_sync_health(org=org) if _health_matches(r, f)]
+    rows = [r for r in org_sync_health(org=org) if health_matches(r, f)]
     after = health_cursor_decode(cursor)
     start = [r for r in rows if after is None or r.sort_key > after]
     page = start[:size]
@@ -1091,3 +1097,20 @@ def org_sync_days(*, org, days: int = 30) -> list[DayPoint]:
             sf_requests=sum(r["sf"] or 0 for r in found),
         ))
     return out
+
+
+def alerts_open(*, org, membership: Membership | None = None, limit: int = 10) -> list:
+    """Unresolved alerts for the in-app banner: the member's own, or the whole org's."""
+    from .models import SyncAlert
+
+    qs = SyncAlert.objects.filter(organization=org, resolved_at__isnull=True)
+    if membership is not None:
+        qs = qs.filter(membership=membership)
+    return list(qs.select_related("membership__user").order_by("-created_at", "-pk")[:limit])
+
+
+def org_sync_settings(*, org):
+    """The org's dashboard settings, or an unsaved row with the defaults."""
+    from .models import OrgSyncSettings
+
+    return OrgSyncSettings.objects.filter(organization=org).first() or OrgSyncSettings(organization=org)

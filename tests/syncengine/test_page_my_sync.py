@@ -146,3 +146,10 @@ def test_query_count_does_not_grow_with_history(member, client_for, carol):
         assert client.get(URL).status_code == 200
     assert len(small) == len(large), [q["sql"] for q in large.captured_queries]
     assert len(large) <= 20
+
+
+def test_a_settings_dry_run_is_not_the_cards_run(member, client_for, carol):
+    SyncRun.objects.create(membership=member.membership, kind="contacts", trigger="manual",
+                           purpose="settings_preview", status="running", started_at=timezone.now())
+    contacts = _card(client_for(carol).get(URL).content.decode(), "contacts")
+    assert "Show progress" not in contacts and "Last run</dt>\n    <dd>never" in contacts
