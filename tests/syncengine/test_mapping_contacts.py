@@ -60,6 +60,16 @@ def test_graph_to_salesforce_to_canonical(payload):
     assert len(written["emailAddresses"]) <= 3 and len(written["businessPhones"]) <= 2
 
 
+def test_a_name_with_a_rare_space_keeps_its_surname_fallback_through_outlook():
+    # Hypothesis found it: U+1680 (Ogham space) splits like a space in the composed
+    # display name, so the written-back contact read as having a new display name.
+    payload = {"givenName": "", "middleName": "0\u16800", "surname": "", "displayName": ""}
+    c = contacts.from_graph(payload)
+    assert c.last_name == "(no name)"
+    written = contacts.to_graph(c, existing=payload)
+    assert contacts.from_graph({**payload, **written}) == c
+
+
 @settings(max_examples=300)
 @given(
     first=words,

@@ -161,7 +161,9 @@ def fallback_last_name(
     *, display_name: str, first_name: str, middle_name: str, company: str, emails: tuple[str, ...]
 ) -> str:
     """Salesforce needs a surname; see the module docstring for the order."""
-    given = " ".join(p for p in (first_name, middle_name) if p)
+    # Compared with whitespace collapsed, as the display name is: a name holding a
+    # rarer space (U+1680, U+3000) must not read as a different display name.
+    given = " ".join(" ".join(p for p in (first_name, middle_name) if p).split())
     if display_name and display_name.casefold() != given.casefold():
         return display_name
     if company:
