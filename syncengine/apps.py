@@ -22,6 +22,12 @@ def _support_panel(ctx) -> dict:
     return {"org_slug": ctx.org.slug, "failed": runs_failed_recent_count(org=ctx.org)}
 
 
+def _health_panel(ctx) -> dict:
+    from .views_dashboard import dashboard_context
+
+    return dashboard_context(ctx)
+
+
 def first_auto_needs_review(*, org, membership, kind, field, value):
     """Policy advisor: Auto on for a kind never synced offers a preview first (issue 11).
 
@@ -60,3 +66,4 @@ class SyncengineConfig(AppConfig):
 
         register_panel(template="syncengine/logs/_dashboard_panel.html", context=_support_panel,
                        order=60)
+        register_panel(template="syncengine/dashboard/_panel.html", context=_health_panel, order=5)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_logs, views_sync
+from . import views_dashboard, views_logs, views_sync
 
 app_name = "syncengine"
 # Fixed words come before `<str:kind>/...` routes so they are never read as a kind.
@@ -19,6 +19,9 @@ urlpatterns = [
     path("logs/export.csv", views_logs.logs_export, name="logs-export"),
     path("trace/", views_logs.trace, name="trace"),
     path("bundle/", views_logs.bundle, name="bundle"),
+    path("health/", views_dashboard.health, name="health"),
+    path("health/export.csv", views_dashboard.health_export, name="health-export"),
+    path("health/settings/", views_dashboard.dashboard_settings, name="dashboard-settings"),
     path("<str:kind>/card/", views_sync.card, name="card"),
     path("<str:kind>/start/", views_sync.start, name="start"),
     path("<str:kind>/pause/", views_sync.pause, name="pause"),
