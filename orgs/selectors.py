@@ -83,3 +83,40 @@ def audit_list(*, org: Organization, cursor: str | None = None, limit: int = 50)
     more = len(rows) > limit
     rows = rows[:limit]
     return AuditPage(entries=rows, next_cursor=_encode_cursor(rows[-1]) if more and rows else None)
+
+
+# --- Professional Services directory (platform staff only) ------------------------------------
+
+
+@dataclass(frozen=True)
+class DirectoryPage:
+    orgs: list[Organization]
+    next_cursor: str
+
+
+def organization_directory(*, q: str = "", cursor: str = "", limit: int = 50) -> DirectoryPage:
+    """Every organization by name (keyset on name, id), filtered by name or slug."""
+    qs = Organization.objects.all()
+    if q:
+        qs = qs.filter(Q(name__icontains=q) | Q(slug__icontains=q.lower()))
+    after = _decode_directory_cursor(cursor)
+    if after is not None:
+        name, pk = after
+        qs = qs.filter(Q(name__gt=name) | Q(name=name, pk__gt=pk))
+    rows = list(qs.order_by("name", "pk")[: limit + 1])
+    more = len(rows) > limit
+    rows = rows[:limit]
+    nxt = ""
+    if more and rows:
+        nxt = base64.urlsafe_b64encode(f"{rows[-1].pk}|{rows[-1].name}".encode()).decode()
+    return DirectoryPage(orgs=rows, next_cursor=nxt)
+
+
+def _decode_directory_cursor(cursor: str) -> tuple[str, int] | None:
+    if not cursor or len(cursor) > 400:
+        return None
+    try:
+        pk, name = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
+        return name, int(pk)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None

@@ -15,6 +15,8 @@ urlpatterns = [
     path("o/<slug:org_slug>/invitations/<uuid:invitation_id>/revoke/", views.invitation_revoke, name="invitation-revoke"),
     path("o/<slug:org_slug>/audit/", views.audit_log, name="audit-log"),
     path("o/<slug:org_slug>/settings/", views.org_settings, name="settings"),
+    path("o/<slug:org_slug>/staff-enter/", views.staff_enter, name="staff-enter"),
+    path("staff/orgs/", views.staff_directory, name="staff-directory"),
     path("invite/<str:token>/", views.invitation_accept, name="invitation-accept"),
     path("invite/<str:token>/verify-email/", views.invitation_send_verification,
          name="invitation-send-verification"),

@@ -39,6 +39,8 @@ def home(request):
     )
     if first is not None:
         return redirect("orgs:home", org_slug=first.organization.slug)
+    if request.user.is_staff:
+        return redirect("orgs:staff-directory")
     return render(request, "orgs/no_org.html")
 
 
@@ -318,3 +320,34 @@ def _invitation_page(request, invitation, error, status=200, *, signed_out=False
         "invitation": invitation, "error": error, "signed_out": signed_out,
         "needs_verification": needs_verification, "next_query": next_query,
     }, status=status)
+
+
+# --- Professional Services directory -----------------------------------------------------------
+
+
+@login_required
+@require_GET
+def staff_directory(request):
+    # Not a tenant page: platform staff only; anyone else sees the same 404 as a missing page.
+    if not (request.user.is_staff and request.user.is_active):
+        raise Http404
+    q = (request.GET.get("q") or "").strip()[:100]
+    page = selectors.organization_directory(q=q, cursor=request.GET.get("after", ""))
+    from .dashboard import directory_table
+
+    headers, rows = directory_table(page.orgs)
+    return render(request, "orgs/staff_directory.html",
+                  {"q": q, "page": page, "headers": headers, "rows": rows})
+
+
+@org_view()
+@require_POST
+def staff_enter(request):
+    """Staff open an org from the directory: the visit lands in the org's audit log."""
+    ctx = request.org_ctx
+    if ctx.acting_as_staff:
+        from .audit import audit_record
+
+        audit_record(ctx=ctx, action="support.enter", target=ctx.org.name,
+                     after={"from": "Professional Services directory"})
+    return redirect("orgs:home", org_slug=ctx.org.slug)

@@ -67,3 +67,10 @@ class SyncengineConfig(AppConfig):
         register_panel(template="syncengine/logs/_dashboard_panel.html", context=_support_panel,
                        order=60)
         register_panel(template="syncengine/dashboard/_panel.html", context=_health_panel, order=5)
+        from orgs.dashboard import register_directory_columns
+
+        from .selectors import org_summaries
+
+        register_directory_columns(headers=("Members", "Needing attention", "API requests today"),
+                                   template="syncengine/dashboard/_directory_cells.html",
+                                   summaries=org_summaries)

@@ -926,6 +926,14 @@ def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list
     Eleven queries whatever the number of members: each source is read once for the org
     and joined in Python (pinned in tests/syncengine/test_dashboard_health.py).
     """
+    if memberships is None:
+        memberships = list(Membership.objects.active().filter(organization=org)
+                           .select_related("user").order_by("user__email"))
+    return sync_health_many(memberships)
+
+
+def sync_health_many(memberships: list[Membership]) -> list[MemberSyncHealth]:
+    """`org_sync_health` for members of any orgs (the staff directory): ten queries."""
     from django.db.models import Max
     from django.utils import timezone
 
@@ -938,10 +946,10 @@ def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list
     from .engine.kinds import KINDS
     from .models import OrgSyncSettings, SyncLogEntry
 
-    if memberships is None:
-        memberships = list(Membership.objects.active().filter(organization=org)
-                           .select_related("user").order_by("user__email"))
     ids = [m.pk for m in memberships]
+    org_ids = {m.organization_id for m in memberships}
+    if not ids:
+        return []
     t = timezone.now()
     conns = list(Connection.objects.filter(membership_id__in=ids))
     shared = connections_shared(conns)
@@ -966,19 +974,21 @@ def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list
         if pk > last_ok:
             fails[(mid, kind)] = fails.get((mid, kind), 0) + 1
     logs = {(r["membership_id"], r["kind"]): r for r in SyncLogEntry.objects.filter(
-        organization=org, membership_id__in=ids, created_at__gte=t - timedelta(days=1))
+        organization_id__in=org_ids, membership_id__in=ids, created_at__gte=t - timedelta(days=1))
         .filter(Q(level="error") | Q(action="conflict")).values("membership_id", "kind").annotate(
         errors=Count("pk", filter=Q(level="error")), conflicts=Count("pk", filter=Q(action="conflict")))}
-    org_policies = {p.kind: p for p in OrgPolicy.objects.filter(organization=org)}
+    org_policies = {(p.organization_id, p.kind): p
+                    for p in OrgPolicy.objects.filter(organization_id__in=org_ids)}
     user_policies = {(p.membership_id, p.kind): p
                      for p in UserPolicy.objects.filter(membership_id__in=ids)}
-    sf_rule = sf_refresh_rule(OrgSyncSettings.objects.filter(organization=org).first())
+    org_settings = {s.organization_id: s
+                    for s in OrgSyncSettings.objects.filter(organization_id__in=org_ids)}
 
-    def holder_name(conn) -> str:
+    def holder_name(conn, org_id) -> str:
         other = shared.get(conn.pk) if conn is not None else None
         if other is None:
             return ""
-        if other.membership.organization_id != org.pk:
+        if other.membership.organization_id != org_id:
             return "a member of another organization"
         return other.membership.user.email
 
@@ -986,11 +996,15 @@ def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list
     for m in memberships:
         mine = by_member.get(m.pk, {})
         ms, sf = mine.get("microsoft"), mine.get("salesforce")
-        microsoft = connection_forecast(ms, "microsoft", sf_rule=sf_rule, shared_with=holder_name(ms))
-        salesforce = connection_forecast(sf, "salesforce", sf_rule=sf_rule, shared_with=holder_name(sf))
+        sf_rule = sf_refresh_rule(org_settings.get(m.organization_id))
+        microsoft = connection_forecast(ms, "microsoft", sf_rule=sf_rule,
+                                        shared_with=holder_name(ms, m.organization_id))
+        salesforce = connection_forecast(sf, "salesforce", sf_rule=sf_rule,
+                                         shared_with=holder_name(sf, m.organization_id))
         kinds = []
         for kind in KINDS:
-            op = org_policies.get(kind) or OrgPolicy.with_defaults(organization_id=org.pk, kind=kind)
+            op = org_policies.get((m.organization_id, kind)) or OrgPolicy.with_defaults(
+                organization_id=m.organization_id, kind=kind)
             up = user_policies.get((m.pk, kind))
             overrides = up.overrides() if up is not None else {}
             mode = resolve(kind=kind, org_values=op.values(), locked=op.locked,
@@ -1114,3 +1128,30 @@ def org_sync_settings(*, org):
     from .models import OrgSyncSettings
 
     return OrgSyncSettings.objects.filter(organization=org).first() or OrgSyncSettings(organization=org)
+
+
+@dataclass(frozen=True)
+class OrgSummary:
+    members: int
+    attention: int
+    budget: object  # governor.Budget
+
+
+def org_summaries(org_ids: list[int]) -> dict[int, OrgSummary]:
+    """The staff directory's health summary of each org: members, needing attention, API use.
+    A constant number of queries for a whole page of orgs."""
+    from .governor import budgets_for
+
+    members = list(Membership.objects.active().filter(organization_id__in=org_ids)
+                   .select_related("user"))
+    health = sync_health_many(members)
+    budgets = budgets_for(org_ids)
+    by_org: dict[int, list] = {}
+    for h in health:
+        by_org.setdefault(h.membership.organization_id, []).append(h)
+    out = {}
+    for oid in org_ids:
+        rows = by_org.get(oid, [])
+        out[oid] = OrgSummary(members=len(rows), attention=sum(h.needs_attention for h in rows),
+                              budget=budgets[oid])
+    return out

@@ -103,6 +103,10 @@ def start(request, kind: str):
         return _go(request, _my_sync_url(request))
     if running is not None and running.pk == run.pk:
         messages.info(request, f"A {sync_pages.KIND_LABELS[kind].lower()} sync is already going: here it is.")
+    from .governor import budget_for
+
+    if warning := budget_for(ctx.org.pk).manual_warning:  # a manual run still runs (issue 14)
+        messages.warning(request, warning)
     return _go(request, reverse("syncengine:run", args=[ctx.org.slug, run.pk]))
 
 
