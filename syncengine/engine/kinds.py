@@ -555,6 +555,12 @@ def outlook_body(
     return body
 
 
+def series_horizon(policy: EnginePolicy, now: datetime | None = None) -> date:
+    """The last day a series without end is written to Salesforce up to: the end of
+    the calendar range (days ahead), as the organization sets it (recurrence.py)."""
+    return calendar_window(policy, now or datetime.now(UTC)).end.date() - timedelta(days=1)
+
+
 def create_transaction_id(key: str, replaces: str = "") -> str:
     """Graph de-duplicates a create whose transactionId it has seen, deleted events
     included: a retried create must send the same id (the link's key), and a new copy
@@ -567,7 +573,9 @@ def create_transaction_id(key: str, replaces: str = "") -> str:
 
 def sf_body(kind: str, rec: Any, *, key: str | None, create: bool, policy: EnginePolicy) -> dict:
     if kind == CALENDAR:
-        body = m_events.to_salesforce(rec, time_zone=policy.time_zone, create=create)
+        body = m_events.to_salesforce(
+            rec, time_zone=policy.time_zone, create=create, horizon=series_horizon(policy)
+        )
     elif kind == CONTACTS:
         body = m_contacts.to_salesforce(rec)
     else:

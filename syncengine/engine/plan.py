@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from datetime import date
 from typing import Any
 
+from .kinds import series_horizon
 from .mapping import Canonical, canonical_hash, merge3
 from .mapping.contacts import CanonicalContact
 from .mapping.events import CanonicalEvent
@@ -590,9 +591,25 @@ def decide_new(
                     sf=it if side == SALESFORCE else None,
                     result=it.record,
                     writes=(Write(dest, "create"),),
+                    message=_open_series_note(policy, it.record) if dest == SALESFORCE else "",
                 )
             )
     return decisions
+
+
+def _open_series_note(policy: EnginePolicy, record) -> str:
+    """A series without end reaches Salesforce up to the calendar range's end
+    (mapping/recurrence.py): say up to which day, so nobody looks for the rest."""
+    r = getattr(record, "recurrence", None)
+    if r is None or r.end_date is not None or r.count is not None:
+        return ""
+    last = series_horizon(policy)
+    return (
+        "Note: this series has no end date in Outlook; Salesforce holds its occurrences "
+        f"through {last:%Y-%m-%d} (the end of the calendar range, {policy.days_ahead} days "
+        "ahead, set by the organization). Later occurrences stay in Outlook only, since "
+        "Salesforce cannot extend a series after creating it."
+    )
 
 
 def mass_delete_stop(

@@ -78,8 +78,10 @@ def test_outlook_series_becomes_a_salesforce_series_and_back(member):
     )
     assert _sync(member).counts.writes == 0
 
-    # A series made in Salesforce arrives in Outlook as a series with the same pattern.
-    sf_start = start + dt.timedelta(days=1, hours=5)
+    # A series made in Salesforce arrives in Outlook as a series with the same pattern
+    # (it starts on one of its days: the next month's first Tuesday).
+    sf_start = (start + dt.timedelta(days=31)).replace(day=1, hour=14)
+    sf_start += dt.timedelta(days=(1 - sf_start.weekday()) % 7)
     member.sf_create(
         "Event",
         Subject="Monthly board call",
@@ -101,7 +103,7 @@ def test_outlook_series_becomes_a_salesforce_series_and_back(member):
     assert _sync(member).counts.writes == 0
 
 
-def test_pattern_salesforce_cannot_hold_is_skipped_with_the_reason(member):
+def test_open_series_goes_to_the_horizon_and_unholdable_rules_are_skipped(member):
     start = _monday()
     _o_series(
         member,
@@ -111,28 +113,37 @@ def test_pattern_salesforce_cannot_hold_is_skipped_with_the_reason(member):
     )
     member.sf_create(
         "Event",
-        Subject="Last day of the month",
+        Subject="Second-last day of the month",
         StartDateTime=(start + dt.timedelta(hours=6)).strftime(FMT) + ".000+0000",
         DurationInMinutes=30,
         IsRecurrence2=True,
-        Recurrence2PatternText="RRULE:FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=3",
+        Recurrence2PatternText="RRULE:FREQ=MONTHLY;BYMONTHDAY=-2;COUNT=3",
     )
     result = _sync(member)
-    assert result.counts.created == {"outlook": 0, "salesforce": 0}
+    assert result.counts.created == {"outlook": 0, "salesforce": 1}
     assert result.counts.errors == {"outlook": 0, "salesforce": 0}
-    assert result.counts.skipped == 2
+    assert result.counts.skipped == 1
     messages = _messages(result)
+    # The open series: written up to the end of the calendar range, and the member told so.
+    horizon = (timezone.now() + dt.timedelta(days=365)).astimezone(dt.UTC).date()
+    (standup,) = [r for r in member.sf("Event") if r["Subject"] == "Standup forever"]
+    assert standup["Recurrence2PatternText"] == (
+        f"RRULE:FREQ=WEEKLY;BYDAY=MO;WKST=SU;INTERVAL=1;UNTIL={horizon:%Y%m%d}T235959Z"
+    )
     assert any(
-        m.startswith("Skipped:") and "without an end date cannot be represented in Salesforce" in m
+        "no end date in Outlook; Salesforce holds its occurrences through "
+        f"{horizon:%Y-%m-%d}" in m
         for m in messages
     ), messages
     assert any(
         m.startswith("Skipped:") and "cannot be expressed in Outlook" in m for m in messages
     ), messages
-    # Nothing was copied either way, and nothing is linked.
-    assert [r["Subject"] for r in member.sf("Event")] == ["Last day of the month"]
-    assert [e.data["subject"] for e in member.events_o()] == ["Standup forever"]
-    assert not SyncLink.objects.exists()
+    # The rule Outlook cannot hold is not copied; the open series stays open in Outlook.
+    assert sorted(e.data["subject"] for e in member.events_o()) == ["Standup forever"]
+    assert SyncLink.objects.count() == 1
+    (o,) = member.events_o()
+    assert o.data["recurrence"]["range"]["type"] == "noEnd"
+    assert _sync(member).counts.writes == 0
 
 
 def test_changed_occurrence_is_skipped_with_the_reason_and_never_duplicated(member):

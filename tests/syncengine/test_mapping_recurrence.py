@@ -52,11 +52,23 @@ def recurrences(draw):
     return rec.normalize(**kw)
 
 
+def _first_day_of(r, day: date) -> date:
+    """The first day on or after `day` that is one of the series' own days."""
+    while not rec.starts_on_pattern(r, day):
+        day += timedelta(days=1)
+    return day
+
+
 @settings(max_examples=300)
 @given(r=recurrences(), zone=zones, start=st.dates(date(2023, 1, 1), date(2023, 12, 31)))
 def test_rrule_round_trip_and_salesforce_normal_form(r, zone, start):
     z = ZoneInfo(zone)
-    text = rec.to_rrule(r, zone=z)
+    start = _first_day_of(r, start)
+    try:
+        text = rec.to_rrule(r, zone=z, start=start)
+    except MappingError as err:  # Outlook's day 29/30 in a series with shorter months
+        assert "shorter months" in err.reason
+        return
     assert text.startswith("RRULE:FREQ=") and "INTERVAL=" in text and len(text) <= 512
     back = rec.from_rrule(text, zone=z, start=start)
     assert back == r
@@ -99,7 +111,8 @@ def test_graph_round_trip(r, zone, start):
         ),
         (
             {"type": "absoluteYearly", "interval": 1, "dayOfMonth": 29, "month": 2},
-            "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29;INTERVAL=1;COUNT=10",
+            # Outlook's February 29 is February 28 in other years: the month's last day.
+            "RRULE:FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=-1;INTERVAL=1;COUNT=10",
         ),
         (
             {
@@ -149,7 +162,9 @@ def test_until_is_the_end_of_the_last_day_in_the_series_zone():
     ],
 )
 def test_equivalent_rrule_spellings_are_read(text, expected):
-    r = rec.from_rrule(text + ";COUNT=5", zone=ZoneInfo("UTC"), start=date(2024, 3, 14))
+    # A series starts on one of its own days (2024-03-12 is March's second Tuesday).
+    first = {"FREQ=MONTHLY;BYDAY=2TU": 12, "FREQ=MONTHLY;BYDAY=-1FR": 29}.get(text, 14)
+    r = rec.from_rrule(text + ";COUNT=5", zone=ZoneInfo("UTC"), start=date(2024, 3, first))
     for k, v in expected.items():
         assert getattr(r, k) == v
 
@@ -158,11 +173,7 @@ def test_equivalent_rrule_spellings_are_read(text, expected):
     "graph",
     [
         {
-            "pattern": {"type": "daily", "interval": 1},
-            "range": {"type": "noEnd", "startDate": "2024-01-01"},
-        },
-        {
-            "pattern": {"type": "absoluteYearly", "interval": 2, "dayOfMonth": 1, "month": 1},
+            "pattern": {"type": "absoluteYearly", "interval": 9, "dayOfMonth": 1, "month": 1},
             "range": {"type": "numbered", "numberOfOccurrences": 3},
         },
         {
@@ -202,12 +213,11 @@ def test_graph_patterns_salesforce_cannot_hold_are_refused(graph):
     "text",
     [
         "FREQ=MONTHLY;BYDAY=MO;COUNT=5",  # every Monday of the month
-        "FREQ=MONTHLY;BYMONTHDAY=-1;COUNT=5",  # last day of the month
+        "FREQ=MONTHLY;BYMONTHDAY=-2;COUNT=5",  # the day before the month's last
         "FREQ=YEARLY;BYWEEKNO=20;COUNT=5",
         "FREQ=YEARLY;BYYEARDAY=100;COUNT=5",
         "FREQ=DAILY;INTERVAL=2;BYDAY=MO,WE;COUNT=5",
         "FREQ=MONTHLY;BYDAY=1MO,2TU;COUNT=5",
-        "FREQ=DAILY",  # no end
         "FREQ=DAILY;COUNT=3;UNTIL=20240101T000000Z",
         "FREQ=HOURLY;COUNT=3",
         "FREQ=MONTHLY;BYMONTHDAY=1,15;COUNT=3",
@@ -260,7 +270,7 @@ def test_series_event_round_trips_through_both_sides():
     assert events.from_graph(written) == c
 
 
-def test_unbounded_outlook_series_is_skipped_with_a_reason():
+def test_unbounded_outlook_series_is_written_up_to_the_horizon():
     start = datetime(2024, 3, 4, 9, tzinfo=UTC)
     payload = {
         "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
@@ -273,6 +283,16 @@ def test_unbounded_outlook_series_is_skipped_with_a_reason():
             "range": {"type": "noEnd", "startDate": "2024-03-04"},
         },
     }
-    with pytest.raises(MappingError) as err:
-        events.from_graph(payload)
+    c = events.from_graph(payload)
+    assert c.recurrence.end_date is None and c.recurrence.count is None
+    with pytest.raises(MappingError) as err:  # no horizon given: never silently cut
+        events.to_salesforce(c, create=True)
     assert err.value.field == "recurrence" and "end" in err.value.reason
+    body = events.to_salesforce(c, create=True, horizon=date(2024, 12, 31))
+    assert body["Recurrence2PatternText"] == "RRULE:FREQ=DAILY;INTERVAL=1;UNTIL=20241231T235959Z"
+    # Read back, Salesforce's copy is the open series up to that day; Outlook keeps it open.
+    assert events.to_graph(c)["recurrence"]["range"] == {
+        "startDate": "2024-03-04",
+        "recurrenceTimeZone": "UTC",
+        "type": "noEnd",
+    }

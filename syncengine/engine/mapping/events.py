@@ -302,7 +302,9 @@ def to_graph(
     ``time_zone`` is the member's zone for new events.
     """
     existing = existing or {}
-    zone_name = (existing and _event_zone_name(existing)) or time_zone or c.time_zone or "UTC"
+    own = c.time_zone if c.recurrence is not None and not c.is_all_day else None
+    zone_name = (existing and _event_zone_name(existing)) or own or time_zone or c.time_zone
+    zone_name = zone_name or "UTC"
     zone_name = iana_name(zone_name)
     body: dict[str, Any] = {"subject": c.subject, "isAllDay": c.is_all_day}
     if c.is_all_day:
@@ -411,6 +413,7 @@ def from_salesforce(record: dict[str, Any], *, time_zone: str = "UTC") -> Canoni
         warnings.append(f"show_as: Salesforce ShowAs {show(raw_show)} synced as busy")
 
     recurrence = None
+    event_zone = zone_key
     if read_flag(record, "IsRecurrence"):
         raise MappingError(
             "recurrence",
@@ -422,6 +425,8 @@ def from_salesforce(record: dict[str, Any], *, time_zone: str = "UTC") -> Canoni
         pattern_zone = resolve_zone(read_text(record, "Recurrence2PatternTimeZone") or zone_key)
         first_day = when.get("start_date") or when["start"].astimezone(pattern_zone).date()
         recurrence = rec.from_rrule(pattern, zone=pattern_zone, start=first_day)
+        if not is_all_day:
+            event_zone = pattern_zone.key  # Outlook gets the series in Salesforce's zone
 
     return _build(
         warnings,
@@ -432,18 +437,33 @@ def from_salesforce(record: dict[str, Any], *, time_zone: str = "UTC") -> Canoni
         is_private=read_flag(record, "IsPrivate"),
         reminder_minutes=reminder,
         recurrence=recurrence,
-        time_zone=zone_key,
+        time_zone=event_zone,
         **when,
     )
 
 
+def series_zone(c: CanonicalEvent, member_zone: str | None = None):
+    """The zone a series' days, wall-clock time and end belong to: the event's own
+    (Outlook's organizer zone), never the member's; all-day series are dates,
+    held by Salesforce at midnight UTC, so UTC."""
+    if c.is_all_day:
+        return resolve_zone("UTC")
+    return resolve_zone(c.time_zone or member_zone or "UTC")
+
+
 def to_salesforce(
-    c: CanonicalEvent, *, time_zone: str | None = None, create: bool = False
+    c: CanonicalEvent,
+    *,
+    time_zone: str | None = None,
+    create: bool = False,
+    horizon: date | None = None,
 ) -> dict[str, Any]:
     """Event sObject body.
 
-    ``time_zone``: the member's zone (all-day reminders, the series' UNTIL);
-    defaults to the event's zone. ``create``: include the series fields
+    ``time_zone``: the member's zone (all-day reminders); defaults to the
+    event's zone. The series itself is written in the event's own zone
+    (:func:`series_zone`); ``horizon``: the last day a series without end is
+    written up to (see ``recurrence``). ``create``: include the series fields
     (``IsRecurrence2``, ``Recurrence2PatternText``, ``Recurrence2PatternTimeZone``);
     Salesforce does not let them change after creation, so updates leave them
     out and a changed pattern does not reach an existing Salesforce series —
@@ -483,11 +503,13 @@ def to_salesforce(
         # Validate on every call (an unwritable pattern is an item error either
         # way), but send the series fields on create only: Salesforce fixes
         # IsRecurrence2 and the pattern when the series is created.
-        rrule = rec.to_rrule(c.recurrence, zone=zone)
+        pattern_zone = series_zone(c, time_zone)
+        first_day = c.start_date if c.is_all_day else c.start.astimezone(pattern_zone).date()
+        rrule = rec.to_rrule(c.recurrence, zone=pattern_zone, start=first_day, horizon=horizon)
         if create:
             body["IsRecurrence2"] = True
             body["Recurrence2PatternText"] = rrule
-            body["Recurrence2PatternTimeZone"] = zone.key
+            body["Recurrence2PatternTimeZone"] = pattern_zone.key
     return body
 
 

@@ -13,15 +13,41 @@ daily             FREQ=DAILY;INTERVAL=n                          n ≤ 999
 weekly            FREQ=WEEKLY;BYDAY=MO,TH;WKST=SU;INTERVAL=n     n ≤ 99
 absoluteMonthly   FREQ=MONTHLY;BYMONTHDAY=d;INTERVAL=n           n ≤ 99
 relativeMonthly   FREQ=MONTHLY;BYDAY=TU;BYSETPOS=2;INTERVAL=n    n ≤ 99
-absoluteYearly    FREQ=YEARLY;BYMONTH=m;BYMONTHDAY=d;INTERVAL=1  interval 1 only
-relativeYearly    FREQ=YEARLY;BYMONTH=m;BYDAY=MO;BYSETPOS=-1;…   interval 1 only
+absoluteYearly    FREQ=YEARLY;BYMONTH=m;BYMONTHDAY=d;INTERVAL=1  n = 1, or
+relativeYearly    FREQ=YEARLY;BYMONTH=m;BYDAY=MO;BYSETPOS=-1;…   2 ≤ n ≤ 8 (*)
 ================  =============================================  ==============
 
+(*) Salesforce's yearly rule repeats every year only; every n years is every
+12·n months from the series' first month (``FREQ=MONTHLY;INTERVAL=24;…``),
+which its monthly interval (≤ 99) holds up to n = 8. It reads back as a
+monthly Outlook pattern with the same occurrences.
+
 Range: ``endDate`` → ``UNTIL`` (the end of that day in the series' zone, in
-UTC, ``yyyyMMddTHHmmssZ``); ``numbered`` → ``COUNT`` (1–999). ``noEnd`` is
-refused: Salesforce series are materialized occurrence by occurrence and its
-RRULE subset bounds them by UNTIL or COUNT (api_fidelity §3.1); an unbounded
-series cannot be represented faithfully, so it is skipped, not silently cut.
+UTC, ``yyyyMMddTHHmmssZ``); ``numbered`` → ``COUNT`` (1–999). ``noEnd``:
+Salesforce materializes a series occurrence by occurrence and its RRULE subset
+bounds it by UNTIL or COUNT (api_fidelity §3.1), so an open series is written
+up to a horizon (policy: the end of the org's calendar range, ``days_ahead``
+after the day it is created; the engine passes it as ``horizon``) and the
+member is told the date. Every occurrence Salesforce holds is one Outlook
+shows; later ones stay in Outlook only. Salesforce fixes the pattern at
+creation, so the horizon does not roll; the link keeps the open series as the
+synced one (the planner pins a linked Event's recurrence to the snapshot).
+
+The series' zone is the event's own (Graph ``originalStartTimeZone`` /
+``start.timeZone``), never the member's: its days and wall-clock time are
+Outlook's in that zone, and ``Recurrence2PatternTimeZone`` names it, so both
+sides expand it across daylight-saving changes alike. All-day series are
+dates: Salesforce holds them at midnight UTC, so their zone is UTC.
+
+Day-of-month patterns on days 29–31: Outlook moves the occurrence to the last
+day of a shorter month, RFC 5545 ``BYMONTHDAY=31`` skips the month. "Day 31"
+monthly and a yearly day past the month's shortest length (February 29) are
+"the last day" — ``BYMONTHDAY=-1``, exactly. A monthly day 29 or 30 is written
+as it is when no month of the series is shorter, else the series is skipped
+(Salesforce has no "day 30 or the month's last day" it documents). Reading
+applies the same rule the other way. A series whose first day is not one of
+its own days is skipped: Outlook starts at the next matching day, RFC 5545
+counts the first day as an occurrence, so the two would differ by one.
 
 What Salesforce cannot hold of a series, and what the engine does about it
 (decided with the sandbox's Salesforce, which like the real API stores a
@@ -55,6 +81,7 @@ missing BYMONTH / BYMONTHDAY taken from the series start).
 
 from __future__ import annotations
 
+import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -77,6 +104,7 @@ PATTERNS = (
     "relativeYearly",
 )
 MAX_INTERVAL = {"daily": 999, "weekly": 99, "absoluteMonthly": 99, "relativeMonthly": 99}
+MAX_YEARS = 8  # every n years written as every 12·n months (Salesforce: ≤ 99)
 MAX_COUNT = 999
 MAX_RRULE_LEN = 512
 _SUPPORTED_PARTS = {
@@ -156,8 +184,11 @@ def normalize(
     if interval < 1:
         raise _fail("interval must be at least 1")
     if pattern.endswith("Yearly"):
-        if interval != 1:
-            raise _fail("Salesforce yearly series repeat every year only (INTERVAL=1)")
+        if interval > MAX_YEARS:
+            raise _fail(
+                "Salesforce yearly series repeat every year only (INTERVAL=1), and every "
+                f"{interval} years is more than its 99 months"
+            )
     elif interval > MAX_INTERVAL[pattern]:
         raise _fail(
             f"Salesforce allows an interval of at most {MAX_INTERVAL[pattern]} for {pattern}"
@@ -190,6 +221,9 @@ def normalize(
         if not 1 <= m <= 12:
             raise _fail(f"month {m} out of range")
         r["month"] = m
+        if "day_of_month" in r:
+            # April 31 is April 30 every year in Outlook: one spelling per series.
+            r["day_of_month"] = min(r["day_of_month"], _month_len(2000, m))
     if count is not None:
         n = _int(count, "numberOfOccurrences")
         if not 1 <= n <= MAX_COUNT:
@@ -199,12 +233,79 @@ def normalize(
             raise _fail("a series ends by date or by count, not both")
     elif end_date is not None:
         r["end_date"] = end_date
-    else:
-        raise _fail(
-            "series without an end date cannot be represented in Salesforce "
-            "(event series need UNTIL or COUNT ≤ 999)"
-        )
     return CanonicalRecurrence(**r)
+
+
+NO_END_WITHOUT_HORIZON = (
+    "series without an end date cannot be represented in Salesforce "
+    "(event series need UNTIL or COUNT ≤ 999)"
+)
+
+
+def _month_len(year: int, month: int) -> int:
+    return calendar.monthrange(year, month)[1]
+
+
+def _relative_day(year: int, month: int, days: tuple[str, ...], index: str) -> date | None:
+    wanted = {(DAYS.index(d) - 1) % 7 for d in days}  # Python weekday numbers
+    matches = [
+        date(year, month, d)
+        for d in range(1, _month_len(year, month) + 1)
+        if date(year, month, d).weekday() in wanted
+    ]
+    pos = INDEXES[index]
+    if pos == -1:
+        return matches[-1] if matches else None
+    return matches[pos - 1] if len(matches) >= pos else None
+
+
+def starts_on_pattern(r: CanonicalRecurrence, start: date) -> bool:
+    """Is the series' first day one of its own occurrences?"""
+    if r.pattern == "daily":
+        return True
+    if r.pattern == "weekly":
+        return DAYS[(start.weekday() + 1) % 7] in r.days_of_week
+    if r.month is not None and start.month != r.month:
+        return False
+    if r.day_of_month is not None:
+        return start.day == min(r.day_of_month, _month_len(start.year, start.month))
+    return start == _relative_day(start.year, start.month, r.days_of_week, r.index or "first")
+
+
+def _months_of(r: CanonicalRecurrence, start: date, horizon: date | None):
+    """(year, month) of each occurrence of a day-of-month series (one per month)."""
+    step = 12 if r.pattern == "absoluteYearly" else r.interval
+    last = r.end_date or horizon
+    y, m, n = start.year, start.month, 0
+    # An open series repeats its months within 400 years (the leap-year cycle).
+    while n < (r.count or 4800 // step + 1):
+        if last is not None and (y, m) > (last.year, last.month):
+            return
+        yield y, m
+        n += 1
+        m += step
+        y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
+
+
+def _month_day_part(r: CanonicalRecurrence, start: date | None, horizon: date | None) -> str:
+    """BYMONTHDAY for Outlook's day-of-month, which falls on the last day of shorter months."""
+    d = r.day_of_month
+    assert d is not None
+    if r.pattern == "absoluteYearly":
+        shortest = 28 if r.month == 2 else _month_len(2001, r.month or 1)
+        return "-1" if d > shortest else str(d)
+    if d == 31:
+        return "-1"
+    if d < 29 or start is None:
+        return str(d)
+    short = next(((y, m) for y, m in _months_of(r, start, horizon) if _month_len(y, m) < d), None)
+    if short is None:
+        return str(d)
+    raise _fail(
+        f"Outlook moves day {d} to the last day of shorter months (as in "
+        f"{calendar.month_name[short[1]]} {short[0]}); Salesforce's series would skip those "
+        "months, so the series is not copied"
+    )
 
 
 # ---------------------------------------------------------------- Graph
@@ -266,8 +367,10 @@ def to_graph(r: CanonicalRecurrence, *, start_date: date, time_zone: str) -> dic
     rng: dict[str, Any] = {"startDate": start_date.isoformat(), "recurrenceTimeZone": time_zone}
     if r.count is not None:
         rng.update(type="numbered", numberOfOccurrences=r.count)
+    elif r.end_date is not None:
+        rng.update(type="endDate", endDate=r.end_date.isoformat())
     else:
-        rng.update(type="endDate", endDate=r.end_date.isoformat() if r.end_date else None)
+        rng.update(type="noEnd")
     return {"pattern": pattern, "range": rng}
 
 
@@ -279,7 +382,22 @@ def _until_utc(end_date: date, zone: ZoneInfo) -> str:
     return end.strftime("%Y%m%dT%H%M%SZ")
 
 
-def to_rrule(r: CanonicalRecurrence, *, zone: ZoneInfo) -> str:
+def to_rrule(
+    r: CanonicalRecurrence,
+    *,
+    zone: ZoneInfo,
+    start: date | None = None,
+    horizon: date | None = None,
+) -> str:
+    """The Salesforce RRULE. ``start``: the series' first day in ``zone`` (checked
+    to be one of its days); ``horizon``: the last day an open series is written up to."""
+    if start is not None and not starts_on_pattern(r, start):
+        raise _fail(
+            "the series starts on a day that is not one of its own days; Outlook starts it "
+            "at the next matching day, Salesforce on the first day, so the series is not copied"
+        )
+    if r.end_date is None and r.count is None and horizon is None:
+        raise _fail(NO_END_WITHOUT_HORIZON)
     freq = {
         "daily": "DAILY",
         "weekly": "WEEKLY",
@@ -288,20 +406,23 @@ def to_rrule(r: CanonicalRecurrence, *, zone: ZoneInfo) -> str:
         "absoluteYearly": "YEARLY",
         "relativeYearly": "YEARLY",
     }[r.pattern]
+    interval = r.interval
+    if freq == "YEARLY" and interval > 1:
+        freq, interval = "MONTHLY", 12 * interval  # from the series' first month
     parts = [f"FREQ={freq}"]
-    if r.month is not None:
+    if r.month is not None and freq == "YEARLY":
         parts.append(f"BYMONTH={r.month}")
     if r.day_of_month is not None:
-        parts.append(f"BYMONTHDAY={r.day_of_month}")
+        parts.append(f"BYMONTHDAY={_month_day_part(r, start, horizon)}")
     if r.days_of_week:
         parts.append("BYDAY=" + ",".join(RR_DAY[d] for d in r.days_of_week))
     if r.first_day_of_week:
         parts.append(f"WKST={RR_DAY[r.first_day_of_week]}")
     if r.index:
         parts.append(f"BYSETPOS={INDEXES[r.index]}")
-    parts.append(f"INTERVAL={r.interval}")
-    if r.end_date is not None:
-        parts.append(f"UNTIL={_until_utc(r.end_date, zone)}")
+    parts.append(f"INTERVAL={interval}")
+    if r.end_date is not None or r.count is None:
+        parts.append(f"UNTIL={_until_utc(r.end_date or horizon, zone)}")
     if r.count is not None:
         parts.append(f"COUNT={r.count}")
     text = "RRULE:" + ";".join(parts)
@@ -344,6 +465,26 @@ def _split_byday(value: str) -> tuple[tuple[str, ...], set[int]]:
     return tuple(days), prefixes
 
 
+def _check_no_short_month(day, freq, interval, month, start, end_date, count) -> None:
+    """Salesforce's BYMONTHDAY=29…31 skips shorter months, Outlook's day moves to their
+    last day: the same series only when no month of it is shorter."""
+    probe = CanonicalRecurrence(
+        pattern="absoluteYearly" if freq == "YEARLY" else "absoluteMonthly",
+        interval=max(1, interval) if isinstance(interval, int) else 1,
+        day_of_month=day,
+        month=month,
+        end_date=end_date,
+        count=_int(count, "COUNT") if count else None,
+    )
+    for y, m in _months_of(probe, start, None):
+        if _month_len(y, m) < day:
+            raise _fail(
+                f"Salesforce's series skips months without a day {day} (as "
+                f"{calendar.month_name[m]} {y}); Outlook would move it to their last day, "
+                "so the series is not copied"
+            )
+
+
 def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence:
     """RRULE text → canonical; ``start`` is the series start date in ``zone``."""
     if not text or not isinstance(text, str):
@@ -379,8 +520,15 @@ def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence
     count = parts.get("COUNT")
     if month_day is not None and days:
         raise _fail("BYMONTHDAY together with BYDAY cannot be expressed in Outlook")
-    if month_day is not None and month_day < 1:
+    if month_day == -1:
+        # "The last day of the month": Outlook's day 31 (monthly) or the month's
+        # longest length (yearly: February 29), which it moves to the last day.
+        month_day = 31 if freq != "YEARLY" else _month_len(2000, month or start.month)
+    elif month_day is not None and month_day < 1:
         raise _fail("counting days from the month's end cannot be expressed in Outlook")
+    elif month_day is not None and month_day >= 29:
+        yearly_month = (month or start.month) if freq == "YEARLY" else None
+        _check_no_short_month(month_day, freq, interval, yearly_month, start, end_date, count)
 
     common: dict[str, Any] = {"interval": interval, "end_date": end_date, "count": count}
     if freq == "DAILY":
@@ -389,7 +537,10 @@ def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence
                 raise _fail(
                     "daily rule with weekdays and an interval cannot be expressed in Outlook"
                 )
-            return normalize(pattern="weekly", days_of_week=days, first_day_of_week=wkst, **common)
+            return _starting_on_pattern(
+                normalize(pattern="weekly", days_of_week=days, first_day_of_week=wkst, **common),
+                start,
+            )
         if month_day is not None or month is not None or setpos is not None:
             raise _fail("filtered daily rule cannot be expressed in Outlook")
         return normalize(pattern="daily", **common)
@@ -397,7 +548,9 @@ def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence
         if prefixes or setpos is not None or month_day is not None or month is not None:
             raise _fail("filtered weekly rule cannot be expressed in Outlook")
         days = days or (DAYS[(start.weekday() + 1) % 7],)
-        return normalize(pattern="weekly", days_of_week=days, first_day_of_week=wkst, **common)
+        return _starting_on_pattern(
+            normalize(pattern="weekly", days_of_week=days, first_day_of_week=wkst, **common), start
+        )
     if freq not in ("MONTHLY", "YEARLY"):
         raise _fail(f"unsupported FREQ {show(freq or None)}")
     prefix = "absolute" if not days else "relative"
@@ -422,7 +575,16 @@ def from_rrule(text: str, *, zone: ZoneInfo, start: date) -> CanonicalRecurrence
         if pos not in INDEX_FROM_POS:
             raise _fail(f"week index {pos} cannot be expressed in Outlook")
         extra.update(days_of_week=days, index=INDEX_FROM_POS[pos])
-    return normalize(pattern=kind, **common, **extra)
+    return _starting_on_pattern(normalize(pattern=kind, **common, **extra), start)
+
+
+def _starting_on_pattern(r: CanonicalRecurrence, start: date) -> CanonicalRecurrence:
+    if not starts_on_pattern(r, start):
+        raise _fail(
+            "the Salesforce series starts on a day that is not one of its own days; "
+            "Outlook would start it at the next matching day, so the series is not copied"
+        )
+    return r
 
 
 __all__ = [
@@ -430,6 +592,7 @@ __all__ = [
     "from_graph",
     "from_rrule",
     "normalize",
+    "starts_on_pattern",
     "to_graph",
     "to_rrule",
 ]

@@ -2,9 +2,12 @@
 
 Graph ``dateTimeTimeZone`` values are a wall time without an offset plus a zone
 name; the name is a Windows name (``"Pacific Standard Time"``) or one of the
-IANA names Graph supports (api_fidelity §1.3). The table below maps the common
-Windows names to the IANA zone CLDR's windowsZones lists for the "001"
-territory. An unknown name is an item-level :class:`MappingError`, never a
+IANA names Graph supports (api_fidelity §1.3). Every Windows name maps to the
+IANA zone Unicode CLDR's ``windowsZones.xml`` lists for the "001" territory:
+the full table is CLDR's as packaged by the maintained ``tzlocal`` package
+(``tzlocal.windows_tz``, generated from CLDR's windowsZones); the table below
+pins the modern IANA spellings we write for the common ones (``Europe/Kyiv``
+where CLDR still says ``Europe/Kiev``; both resolve with ``tzdata``). An unknown name is an item-level :class:`MappingError`, never a
 silent UTC guess (a guess would move the meeting).
 
 When we write to Graph we prefer the Windows name (always accepted) and fall
@@ -21,6 +24,12 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# Unicode CLDR windowsZones.xml ("001" rows, and every territory's zones for
+# the reverse), as shipped by tzlocal (its windows_tz module is generated from
+# CLDR and updated with it).
+from tzlocal.windows_tz import tz_win as _CLDR_IANA_TO_WIN
+from tzlocal.windows_tz import win_tz as _CLDR_WIN_TO_IANA
 
 from .common import MappingError, parse_iso, shape, show, utc_minute
 
@@ -155,6 +164,11 @@ IANA_TO_WINDOWS: dict[str, str] = {iana: win for win, iana in WINDOWS_TO_IANA.it
     "Australia/Melbourne": "AUS Eastern Standard Time",
     "America/Mexico_City": "Central Standard Time (Mexico)",
 }
+
+# CLDR's complete table under our pinned spellings; CLDR's territory rows
+# (America/Toronto → Eastern Standard Time, ...) complete the reverse table.
+WINDOWS_TO_IANA = {**_CLDR_WIN_TO_IANA, **WINDOWS_TO_IANA}
+IANA_TO_WINDOWS = {**_CLDR_IANA_TO_WIN, **IANA_TO_WINDOWS}
 
 _WINDOWS_FOLDED = {k.casefold(): v for k, v in WINDOWS_TO_IANA.items()}
 
