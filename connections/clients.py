@@ -21,6 +21,7 @@ from simple_salesforce import exceptions as sfx
 from . import oauth, tokens
 from .errors import (
     AuthError,
+    ConsentRequired,
     NotFound,
     PreconditionFailed,
     RateLimited,
@@ -39,7 +40,12 @@ from .http import (
     parse_retry_after,
 )
 from .models import Connection
-from .services import connection_mark_needs_reauth, connection_touch, salesforce_usage_record
+from .services import (
+    connection_mark_needs_consent,
+    connection_mark_needs_reauth,
+    connection_touch,
+    salesforce_usage_record,
+)
 
 __all__ = [
     "BatchRequest", "BatchResponse", "CollectionResult", "GraphClient", "GraphPage", "RequestCounter",
@@ -54,6 +60,11 @@ RETRY_STATUSES = {429, 503, 504}  # the server did not act: safe to repeat any m
 IDEMPOTENT_RETRY_STATUSES = {500, 502}  # it may have acted: repeat only what is safe to repeat
 IDEMPOTENT = {"GET", "HEAD", "PUT", "DELETE", "OPTIONS"}
 SYNC_STATE_CODES = {"syncstatenotfound", "resyncrequired", "syncstateinvalid"}
+# Event bodies as plain text: the canonical Description is text, and Graph converts its HTML
+# itself when asked (learn.microsoft.com/graph/api/event-get, Prefer: outlook.body-content-type).
+PREFER_TEXT_BODY = 'outlook.body-content-type="text"'
+CONSENT_MESSAGE = ("Outlook refused access: a permission LinkPoint needs ({what}) is not granted. "
+                   "Grant it again on the My connections page (Grant permissions).")
 
 
 @dataclass(frozen=True)
@@ -227,6 +238,8 @@ class GraphClient:
             connection_mark_needs_reauth(connection=self.connection,
                                          message=f"Outlook refused the sign-in ({code or 'HTTP 401'}); reconnect.")
             return AuthError(message, **kw)
+        if status == 403 and code == "ErrorAccessDenied":
+            return self._consent_missing(response.request.path_url if response.request else "", **kw)
         if status == 410 or code.lower() in SYNC_STATE_CODES:
             return SyncStateGone(message, **kw)
         if status == 404:
@@ -238,6 +251,14 @@ class GraphClient:
         if status >= 500:
             return TransientError(message, **kw)
         return RemoteError(message, **kw)
+
+    def _consent_missing(self, path: str, **kw) -> ConsentRequired:
+        """Graph answers 403 ErrorAccessDenied when the token lacks the scope of the resource."""
+        what = ("Calendars" if "/event" in path.lower() or "/calendar" in path.lower() else
+                "Contacts" if "/contact" in path.lower() else "Tasks" if "/todo" in path.lower() else "Graph")
+        message = CONSENT_MESSAGE.format(what=f"{what}.ReadWrite" if what != "Graph" else "a Graph scope")
+        connection_mark_needs_consent(connection=self.connection, message=message)
+        return ConsentRequired(message, **kw)
 
     def request(self, method: str, path_or_url: str, *, params=None, json=None, headers=None) -> dict | None:
         response = self._send(method, self._url(path_or_url), params=params, json=json, headers=headers)
@@ -300,6 +321,11 @@ class GraphClient:
                 headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
                 body = answer.get("body") if isinstance(answer.get("body"), dict) else None
                 results[req.id] = BatchResponse(id=req.id, status=status, headers=headers, body=body)
+                error = (body or {}).get("error") if isinstance(body, dict) else None
+                if status == 403 and isinstance(error, dict) and error.get("code") == "ErrorAccessDenied":
+                    # No item of this kind can be written without the permission: stop, never
+                    # one logged failure per item.
+                    raise self._consent_missing(req.url, side=self.side, status=403, code="ErrorAccessDenied")
                 if status in RETRY_STATUSES:
                     again.append(req)
                     retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)

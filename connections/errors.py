@@ -32,6 +32,11 @@ class AuthError(RemoteError):
     """The stored credentials no longer work; the connection is already `needs_reauth`."""
 
 
+class ConsentRequired(AuthError):
+    """A permission is missing (Graph 403 ErrorAccessDenied, Entra AADSTS65001): the sign-in works,
+    consent must be given again; the connection is already `needs_consent`."""
+
+
 class RateLimited(RemoteError):
     def __init__(self, message: str = "", *, retry_after: float = 0, **kw):
         super().__init__(message, **kw)

@@ -18,6 +18,8 @@ class Provider(models.TextChoices):
 class Status(models.TextChoices):
     CONNECTED = "connected", "Connected"
     NEEDS_REAUTH = "needs_reauth", "Reconnect needed"
+    # Signed in, but a permission LinkPoint needs is not granted: only consenting again helps.
+    NEEDS_CONSENT = "needs_consent", "Permission missing: re-consent"
     REVOKED = "revoked", "Disconnected"
     ERROR = "error", "Error"
 
@@ -34,7 +36,7 @@ class Connection(models.Model):
     public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     membership = models.ForeignKey(Membership, on_delete=models.CASCADE, related_name="connections")
     provider = models.CharField(max_length=12, choices=Provider.choices)
-    status = models.CharField(max_length=12, choices=Status.choices, default=Status.CONNECTED)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.CONNECTED)
 
     # Remote identity. Microsoft: UPN, tenant id, object id. Salesforce: username,
     # user id, org id, instance URL.

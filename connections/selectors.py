@@ -116,7 +116,9 @@ def shared_identity_message(*, membership: Membership, provider: str, account: s
 def _usable(membership: Membership, provider: str) -> Connection:
     conn = connection_for(membership, provider)
     if conn is None or not conn.is_usable:
-        state = "is not connected" if conn is None or conn.status == Status.REVOKED else "needs a reconnect"
+        state = ("is not connected" if conn is None or conn.status == Status.REVOKED else
+                 "is missing a permission: grant it again" if conn.status == Status.NEEDS_CONSENT else
+                 "needs a reconnect")
         raise AuthError(f"{LABEL[provider]} {state}.", side=SIDE[provider], code="not_connected")
     return conn
 

@@ -150,6 +150,18 @@ def connection_mark_needs_reauth(*, connection: Connection, message: str) -> Non
     )
 
 
+def connection_mark_needs_consent(*, connection: Connection, message: str) -> None:
+    """A permission LinkPoint needs is not granted (or was withdrawn): the member consents again."""
+    Connection.objects.filter(pk=connection.pk).update(
+        status=Status.NEEDS_CONSENT, last_error=message[:500], last_error_at=now()
+    )
+    connection.status, connection.last_error = Status.NEEDS_CONSENT, message[:500]
+    logger.warning(
+        "connection %s (%s, membership %s) is missing a permission: %s",
+        connection.pk, connection.provider, connection.membership_id, message,
+    )
+
+
 def connection_record_error(*, connection: Connection, message: str) -> None:
     """A failure worth showing (the status stays: transient trouble is not a broken connection)."""
     Connection.objects.filter(pk=connection.pk).update(last_error=message[:500], last_error_at=now())

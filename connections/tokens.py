@@ -18,9 +18,13 @@ from django.views.decorators.debug import sensitive_variables
 
 from . import oauth
 from .clock import now
-from .errors import AuthError, TransientError
+from .errors import AuthError, ConsentRequired, TransientError
 from .models import Connection, Provider
-from .services import connection_mark_needs_reauth, connection_record_error
+from .services import (
+    connection_mark_needs_consent,
+    connection_mark_needs_reauth,
+    connection_record_error,
+)
 
 logger = logging.getLogger("linkpoint.connections")
 
@@ -35,6 +39,9 @@ LABEL = {Provider.MICROSOFT: "Microsoft", Provider.SALESFORCE: "Salesforce"}
 
 def _fail(connection: Connection, kind: str, message: str):
     side = SIDE[connection.provider]
+    if kind == "consent":
+        connection_mark_needs_consent(connection=connection, message=message)
+        return ConsentRequired(message, side=side, code="consent_required")
     if kind == "auth":
         connection_mark_needs_reauth(connection=connection, message=message)
         return AuthError(message, side=side, code="reauth")
@@ -89,7 +96,12 @@ def graph_access_token(connection: Connection, *, app, cache, force: bool = Fals
             elif failure is None:
                 error = (result or {}).get("error") or "no_refresh_token"
                 description = str((result or {}).get("error_description") or "").split("\r\n")[0]
-                if error in REAUTH_ERRORS or error == "no_refresh_token":
+                codes = (result or {}).get("error_codes") or []
+                if (result or {}).get("suberror") == "consent_required" or 65001 in codes:
+                    # Entra AADSTS65001: the sign-in is fine, a permission is not granted.
+                    failure = ("consent", "Microsoft has not granted LinkPoint every permission it needs "
+                               "(AADSTS65001); grant them again on the My connections page.")
+                elif error in REAUTH_ERRORS or error == "no_refresh_token":
                     failure = ("auth", f"Microsoft refused the stored sign-in ({error}); reconnect Outlook. "
                                f"{description}".strip())
                 else:

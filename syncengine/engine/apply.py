@@ -329,6 +329,8 @@ class Applier:
                     stamp_key=_needs_key(d, OUTLOOK),
                 )
                 changes.append((link.outlook_id, version, body))
+            if self.kind == CALENDAR:
+                self._event_bodies(group, patched, changes)
             results: list[WriteResult] = [WriteResult(ok=True)] * len(group)
             sent = _guard(lambda: self.outlook.update_many(changes), len(changes))
             for i, r in zip(patched, sent, strict=True):
@@ -362,6 +364,45 @@ class Applier:
             )
             targets.append((link.outlook_id, version))
         return _guard(lambda: self.outlook.delete_many(targets), len(group))
+
+    def _event_bodies(self, group: list[Decision], patched: list[int], changes: list) -> None:
+        """What an event update may do to Outlook's body (edits `changes` in place).
+
+        Events are read with text bodies (the canonical Description is text), so the
+        body in hand is Graph's text rendition of a body stored as HTML. Unchanged
+        text: the PATCH leaves the body out, so the HTML (formatting, Teams join
+        block) stays as it is. Changed text (an edit in Salesforce): the stored
+        HTML is fetched (one `$batch` per 20 such events, only for these) and
+        replaced only when it is plain text LinkPoint can rewrite without loss;
+        a formatted body or an online meeting's keeps Outlook's version and the
+        log says why. The link records the merged content, so the skipped body is
+        not copied back on the next run either.
+        """
+        rewrite = []
+        for n, i in enumerate(patched):
+            d, body = group[i], changes[n][2]
+            if "body" not in body or d.outlook is None or d.outlook.deleted:
+                continue
+            old = (d.outlook.raw or {}).get("body") if isinstance(d.outlook.raw, dict) else None
+            if old is not None and body["body"] == old:
+                del body["body"]  # never write the text rendition back over the stored HTML
+            else:
+                rewrite.append(n)
+        if not rewrite:
+            return
+        stored = self.outlook.html_bodies([changes[n][0] for n in rewrite])
+        for n in rewrite:
+            item_id, _, body = changes[n]
+            reason = outlook_body_keep_reason(stored.get(item_id))
+            if reason:
+                del body["body"]
+                self.out.note(
+                    "warning",
+                    group[patched[n]],
+                    f"Description changed in Salesforce but not copied to Outlook: {reason}. "
+                    "Edit the description in Outlook to change both.",
+                    field="body",
+                )
 
     def _salesforce(self, op: str, group: list[Decision]) -> list[WriteResult]:
         if op == "delete":
@@ -630,6 +671,39 @@ def _guard_map(call):
         raise
     except errors.RemoteError:
         return {}
+
+
+_PLAIN_TAGS = {"html", "head", "meta", "body", "div", "p", "br", "span"}
+_TAG_RE = None
+
+
+def outlook_body_keep_reason(stored: dict | None) -> str:
+    """Why Outlook's stored event body must not be replaced by plain text ("" = it may be).
+
+    A plain body (only line structure: html/body/div/p/br/span without style) loses
+    nothing when rewritten from text; formatting, links, tables, images or an online
+    meeting's join information would be lost.
+    """
+    import re
+
+    global _TAG_RE
+    if not isinstance(stored, dict):
+        return "Outlook's current body could not be read"
+    if stored.get("isOnlineMeeting") or (stored.get("onlineMeeting") or {}).get("joinUrl"):
+        return "the event is an online meeting whose join information lives in the body"
+    body = stored.get("body") if isinstance(stored.get("body"), dict) else {}
+    if (body.get("contentType") or "html").lower() != "html":
+        return ""
+    content = body.get("content") or ""
+    if "meetup-join" in content or "teams.microsoft.com" in content:
+        return "the body holds online-meeting join information"
+    _TAG_RE = _TAG_RE or re.compile(r"<\s*(/?)\s*([a-zA-Z0-9]+)([^>]*)>")
+    head = re.sub(r"<head\b.*?</head\s*>", "", content, flags=re.I | re.S)
+    for m in _TAG_RE.finditer(head):
+        name, attrs = m.group(2).lower(), m.group(3).lower()
+        if name not in _PLAIN_TAGS or "style=" in attrs:
+            return "Outlook's body is formatted and Salesforce holds plain text only"
+    return ""
 
 
 def _chunks(seq, n):

@@ -26,6 +26,9 @@ from .kinds import (
 )
 
 GRAPH_PAGE = 1000  # the largest `odata.maxpagesize` worth asking Outlook for
+# Event bodies as text (the canonical Description is text; Graph converts its stored HTML
+# when asked: learn.microsoft.com/graph/api/event-get, `Prefer: outlook.body-content-type`).
+TEXT_BODY = {"Prefer": 'outlook.body-content-type="text"'}
 KEY_EXPAND = f"singleValueExtendedProperties($filter=id eq '{KEY_PROPERTY_ID}')"
 
 
@@ -88,6 +91,9 @@ class OutlookSide:
     def item_path(self, item_id: str) -> str:
         return f"{self.collection()}/{item_id}"
 
+    def _prefer(self) -> dict:
+        return dict(TEXT_BODY) if self.kind == CALENDAR else {}
+
     def _expand(self) -> dict:
         if self.kind == TASKS:
             return {"$expand": "linkedResources"}
@@ -97,14 +103,19 @@ class OutlookSide:
     def delta_pages(self, delta_link: str | None, window: Window | None) -> Iterator:
         """Pages of the change feed; a fresh round when `delta_link` is empty."""
         if delta_link:
-            return self.client.iter_pages(delta_link, max_page_size=GRAPH_PAGE)
+            return self.client.iter_pages(
+                delta_link, max_page_size=GRAPH_PAGE, headers=self._prefer()
+            )
         if self.kind == CALENDAR:
             params = {
                 "startDateTime": window.start.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "endDateTime": window.end.strftime("%Y-%m-%dT%H:%M:%SZ"),
             }
             return self.client.iter_pages(
-                "/me/calendarView/delta", params=params, max_page_size=GRAPH_PAGE
+                "/me/calendarView/delta",
+                params=params,
+                max_page_size=GRAPH_PAGE,
+                headers=self._prefer(),
             )
         return self.client.iter_pages(
             f"{self.collection()}/delta", params=self._expand(), max_page_size=GRAPH_PAGE
@@ -119,7 +130,12 @@ class OutlookSide:
             return out
         q = "&".join(f"{k}={v}" for k, v in self._expand().items())
         reqs = [
-            BatchRequest(id=str(i), method="GET", url=f"{self.item_path(x)}?{q}")
+            BatchRequest(
+                id=str(i),
+                method="GET",
+                url=f"{self.item_path(x)}?{q}",
+                headers=self._prefer() or None,
+            )
             for i, x in enumerate(ids)
         ]
         for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
@@ -161,6 +177,7 @@ class OutlookSide:
                     id=str(i),
                     method="GET",
                     url=f"{self.collection()}?$filter={flt}&$expand={KEY_EXPAND}",
+                    headers=self._prefer() or None,
                 )
             )
         for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
@@ -170,6 +187,24 @@ class OutlookSide:
             elif resp.status >= 400 and resp.status != 404:
                 raise _remote_error("outlook", resp.status, resp.body)
         return found
+
+    def html_bodies(self, ids: Sequence[str]) -> dict[str, dict]:
+        """Events' bodies as stored (HTML) with their online-meeting flags, for a body write-back."""
+        from connections.clients import BatchRequest
+
+        reqs = [
+            BatchRequest(
+                id=str(i),
+                method="GET",
+                url=f"{self.item_path(x)}?$select=body,isOnlineMeeting,onlineMeeting",
+            )
+            for i, x in enumerate(ids)
+        ]
+        out: dict[str, dict] = {}
+        for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
+            if resp.status == 200 and isinstance(resp.body, dict):
+                out[ids[int(req.id)]] = resp.body
+        return out
 
     # ------------------------------------------------------------ writes
     def _run(self, reqs) -> list:

@@ -504,6 +504,12 @@ def _auth_message(membership, exc) -> str:
             f"{side} is not connected: connect your {side} account on the My connections "
             f"page ({page}), then sync again. Nothing was synced."
         )
+    if conn.status == Status.NEEDS_CONSENT:
+        return (
+            f"Permission missing ({side}): LinkPoint is signed in but not allowed to read or "
+            f"write these items. Grant the permissions again on the My connections page "
+            f"({page}). Nothing was deleted."
+        )
     return (
         f"Reconnect needed ({side}): the sign-in no longer works. Reconnect it on the My "
         f"connections page ({page}). Nothing was deleted."
