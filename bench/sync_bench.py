@@ -99,7 +99,9 @@ def _member():
     from sandbox.microsoft.services import mailbox_ensure
     from sandbox.salesforce.services import sf_user_ensure
 
-    settings.ALLOWED_HOSTS = ["*"]
+    # The test client's host: the sandbox sends sign-ins back only to a registered
+    # redirect URI, which it derives from ALLOWED_HOSTS (sandbox/registration.py).
+    settings.ALLOWED_HOSTS = ["testserver"]
     org = Organization.objects.create(name="Bench", slug="bench")
     user = User.objects.create_user(email="bench@bench.test", password="x" * 20)
     m = Membership.objects.create(organization=org, user=user, role="member")
