@@ -145,6 +145,9 @@ def test_the_sweep_sees_the_org_pages():
     for support in ("history/", "history/<int:run_id>/", "logs/", "logs/export.csv", "trace/",
                     "bundle/"):
         assert "o/<slug:org_slug>/sync/" + support in routes
+    for dashboard in ("health/", "health/export.csv", "health/settings/"):  # issue 14
+        assert "o/<slug:org_slug>/sync/" + dashboard in routes
+    assert "o/<slug:org_slug>/staff-enter/" in routes
 
 
 @pytest.mark.django_db
