@@ -145,7 +145,7 @@ def test_query_count_does_not_grow_with_history(member, client_for, carol):
     with CaptureQueriesContext(connection) as large:
         assert client.get(URL).status_code == 200
     assert len(small) == len(large), [q["sql"] for q in large.captured_queries]
-    assert len(large) <= 20
+    assert len(large) <= 30  # a guard; the pin is the equality above
 
 
 def test_a_settings_dry_run_is_not_the_cards_run(member, client_for, carol):
