@@ -213,12 +213,6 @@ def dispatch_due(limit: int = 200) -> int:
             if eff.mode.value in ("auto", "snaprecord") and _in_time_window(eff, t)
         }
         auto_ids = _dispatchable(kind, triggers)
-        waiting = [mid for mid in auto_ids if mid in held]
-        if waiting:
-            SyncLease.objects.filter(kind=kind, membership_id__in=waiting, next_run_at__lte=t).update(
-                next_run_at=day_start(t) + timedelta(days=1))
-            logger.info("API budget: %d %s auto sync(s) wait for tomorrow", len(waiting), kind)
-            auto_ids = [mid for mid in auto_ids if mid not in held]
         existing = set(SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids).values_list(
             "membership_id", flat=True))
         SyncLease.objects.bulk_create(
@@ -226,6 +220,12 @@ def dispatch_due(limit: int = 200) -> int:
             ignore_conflicts=True,
         )
         SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids, next_run_at__isnull=True).update(next_run_at=t)
+        waiting = [mid for mid in auto_ids if mid in held]
+        if waiting:
+            SyncLease.objects.filter(kind=kind, membership_id__in=waiting, next_run_at__lte=t).update(
+                next_run_at=day_start(t) + timedelta(days=1))
+            logger.info("API budget: %d %s auto sync(s) wait for tomorrow", len(waiting), kind)
+            auto_ids = [mid for mid in auto_ids if mid not in held]
         due = SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids, next_run_at__lte=t).filter(
             Q(holder="") | Q(expires_at__lt=t) | Q(expires_at__isnull=True)
         ).values_list("pk", "membership_id")[:limit]
