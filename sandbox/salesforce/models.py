@@ -20,6 +20,8 @@ class SfOrg(models.Model):
     id_serial = models.PositiveBigIntegerField(default=0)  # last serial handed to a new record id
     # Strictly increasing across the org's writes, so `SystemModstamp > :mark` never skips one.
     last_modstamp = models.DateTimeField(null=True, blank=True)
+    # Shared Activities: an Event relates to several Contacts/Leads through EventRelation.IsParent.
+    shared_activities = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -132,6 +134,33 @@ class SfRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.sobject} {self.sf_id}"
+
+
+class SfCustomField(models.Model):
+    """A custom field an org's admin added to an object (Setup → Object Manager), e.g. Meeting_Type__c.
+
+    `picklist` is [{"value": ..., "active": bool}]: a retired value stays on stored records but the
+    describe no longer lists it and a write of it is refused. `deleted` removes the field from describe.
+    """
+
+    TYPES = ("string", "textarea", "picklist", "checkbox", "date", "datetime", "double")
+    org = models.ForeignKey(SfOrg, on_delete=models.CASCADE, related_name="custom_fields")
+    sobject = models.CharField(max_length=40)
+    name = models.CharField(max_length=80)  # API name ending in __c
+    label = models.CharField(max_length=80)
+    type = models.CharField(max_length=16, choices=[(t, t) for t in TYPES])
+    length = models.PositiveIntegerField(default=0)
+    required = models.BooleanField(default=False)
+    default = models.CharField(max_length=255, blank=True)
+    picklist = models.JSONField(default=list, blank=True)
+    deleted = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["org", "sobject", "name"], name="sfcustomfield_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.sobject}.{self.name}"
 
 
 class SfQueryCursor(models.Model):

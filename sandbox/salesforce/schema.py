@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-KEY_PREFIX = {"Account": "001", "Contact": "003", "Task": "00T", "Event": "00U", "User": "005"}
+KEY_PREFIX = {"Account": "001", "Contact": "003", "Task": "00T", "Event": "00U", "User": "005",
+              "Lead": "00Q", "Opportunity": "006", "Case": "500", "EventRelation": "0RE"}
 PREFIX_TYPE = {prefix: name for name, prefix in KEY_PREFIX.items()}
 LINK_KEY = "LinkPoint_Key__c"
 
@@ -81,9 +82,10 @@ CLOSED_STATUSES = ("Completed",)
 PRIORITIES = ("High", "Normal", "Low")
 SHOW_AS = ("Busy", "OutOfOffice", "Free")
 
+# Polymorphic: Name (Who) is a Contact or a Lead; Related To (What) an Account, Opportunity or Case.
 _ACTIVITY_REFS = [
-    _f("WhoId", "reference", 18, reference_to=("Contact",), relationship="Who"),
-    _f("WhatId", "reference", 18, reference_to=("Account",), relationship="What"),
+    _f("WhoId", "reference", 18, reference_to=("Contact", "Lead"), relationship="Who"),
+    _f("WhatId", "reference", 18, reference_to=("Account", "Opportunity", "Case"), relationship="What"),
 ]
 
 OBJECTS: dict[str, dict[str, Field]] = {}
@@ -188,6 +190,71 @@ _register("Task", [
     _link_key(),
 ])
 
+LEAD_STATUSES = ("Open - Not Contacted", "Working - Contacted", "Closed - Converted", "Closed - Not Converted")
+OPPORTUNITY_STAGES = ("Prospecting", "Qualification", "Needs Analysis", "Value Proposition", "Id. Decision Makers",
+                      "Perception Analysis", "Proposal/Price Quote", "Negotiation/Review", "Closed Won",
+                      "Closed Lost")
+
+_register("Lead", [
+    _f("Salutation", "picklist", 40, picklist=("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")),
+    _f("FirstName", "string", 40),
+    _f("LastName", "string", 80, nillable=False, required=True),
+    _ro("Name", "string", 121, nillable=False),
+    _f("Company", "string", 255, nillable=False, required=True),
+    _f("Title", "string", 128),
+    _f("Email", "email", 80),
+    _f("Phone", "phone", 40),
+    _f("Status", "picklist", 40, nillable=False, picklist=LEAD_STATUSES, restricted=True,
+       default="Open - Not Contacted"),
+    _f("LeadSource", "picklist", 255, picklist=("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")),
+    _ro("IsConverted", "boolean", nillable=False, default=False),
+    _f("Description", "textarea", 32000),
+    _owner(),
+])
+
+_register("Opportunity", [
+    _f("Name", "string", 120, nillable=False, required=True),
+    _f("AccountId", "reference", 18, reference_to=("Account",), relationship="Account"),
+    _f("StageName", "picklist", 255, nillable=False, required=True, picklist=OPPORTUNITY_STAGES, restricted=True),
+    _f("CloseDate", "date", nillable=False, required=True),
+    _f("Amount", "double"),
+    _f("Probability", "double"),
+    _f("Type", "picklist", 255, picklist=("Existing Customer - Upgrade", "Existing Customer - Replacement",
+                                          "New Customer")),
+    _f("Description", "textarea", 32000),
+    _ro("IsClosed", "boolean", nillable=False, default=False),
+    _owner(),
+])
+
+_register("Case", [
+    # CaseNumber is an auto-number; the sandbox stores it as the record's Name-like label.
+    _ro("CaseNumber", "string", 30),
+    _f("Subject", "string", 255),
+    _f("Status", "picklist", 40, nillable=False, picklist=("New", "Working", "Escalated", "Closed"),
+       restricted=True, default="New"),
+    _f("Priority", "picklist", 40, picklist=("High", "Medium", "Low"), default="Medium"),
+    _f("Origin", "picklist", 40, picklist=("Phone", "Email", "Web")),
+    _f("ContactId", "reference", 18, reference_to=("Contact",), relationship="Contact"),
+    _f("AccountId", "reference", 18, reference_to=("Account",), relationship="Account"),
+    _f("Description", "textarea", 32000),
+    _owner(),
+])
+
+# Attendees of an Event, and with Shared Activities on also its extra Contacts/Leads (IsParent).
+# IsParent and IsWhat exist only in orgs with Shared Activities (schema_for drops them otherwise).
+_register("EventRelation", [
+    Field("EventId", "reference", 18, updateable=False, nillable=False, required=True,
+          reference_to=("Event",), relationship="Event"),
+    Field("RelationId", "reference", 18, updateable=False, nillable=False, required=True,
+          reference_to=("Contact", "Lead", "User"), relationship="Relation"),
+    _f("IsInvitee", "boolean", nillable=False, default=False),
+    _f("IsParent", "boolean", nillable=False, default=False),
+    _f("IsWhat", "boolean", nillable=False, default=False),
+    _f("Status", "picklist", 40, picklist=("New", "Declined", "Accepted"), default="New"),
+    _f("Response", "string", 255),
+])
+SHARED_ACTIVITIES_ONLY = {"EventRelation": ("IsParent", "IsWhat")}
+
 # Users are provisioned by the sandbox (sf_user_ensure), never through the API.
 _register("User", [
     _ro("Username", "string", 80, nillable=False),
@@ -202,7 +269,13 @@ _register("User", [
 ])
 
 # Objects the API may write.
-WRITABLE = ("Account", "Contact", "Event", "Task")
+WRITABLE = ("Account", "Contact", "Event", "Task", "Lead", "Opportunity", "Case", "EventRelation")
+# Objects SOSL searches, and the fields its NAME FIELDS scope reads.
+SEARCH_NAME_FIELDS = {
+    "Contact": ("Name", "FirstName", "LastName"), "Lead": ("Name", "FirstName", "LastName", "Company"),
+    "Account": ("Name",), "Opportunity": ("Name",), "Case": ("CaseNumber", "Subject"),
+}
+SEARCH_EMAIL_FIELDS = {"Contact": ("Email",), "Lead": ("Email",)}
 
 
 def canonical_object(name: str) -> str | None:
@@ -223,6 +296,29 @@ _LOOKUP = {name: {f.lower(): fdef for f, fdef in fields.items()} for name, field
 def relationships(sobject: str) -> dict[str, Field]:
     """Lower-cased relationship name → its reference field."""
     return {f.relationship.lower(): f for f in OBJECTS[sobject].values() if f.relationship}
+
+
+def custom_field(row) -> Field:
+    """A per-org custom field (sandbox SfCustomField) as a schema Field; retired values drop out."""
+    values = tuple(v["value"] for v in row.picklist or () if v.get("active", True))
+    kind = {"checkbox": "boolean"}.get(row.type, row.type)
+    length = {"string": row.length or 255, "textarea": row.length or 32000, "picklist": 255}.get(kind, 0)
+    return Field(name=row.name, type=kind, length=length, nillable=kind != "boolean" and not row.required,
+                 required=row.required, picklist=values, restricted=kind == "picklist", custom=True,
+                 label=row.label, default=(False if kind == "boolean" else row.default or None))
+
+
+def schema_for(org, sobject: str) -> dict[str, Field]:
+    """The object's fields as this org has them: its custom fields added, unlicensed features removed."""
+    fields = dict(OBJECTS[sobject])
+    if org is None:
+        return fields
+    if not org.shared_activities:
+        for name in SHARED_ACTIVITIES_ONLY.get(sobject, ()):
+            fields.pop(name, None)
+    for row in org.custom_fields.filter(sobject=sobject, deleted=False).order_by("pk"):
+        fields[row.name] = custom_field(row)
+    return fields
 
 
 @dataclass

@@ -23,7 +23,7 @@ from django.db.models import F
 from . import clock
 from .ids import base62, make_id, to18
 from .models import SfAccessToken, SfAuthCode, SfOrg, SfRecord, SfRefreshToken, SfUser
-from .schema import KEY_PREFIX, LINK_KEY, OBJECTS, PREFIX_TYPE, WRITABLE
+from .schema import KEY_PREFIX, LINK_KEY, OBJECTS, PREFIX_TYPE, WRITABLE, schema_for
 from .validation import SfError, prepare
 
 DB = "sandbox"
@@ -306,6 +306,8 @@ def record_api(rec: SfRecord, *, version: str | None = None) -> dict:
     row = record_row(rec)
     out = {"attributes": {"type": rec.sobject, "url": f"/services/data/v{version}/sobjects/{rec.sobject}/{rec.sf_id}"}}
     out.update({name: row.get(name) for name in fields})
+    # The org's custom fields (schema.schema_for) are stored with the record's fields.
+    out.update({name: value for name, value in rec.fields.items() if name.endswith("__c") and name not in out})
     return out
 
 
@@ -326,8 +328,8 @@ def _check_references(org: SfOrg, prepared: list) -> dict[int, SfError]:
         if prep is None:
             continue
         for name in prep.supplied:
-            f = OBJECTS[prep.sobject][name]
-            if f.type == "reference" and prep.values.get(name):
+            f = OBJECTS[prep.sobject].get(name)  # None: an org's custom field (never a reference here)
+            if f is not None and f.type == "reference" and prep.values.get(name):
                 wanted.setdefault(prep.values[name], []).append((i, name))
     if not wanted:
         return {}
@@ -378,18 +380,31 @@ def _finish(results: list[WriteResult], all_or_none: bool) -> bool:
 
 
 @transaction.atomic(using=DB)
+def _schemas(org: SfOrg):
+    """schema_for(org, sobject), read once per object within one write call."""
+    seen: dict[str, dict] = {}
+
+    def get(sobject: str) -> dict:
+        if sobject not in seen:
+            seen[sobject] = schema_for(org, sobject)
+        return seen[sobject]
+
+    return get
+
+
 def sf_records_create(*, user: SfUser, records: list[tuple[str, dict]], all_or_none: bool = False) -> list[WriteResult]:
     """Insert records [(sobject, body), ...] with per-record results in request order."""
     org = _lock_org(user.org_id)
     now = clock.now()
     prepared, results = [], []
+    schemas = _schemas(org)
     for sobject, body in records:
         try:
             if sobject not in WRITABLE:
                 raise SfError("INVALID_TYPE", "Must send a concrete entity type." if not sobject
                               else f"entity type {sobject} does not support insert")
             prep = prepare(sobject=sobject, body=body, existing=None, owner_id=user.user_id, now=now,
-                           owner_tz=user.time_zone)
+                           owner_tz=user.time_zone, fields=schemas(sobject))
             prepared.append(prep)
             results.append(WriteResult(id=None, success=True))
         except SfError as error:
@@ -409,7 +424,10 @@ def sf_records_create(*, user: SfUser, records: list[tuple[str, dict]], all_or_n
     rows = []
     for i in todo:
         prep = prepared[i]
-        sf_id = make_id(KEY_PREFIX[prep.sobject], org.pk, next(serials))
+        serial = next(serials)
+        sf_id = make_id(KEY_PREFIX[prep.sobject], org.pk, serial)
+        if prep.sobject == "Case":
+            prep.values["CaseNumber"] = f"{serial:08d}"  # the auto-number
         rec = SfRecord(
             org=org, sobject=prep.sobject, sf_id=sf_id, fields=prep.values, created_date=stamp,
             last_modified_date=stamp, system_modstamp=stamp, owner_id=prep.values.get("OwnerId") or "",
@@ -444,6 +462,7 @@ def sf_records_update(*, user: SfUser, records: list[tuple[str | None, str, dict
     now = clock.now()
     found = _load(org, [rid for _, rid, _ in records])
     prepared, results, own = [], [], []
+    schemas = _schemas(org)
     for sobject, raw_id, body in records:
         rec = found.get(to18(raw_id or "") or "")
         own.append(rec.sf_id if rec else None)
@@ -458,7 +477,7 @@ def sf_records_update(*, user: SfUser, records: list[tuple[str | None, str, dict
             if rec.sobject not in WRITABLE:
                 raise SfError("INSUFFICIENT_ACCESS_OR_READONLY", "insufficient access rights on object id")
             prep = prepare(sobject=rec.sobject, body=body, existing=rec.fields, owner_id=user.user_id, now=now,
-                           owner_tz=user.time_zone)
+                           owner_tz=user.time_zone, fields=schemas(rec.sobject))
             prepared.append(prep)
             results.append(WriteResult(id=rec.sf_id, success=True, record=rec, created=False))
         except SfError as error:
@@ -611,3 +630,37 @@ __all__ = [
     "sf_session_issue", "sf_session_user", "sf_token_by_code", "sf_token_by_refresh", "sf_token_revoke",
     "sf_user_ensure", "SYSTEM_FIELDS",
 ]
+
+
+# --- org setup: custom fields ----------------------------------------------------------------------
+
+
+@transaction.atomic(using=DB)
+def sf_custom_field_ensure(*, org: SfOrg, sobject: str, name: str, label: str, type: str,  # noqa: A002
+                           picklist: list[str] | None = None, required: bool = False, default: str = "",
+                           length: int = 0):
+    """Add (or bring back) a custom field as an admin would in Setup; picklist values start active."""
+    from .models import SfCustomField
+
+    if not name.endswith("__c") or sobject not in OBJECTS:
+        raise ValueError(f"not a custom field of a known object: {sobject}.{name}")
+    row, _ = SfCustomField.objects.update_or_create(
+        org=org, sobject=sobject, name=name,
+        defaults={"label": label, "type": type, "required": required, "default": default, "length": length,
+                  "picklist": [{"value": v, "active": True} for v in picklist or ()], "deleted": False},
+    )
+    return row
+
+
+@transaction.atomic(using=DB)
+def sf_custom_field_change(*, org: SfOrg, sobject: str, name: str, retire: tuple[str, ...] = (),
+                           delete: bool = False):
+    """Retire picklist values or delete a custom field (describe changes under the product's feet)."""
+    from .models import SfCustomField
+
+    row = SfCustomField.objects.get(org=org, sobject=sobject, name=name)
+    row.picklist = [{**v, "active": v.get("active", True) and v["value"] not in retire} for v in row.picklist]
+    row.deleted = row.deleted or delete
+    row.save(update_fields=["picklist", "deleted"])
+    return row
+

@@ -24,6 +24,7 @@ urlpatterns = [
     re_path(V + r"queryAll/?$", views.query_all, name="sf-query-all"),
     re_path(V + r"queryAll/(?P<locator>01g[0-9A-Za-z]{15})-(?P<offset>\d+)/?$", views.query_all,
             name="sf-query-all"),
+    re_path(V + r"search/?$", views.search, name="sf-search"),
     re_path(V + r"sobjects/?$", views.sobjects, name="sf-sobjects"),
     re_path(V + r"sobjects/" + SOBJECT + r"/describe/?$", views.describe, name="sf-describe"),
     re_path(V + r"sobjects/" + SOBJECT + r"/updated/?$", views.updated, name="sf-updated"),

@@ -157,10 +157,14 @@ class Prepared:
 
 
 def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, now: dt.datetime,
-            owner_tz: str = "America/Los_Angeles") -> Prepared:
-    """Validate a create (existing None) or an update; raise SfError or return the new field values."""
+            owner_tz: str = "America/Los_Angeles", fields: dict[str, Field] | None = None) -> Prepared:
+    """Validate a create (existing None) or an update; raise SfError or return the new field values.
+
+    `fields`: the object as the org has it (schema.schema_for: custom fields, licensed features).
+    """
     creating = existing is None
-    lookup = field_lookup(sobject)
+    schema = fields if fields is not None else OBJECTS[sobject]
+    lookup = field_lookup(sobject) if fields is None else {n.lower(): f for n, f in fields.items()}
     patch: dict = {}
     forbidden: list[str] = []
     for key, raw in body.items():
@@ -189,7 +193,7 @@ def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, n
 
     if creating:
         values = {}
-        for f in OBJECTS[sobject].values():
+        for f in schema.values():
             if f.name in ("Id", "IsDeleted", "CreatedDate", "CreatedById", "LastModifiedDate",
                           "LastModifiedById", "SystemModstamp"):
                 continue
@@ -200,7 +204,7 @@ def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, n
     else:
         values = {**existing, **patch}
 
-    missing = [f.name for f in OBJECTS[sobject].values()
+    missing = [f.name for f in schema.values()
                if f.required and (creating or f.name in patch) and values.get(f.name) in (None, "")]
     if missing:
         raise SfError("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
@@ -209,11 +213,12 @@ def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, n
         if error:
             raise error
     if creating:
-        for f in OBJECTS[sobject].values():
+        for f in schema.values():
             if f.restricted and f.createable and f.name not in patch and values.get(f.name) is None:
                 values[f.name] = f.default
 
-    derive = {"Event": _derive_event, "Task": _derive_task, "Contact": _derive_contact}.get(sobject)
+    derive = {"Event": _derive_event, "Task": _derive_task, "Contact": _derive_contact,
+              "Lead": _derive_contact}.get(sobject)
     if derive:
         try:
             derive(values, set(patch), creating, now, owner_tz)

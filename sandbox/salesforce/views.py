@@ -16,7 +16,15 @@ from . import clock
 from .api import api_view, error_response, json_response, method_not_allowed, not_found, read_json
 from .ids import to18
 from .models import SfRecord
-from .schema import KEY_PREFIX, LINK_KEY, OBJECTS, WRITABLE, canonical_object, describe_field
+from .schema import (
+    KEY_PREFIX,
+    LINK_KEY,
+    OBJECTS,
+    WRITABLE,
+    canonical_object,
+    describe_field,
+    schema_for,
+)
 from .selectors import RECYCLE_BIN_DAYS, soql_more, soql_page
 from .services import (
     SYSTEM_FIELDS,
@@ -117,10 +125,35 @@ def query_all(request, locator: str = "", offset: str = "0"):
     return _query(request, include_deleted=True, locator=locator, offset=offset)
 
 
+# --- search (SOSL) -----------------------------------------------------------------------------
+
+
+@api_view
+def search(request):
+    """GET /search/?q=FIND {...} ...: {"searchRecords": [...]} in RETURNING order (sosl.py)."""
+    from .sosl import SoslError, matches, parse
+
+    if request.method != "GET":
+        return method_not_allowed(request.method, "GET,HEAD")
+    text = request.GET.get("q")
+    if not text:
+        return error_response(SfError("MALFORMED_SEARCH", "A search string has to be specified"))
+    try:
+        found = parse(text)
+    except SoslError as exc:
+        return error_response(SfError(exc.code, exc.message))
+    org, out = request.sf_user.org, []
+    for ret in found.returning:
+        rows = [record_api(r) for r in SfRecord.objects.filter(org=org, sobject=ret.sobject, is_deleted=False)]
+        hits = [r for r in rows if matches(found, ret.sobject, r)][: ret.limit or found.limit]
+        out += [{"attributes": r["attributes"], **{f: r.get(f) for f in ret.fields}} for r in hits]
+    return json_response({"searchRecords": out[: found.limit]})
+
+
 # --- sobjects ---------------------------------------------------------------------------------------
 
 
-def _object_describe(name: str, *, with_fields: bool) -> dict:
+def _object_describe(name: str, *, with_fields: bool, org=None) -> dict:
     p = _prefix()
     writable = name in WRITABLE
     body = {
@@ -131,7 +164,7 @@ def _object_describe(name: str, *, with_fields: bool) -> dict:
                  "rowTemplate": f"{p}/sobjects/{name}/{{ID}}"},
     }
     if with_fields:
-        body["fields"] = [describe_field(f) for f in OBJECTS[name].values()]
+        body["fields"] = [describe_field(f) for f in schema_for(org, name).values()]
     return body
 
 
@@ -146,7 +179,7 @@ def describe(request, sobject: str):
     name = canonical_object(sobject)
     if name is None:
         return not_found()
-    return json_response(_object_describe(name, with_fields=True))
+    return json_response(_object_describe(name, with_fields=True, org=request.sf_user.org))
 
 
 def _result_body(result: WriteResult, *, created_flag: bool = False) -> dict:

@@ -74,13 +74,15 @@ class Command(BaseCommand):
         self._events(rnd, seed, mailbox, sf_user, opts["events"], overlap, today, existing_sf["Event"])
         self._contacts(rnd, seed, mailbox, sf_user, opts["contacts"], overlap, existing_sf["Contact"], accounts)
         self._tasks(rnd, seed, mailbox, sf_user, opts["tasks"], overlap, today, existing_sf["Task"])
+        crm = self._crm(rnd, sf_user, accounts, today)
         c = self.counts
         self.stdout.write(
             f"Outlook {mailbox.email}: {c['events']} events, {c['contacts']} contacts, {c['tasks']} tasks created\n"
             f"Salesforce {sf_user.username} (org {sf_user.org.name}): {c['sf_events']} events, "
             f"{c['sf_contacts']} contacts, {c['sf_tasks']} tasks, {c['sf_accounts']} accounts created\n"
             f"Already on both sides: {c['overlap_events']} events, {c['overlap_contacts']} contacts, "
-            f"{c['overlap_tasks']} tasks"
+            f"{c['overlap_tasks']} tasks\n"
+            f"Salesforce CRM records created: {crm}; Event field Meeting_Type__c (picklist, required)"
         )
 
     # --- Salesforce helpers ---------------------------------------------------------------------
@@ -98,6 +100,42 @@ class Command(BaseCommand):
             if name not in names:
                 names[name] = self._sf_create(user, "Account", {"Name": name}, "sf_accounts")["Id"]
         return names
+
+    def _crm(self, rnd, user, accounts, today) -> str:
+        """Leads, Opportunities and Cases to relate meetings to, and the org's meeting-type picklist."""
+        from sandbox.salesforce.services import sf_custom_field_ensure, sf_record_create, sf_records
+
+        sf_custom_field_ensure(org=user.org, sobject="Event", name="Meeting_Type__c", label="Meeting type",
+                               type="picklist", required=True,
+                               picklist=["Discovery", "Demo", "Negotiation", "Check-in", "Internal"])
+        sf_custom_field_ensure(org=user.org, sobject="Event", name="Billable__c", label="Billable",
+                               type="checkbox")
+        made = {"Lead": 0, "Opportunity": 0, "Case": 0}
+        have = {s: {r.get("Name") or r.get("Subject") for r in sf_records(org=user.org, sobject=s)} for s in made}
+        for i in range(12):
+            first, last = FIRST[(i * 3) % len(FIRST)], LAST[(i * 7 + 3) % len(LAST)]
+            if f"{first} {last}" not in have["Lead"]:
+                sf_record_create(user=user, sobject="Lead", fields={
+                    "FirstName": first, "LastName": last, "Company": f"{last} & Partners",
+                    "Email": f"lead{i}@{('northwind', 'fabrikam', 'contoso-leads', 'tailspin')[i % 4]}.example",
+                    "Status": ("Open - Not Contacted", "Working - Contacted")[i % 2]})
+                made["Lead"] += 1
+        stages = ("Prospecting", "Qualification", "Proposal/Price Quote", "Negotiation/Review")
+        for i, (company, account_id) in enumerate(sorted(accounts.items())):
+            for topic in ("Expansion", "Renewal"):
+                name = f"{company} {topic} {today.year}"
+                if name not in have["Opportunity"]:
+                    sf_record_create(user=user, sobject="Opportunity", fields={
+                        "Name": name, "AccountId": account_id, "StageName": stages[(i + len(topic)) % 4],
+                        "CloseDate": (today + dt.timedelta(days=30 + 9 * i)).date().isoformat(),
+                        "Amount": float(5000 * (i + 2))})
+                    made["Opportunity"] += 1
+            subject = f"{company}: login problems after upgrade"
+            if subject not in have["Case"]:
+                sf_record_create(user=user, sobject="Case", fields={
+                    "Subject": subject, "AccountId": account_id, "Origin": ("Email", "Phone", "Web")[i % 3]})
+                made["Case"] += 1
+        return ", ".join(f"{n} {k.lower()}s" if n != 1 else f"{n} {k.lower()}" for k, n in made.items())
 
     # --- events -----------------------------------------------------------------------------------
 
