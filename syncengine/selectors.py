@@ -907,8 +907,10 @@ def _reasons(microsoft, salesforce, kinds) -> tuple[str, ...]:
             out.append(f"{f.label} sign-in lapses on {f.lapses_at:%d %b %Y}")
         if f.shared_with:
             out.append(f"{f.label} account also connected by {f.shared_with}")
+    reconnect = microsoft.stopped or salesforce.stopped
     for k in kinds:
-        if k.failures_in_row >= FAILING_AFTER:
+        # Runs stopped by a refused sign-in are the reconnect's consequence, said once above.
+        if k.failures_in_row >= FAILING_AFTER and not reconnect:
             out.append(f"{k.label}: {k.failures_in_row} failed runs in a row")
         if k.guard_waiting:
             out.append(f"{k.label}: mass-delete guard waiting for a confirmation")
