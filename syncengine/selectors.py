@@ -151,7 +151,7 @@ def plan_group_counts(*, run: SyncRun) -> list[GroupCount]:
 class ReviewFilter:
     group: str = ""
     q: str = ""
-    show: str = ""  # "" all, "included", "excluded"
+    show: str = ""  # "" all, "included", "excluded", "stale" (changed since the preview)
     after: int = 0
 
     def querystring(self, **changes) -> str:
@@ -169,6 +169,8 @@ def _plan_rows(run: SyncRun, f: ReviewFilter):
         qs = qs.filter(included=True)
     elif f.show == "excluded":
         qs = qs.filter(included=False)
+    elif f.show == "stale":
+        qs = qs.filter(status="stale")
     text = f.q.strip()
     if text:
         # A bounded scan of one plan: titles, or either side's id pasted from the other app.

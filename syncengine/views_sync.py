@@ -169,7 +169,7 @@ def _filter(request) -> selectors.ReviewFilter:
     return selectors.ReviewFilter(
         group=group if group in selectors.GROUPS_BY_KEY else "",
         q=data.get("q", "")[:200].replace("\x00", ""),
-        show=show if show in ("included", "excluded") else "",
+        show=show if show in ("included", "excluded", "stale") else "",
         after=after,
     )
 

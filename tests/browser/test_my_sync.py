@@ -219,6 +219,7 @@ def test_an_item_changed_after_the_preview_is_left_for_the_next_one(browser_page
     note.get_by_role("link", name="See which").click()
     assert "This plan was already run" in page.locator(".plan-state").inner_text()
     assert "Changed since preview" in page.locator("tr.item", has_text="Ada Lovelace").inner_text()
+    assert page.locator("tr.item").count() == 1  # only what changed since the preview
     assert page.get_by_role("button", name="Run selected").count() == 0
 
 
