@@ -58,6 +58,8 @@ class SyncLink(models.Model):
     state = models.CharField(max_length=32, choices=LinkState.choices, default=LinkState.SYNCED)
     # Set for SnapRecord links: changes flow from this side only.
     one_way_from = models.CharField(max_length=16, choices=SIDE_CHOICES, blank=True, default="")
+    # The member related this event in the Relate panel: the engine's attendee WhoId leaves it alone.
+    relation_by_member = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -131,6 +133,22 @@ class SyncLease(models.Model):
         return f"{self.kind} lease of membership {self.membership_id}"
 
 
+class DispatcherState(models.Model):
+    """The minute dispatcher's bookkeeping, one row, shared by every process and machine.
+
+    `last_tick_at` is what the health endpoint reads; `reconciled_until` is how far
+    the dispatcher has looked at changed policies and memberships (DESIGN §7).
+    """
+
+    name = models.CharField(max_length=32, unique=True)
+    last_tick_at = models.DateTimeField(null=True, blank=True)
+    reconciled_until = models.DateTimeField(null=True, blank=True)
+    last_claimed = models.PositiveIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"dispatcher {self.name}"
+
+
 class RunStatus(models.TextChoices):
     QUEUED = "queued", "Waiting to start"
     RUNNING = "running", "Running"
@@ -194,6 +212,8 @@ class SyncRun(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["membership", "kind", "-started_at"], name="syncrun_recent_idx"),
+            # The dispatcher's reconciliation reads the runs finished since its last tick.
+            models.Index(fields=["finished_at"], name="syncrun_finished_idx"),
             models.Index(
                 fields=["plan_expires_at"],
                 condition=Q(plan_expires_at__isnull=False),
@@ -454,3 +474,58 @@ class SyncAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.cause} alert ({self.subject}) of membership {self.membership_id} on {self.day}"
+
+
+class SnapRelation(models.Model):
+    """What a member related a calendar link to in the Relate panel (labels for the calendar page).
+
+    The Salesforce Event holds the truth (WhoId, WhatId, EventRelation rows); this row remembers
+    the names the member picked so the page shows them without asking Salesforce again.
+    """
+
+    link = models.OneToOneField(SyncLink, on_delete=models.CASCADE, related_name="relation")
+    who_id = models.CharField(max_length=18, blank=True, default="")
+    who_label = models.CharField(max_length=255, blank=True, default="")
+    what_id = models.CharField(max_length=18, blank=True, default="")
+    what_label = models.CharField(max_length=255, blank=True, default="")
+    # Further Contacts/Leads as [{"id", "label"}] (EventRelation IsParent, Shared Activities orgs).
+    others = models.JSONField(default=list, blank=True)
+    # SnapField values written with the relation: {"Meeting_Type__c": "Demo"}.
+    values = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"relation of link {self.link_id}"
+
+
+class SnapField(models.Model):
+    """An extra Salesforce Event field an org admin shows when members record or relate events.
+
+    Picked from the Event describe (type, label and picklist values copied at pick time);
+    `locked` keeps the default for everyone. `problem` records a describe change found later
+    (field removed, a default's picklist value retired): shown to the admin, the field is then
+    left out of writes instead of failing them.
+    """
+
+    TYPES = [("picklist", "Picklist"), ("boolean", "Checkbox"), ("string", "Text"),
+             ("textarea", "Long text"), ("date", "Date")]
+    organization = models.ForeignKey("orgs.Organization", on_delete=models.CASCADE, related_name="snap_fields")
+    name = models.CharField(max_length=80)  # API name, e.g. Meeting_Type__c
+    label = models.CharField(max_length=120)
+    type = models.CharField(max_length=16, choices=TYPES)
+    picklist = models.JSONField(default=list, blank=True)
+    length = models.PositiveIntegerField(default=0)
+    required = models.BooleanField(default=False)
+    default = models.CharField(max_length=255, blank=True, default="")
+    locked = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+    problem = models.CharField(max_length=300, blank=True, default="")
+    checked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["organization", "name"], name="snapfield_unique")]
+
+    def __str__(self) -> str:
+        return f"SnapField {self.name} of org {self.organization_id}"
+

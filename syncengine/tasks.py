@@ -1,18 +1,16 @@
 """django-q2 tasks: one sync per (member, kind), and the minute dispatcher (DESIGN §7).
 
-The dispatcher claims due (member, kind) rows with the same lease a run takes
-(a conditional UPDATE), so two dispatchers or two workers never start the same
-sync twice; the claimed task runs under the dispatcher's lease token.
+The dispatcher (`dispatch.py`) claims due (member, kind) rows with the same
+lease a run takes (SKIP LOCKED on PostgreSQL, a conditional UPDATE elsewhere), so
+two dispatchers or two workers never start the same sync twice; the claimed task
+runs under the dispatcher's lease token.
 """
 
 from __future__ import annotations
 
 import logging
-import uuid
 import zoneinfo
 from datetime import timedelta
-
-from django.db.models import Q
 
 DISPATCH_SCHEDULE = "syncengine.dispatch"
 PURGE_SCHEDULE = "syncengine.purge-plans"
@@ -172,73 +170,15 @@ def _in_time_window(eff, now) -> bool:
     return start <= local < end if start <= end else (local >= start or local < end)
 
 
-def _dispatchable(kind: str, triggers: dict[int, str]) -> list[int]:
-    """Members whose `kind` the dispatcher may start: not paused, and in Auto only once
-    they have completed a sync of it ("First Auto needs a review")."""
-    from .models import SyncLease
-    from .selectors import members_with_completed_sync
+def dispatch_due(limit: int | None = None) -> int:
+    """Scheduled every minute: enqueue a run for every due auto / SnapRecord (member, kind).
 
-    ids = list(triggers)
-    paused = set(SyncLease.objects.filter(kind=kind, membership_id__in=ids, auto_paused=True)
-                 .values_list("membership_id", flat=True))
-    auto = [mid for mid in ids if triggers[mid] == "auto" and mid not in paused]
-    reviewed = members_with_completed_sync(kind=kind, membership_ids=auto)
-    return [mid for mid in ids if mid not in paused and (triggers[mid] != "auto" or mid in reviewed)]
+    Returns how many were claimed. The work (reconcile what changed, claim fairly
+    with a per-tick budget, enqueue) is in `dispatch.py`; `limit` overrides the budget.
+    """
+    from .dispatch import dispatch
 
-
-def dispatch_due(limit: int = 200) -> int:
-    """Enqueue a run for every due auto (member, kind); returns how many were claimed."""
-    from django_q.tasks import async_task
-
-    from orgs.models import Membership
-    from policy.selectors import policy_effective_for_many
-
-    from .engine.kinds import KINDS
-    from .engine.run import LEASE_TTL, now
-    from .governor import budgets_for, day_start
-    from .models import SyncLease
-
-    t = now()
-    members = list(Membership.objects.filter(is_active=True).select_related("user"))
-    claimed = 0
-    budgets = budgets_for({m.organization_id for m in members}, now=t)
-    # At the org's API budget cap auto runs wait for the next day (the pages say so).
-    held = {m.pk for m in members if budgets[m.organization_id].held}
-    for kind in KINDS:
-        policies = policy_effective_for_many(members, kind)
-        # SnapRecord members are dispatched too: their recorded events follow Outlook edits.
-        triggers = {
-            mid: eff.mode.value
-            for mid, eff in policies.items()
-            if eff.mode.value in ("auto", "snaprecord") and _in_time_window(eff, t)
-        }
-        auto_ids = _dispatchable(kind, triggers)
-        existing = set(SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids).values_list(
-            "membership_id", flat=True))
-        SyncLease.objects.bulk_create(
-            [SyncLease(membership_id=mid, kind=kind, next_run_at=t) for mid in auto_ids if mid not in existing],
-            ignore_conflicts=True,
-        )
-        SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids, next_run_at__isnull=True).update(next_run_at=t)
-        waiting = [mid for mid in auto_ids if mid in held]
-        if waiting:
-            SyncLease.objects.filter(kind=kind, membership_id__in=waiting, next_run_at__lte=t).update(
-                next_run_at=day_start(t) + timedelta(days=1))
-            logger.info("API budget: %d %s auto sync(s) wait for tomorrow", len(waiting), kind)
-            auto_ids = [mid for mid in auto_ids if mid not in held]
-        due = SyncLease.objects.filter(kind=kind, membership_id__in=auto_ids, next_run_at__lte=t).filter(
-            Q(holder="") | Q(expires_at__lt=t) | Q(expires_at__isnull=True)
-        ).values_list("pk", "membership_id")[:limit]
-        for pk, mid in list(due):
-            holder = f"dispatch-{uuid.uuid4().hex}"
-            n = SyncLease.objects.filter(pk=pk).filter(
-                Q(holder="") | Q(expires_at__lt=t) | Q(expires_at__isnull=True)
-            ).update(holder=holder, expires_at=t + LEASE_TTL)
-            if n == 1:
-                claimed += 1
-                async_task("syncengine.tasks.run_sync", mid, kind, triggers[mid], holder,
-                           task_name=f"sync-{kind}-{mid}", timeout=RUN_TIMEOUT)
-    return claimed
+    return dispatch(budget=limit)
 
 
 def schedule_ensure() -> None:
