@@ -369,9 +369,10 @@ class Applier:
         """What an event update may do to Outlook's body (edits `changes` in place).
 
         Events are read with text bodies (the canonical Description is text), so the
-        body in hand is Graph's text rendition of a body stored as HTML. Unchanged
-        text: the PATCH leaves the body out, so the HTML (formatting, Teams join
-        block) stays as it is. Changed text (an edit in Salesforce): the stored
+        body in hand, if any (an event Outlook did not change is not read at all), is
+        Graph's text rendition of a body stored as HTML. Unchanged text (against that
+        read, else against the link's snapshot): the PATCH leaves the body out, so the
+        HTML (formatting, Teams join block) stays as it is. Changed text (an edit in Salesforce): the stored
         HTML is fetched (one `$batch` per 20 such events, only for these) and
         replaced only when it is plain text LinkPoint can rewrite without loss;
         a formatted body or an online meeting's keeps Outlook's version and the
@@ -381,11 +382,18 @@ class Applier:
         rewrite = []
         for n, i in enumerate(patched):
             d, body = group[i], changes[n][2]
-            if "body" not in body or d.outlook is None or d.outlook.deleted:
+            if "body" not in body or d.result is None:
                 continue
-            old = (d.outlook.raw or {}).get("body") if isinstance(d.outlook.raw, dict) else None
-            if old is not None and body["body"] == old:
-                del body["body"]  # never write the text rendition back over the stored HTML
+            raw = d.outlook.raw if d.outlook is not None and not d.outlook.deleted else None
+            if isinstance(raw, dict):
+                # The body Graph just gave us (text); to_graph kept it when the text is unchanged.
+                unchanged = body["body"] == raw.get("body")
+            else:
+                # Outlook did not change this run (not read): compare with what was last synced.
+                snapshot = self._links[d.link_key].snapshot or {}
+                unchanged = "body" in snapshot and snapshot["body"] == getattr(d.result, "body", None)
+            if unchanged:
+                del body["body"]  # never write a text rendition over the stored HTML
             else:
                 rewrite.append(n)
         if not rewrite:
@@ -434,6 +442,12 @@ class Applier:
 
         from .kinds import member_addresses
 
+        if op == "update":
+            # Related by the member in the Relate panel (issue 16): even a Name they cleared
+            # stays cleared, so these events never get an attendee's WhoId from us.
+            keep = [i for i, d in enumerate(group) if not self._links[d.link_key].relation_by_member]
+            if len(keep) < len(group):
+                group, bodies = [group[i] for i in keep], [bodies[i] for i in keep]
         if not any(getattr(d.result, "attendees", ()) for d in group):
             return
         sf_ids = [self._links[d.link_key].sf_id for d in group] if op == "update" else None
