@@ -165,6 +165,13 @@ if REDIS_URL:
 else:
     Q_CLUSTER["orm"] = "default"
 
+# The dispatcher's per-tick budget (syncengine/dispatch.py): how many runs the workers can start
+# in a minute. 0 derives it: Q_WORKERS × SYNC_CLUSTERS (qcluster processes on all machines)
+# × SYNC_RUNS_PER_WORKER_MINUTE; what already waits in the broker is subtracted each tick.
+SYNC_DISPATCH_CAPACITY = int(os.environ.get("SYNC_DISPATCH_CAPACITY", "0"))
+SYNC_CLUSTERS = int(os.environ.get("SYNC_CLUSTERS", "1"))
+SYNC_RUNS_PER_WORKER_MINUTE = int(os.environ.get("SYNC_RUNS_PER_WORKER_MINUTE", "6"))
+
 # How long a stored sync plan (a preview) can be applied; a scheduled task then removes it.
 SYNC_PLAN_TTL = timedelta(hours=float(os.environ.get("SYNC_PLAN_TTL_HOURS", "24")))
 # Token forecast (org dashboard): a Microsoft refresh token lapses after 90 days without use;

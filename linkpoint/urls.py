@@ -3,7 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from connections import views as connection_views
-from linkpoint.views import favicon
+from linkpoint.views import favicon, healthz
 from orgs import views as org_views
 
 # The admin's own login form would skip allauth's second factor and rate limits: every
@@ -13,6 +13,7 @@ admin.site.login = secure_admin_login(admin.site.login)
 urlpatterns = [
     path("", org_views.home, name="home"),
     path("favicon.ico", favicon),
+    path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("account/", include("accounts.urls")),
