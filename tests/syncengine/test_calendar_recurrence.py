@@ -232,3 +232,113 @@ def test_pattern_change_in_outlook_keeps_the_salesforce_series_and_warns(member)
     assert o.data["recurrence"]["range"]["numberOfOccurrences"] == 3
     link = SyncLink.objects.get()
     assert link.state == "synced" and link.sf_id == row["Id"]
+
+
+# ---------------------------------------------------------------- fidelity (issue 12)
+
+
+def _outlook_instances(member, item, *, days: int = 800):
+    """Occurrence starts of an Outlook series as Graph's /instances serves them."""
+    from connections.selectors import graph_client_for
+
+    start = dt.datetime.fromisoformat(item.data["start"]["dateTime"][:19]) - dt.timedelta(days=2)
+    params = {
+        "startDateTime": start.strftime(FMT) + "Z",
+        "endDateTime": (start + dt.timedelta(days=days)).strftime(FMT) + "Z",
+    }
+    client = graph_client_for(member.membership)
+    out = []
+    for page in client.iter_pages(f"/me/events/{item.graph_id}/instances", params=params):
+        for e in page.items:
+            wall = dt.datetime.fromisoformat(e["start"]["dateTime"][:19])
+            out.append(wall.date() if e.get("isAllDay") else wall.replace(tzinfo=dt.UTC))
+    return sorted(out)
+
+
+def _graph_series(member, subject, *, start, zone, pattern, rng, minutes=60, all_day=False):
+    from sandbox.microsoft.services import event_create
+
+    end = start + (dt.timedelta(days=1) if all_day else dt.timedelta(minutes=minutes))
+    item, _ = event_create(
+        member.mailbox,
+        {
+            "subject": subject,
+            "isAllDay": all_day,
+            "start": {"dateTime": start.strftime(FMT), "timeZone": zone},
+            "end": {"dateTime": end.strftime(FMT), "timeZone": zone},
+            "recurrence": {"pattern": pattern, "range": {"startDate": f"{start:%Y-%m-%d}", **rng}},
+        },
+    )
+    return item
+
+
+def _sf_row(member, subject):
+    (row,) = [r for r in member.sf("Event") if r["Subject"] == subject]
+    return row
+
+
+def test_series_follows_the_organizers_zone_across_dst_not_the_members(member):
+    """Root cause 1: a Berlin 09:00 weekly series for a member in Los Angeles. The two
+    zones change clocks on different Sundays; every occurrence stays 09:00 in Berlin."""
+    from .test_recurrence_fidelity import _dateutil_salesforce
+
+    user = member.membership.user
+    user.time_zone = "America/Los_Angeles"
+    user.save(update_fields=["time_zone"])
+    item = _graph_series(
+        member,
+        "Berlin stand-up",
+        start=dt.datetime(2027, 3, 1, 9, 0),  # a Monday; US DST 03-14, EU DST 03-28
+        zone="W. Europe Standard Time",
+        pattern={"type": "weekly", "interval": 1, "daysOfWeek": ["monday"]},
+        rng={"type": "numbered", "numberOfOccurrences": 8},
+    )
+    _sync(member)
+    row = _sf_row(member, "Berlin stand-up")
+    assert row["Recurrence2PatternTimeZone"] == "Europe/Berlin"
+    outlook = _outlook_instances(member, item)
+    assert len(outlook) == 8
+    assert _dateutil_salesforce(row) == outlook
+    berlin = [o.astimezone(dt.timezone(dt.timedelta(0))).hour for o in outlook]
+    assert berlin[:4] == [8, 8, 8, 8] and berlin[-1] == 7  # 09:00 CET, then 09:00 CEST
+
+
+def test_day_31_falls_on_the_last_day_of_shorter_months_on_both_sides(member):
+    """Root cause 2: Outlook's monthly "day 31" is February 28, April 30, ...; an
+    RRULE BYMONTHDAY=31 would skip those months."""
+    from .test_recurrence_fidelity import _dateutil_salesforce
+
+    item = _graph_series(
+        member,
+        "Month-end close",
+        start=dt.datetime(2027, 1, 31, 16, 0),
+        zone="Eastern Standard Time",
+        pattern={"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 31},
+        rng={"type": "numbered", "numberOfOccurrences": 6},
+    )
+    _sync(member)
+    row = _sf_row(member, "Month-end close")
+    assert "BYMONTHDAY=-1" in row["Recurrence2PatternText"]
+    outlook = _outlook_instances(member, item)
+    assert [o.astimezone(dt.UTC).date().isoformat()[5:] for o in outlook] == [
+        "01-31", "02-28", "03-31", "04-30", "05-31", "06-30",
+    ]
+    assert _dateutil_salesforce(row) == outlook
+    assert _sync(member).counts.writes == 0
+
+
+def test_day_30_with_a_february_is_skipped_with_the_reason(member):
+    _graph_series(
+        member,
+        "Payroll",
+        start=dt.datetime(2027, 1, 30, 10, 0),
+        zone="UTC",
+        pattern={"type": "absoluteMonthly", "interval": 1, "dayOfMonth": 30},
+        rng={"type": "numbered", "numberOfOccurrences": 4},
+    )
+    result = _sync(member)
+    assert result.counts.created == {"outlook": 0, "salesforce": 0}
+    (note,) = [m for m in _messages(result) if m.startswith("Skipped:")]
+    assert "Outlook moves day 30 to the last day of shorter months" in note
+    assert "February 2027" in note
+    assert not member.sf("Event")

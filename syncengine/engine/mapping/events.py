@@ -266,7 +266,7 @@ def from_graph(payload: dict[str, Any]) -> CanonicalEvent:
     if show_as not in SHOW_AS_FROM_GRAPH:
         raise MappingError("show_as", f"unknown showAs {show(show_as)}")
     location = read_object(payload, "location", "a location object") or {}
-    return _build(
+    c = _build(
         [],
         subject=read_text(payload, "subject"),
         body=text,
@@ -279,6 +279,12 @@ def from_graph(payload: dict[str, Any]) -> CanonicalEvent:
         time_zone=_event_zone_name(payload) or "UTC",
         **when,
     )
+    if c.recurrence is not None:
+        # A series Salesforce cannot hold exactly is an item-level skip here, when
+        # it is read, never an error halfway through writing it.
+        first = c.start_date if c.is_all_day else c.start.astimezone(series_zone(c)).date()
+        rec.check_writable(c.recurrence, start=first)
+    return c
 
 
 def _graph_time(instant: datetime, zone_name: str) -> dict[str, str]:

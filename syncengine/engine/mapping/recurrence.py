@@ -382,6 +382,14 @@ def _until_utc(end_date: date, zone: ZoneInfo) -> str:
     return end.strftime("%Y%m%dT%H%M%SZ")
 
 
+def check_writable(r: CanonicalRecurrence, *, start: date) -> None:
+    """Raise the skip reason now (when the item is read) if Salesforce cannot hold the
+    series exactly, whatever horizon an open series later gets; ``start``: its first day."""
+    to_rrule(r, zone=ZoneInfo("UTC"), start=start, horizon=start)
+    if r.day_of_month is not None:
+        _month_day_part(r, start, None)
+
+
 def to_rrule(
     r: CanonicalRecurrence,
     *,
@@ -589,6 +597,7 @@ def _starting_on_pattern(r: CanonicalRecurrence, start: date) -> CanonicalRecurr
 
 __all__ = [
     "CanonicalRecurrence",
+    "check_writable",
     "from_graph",
     "from_rrule",
     "normalize",
