@@ -298,6 +298,24 @@ _EXT_FILTER = re.compile(
     r"^\s*singleValueExtendedProperties/any\(\s*(\w+)\s*:\s*\1/id\s+eq\s+'((?:[^']|'')*)'\s+and\s+"
     r"\1/value\s+eq\s+'((?:[^']|'')*)'\s*\)\s*$", re.I)
 _EQ_FILTER = re.compile(r"^\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*$")
+# OData comparison on a DateTimeOffset (learn.microsoft.com/graph/filter-query-parameter):
+# `lastModifiedDateTime ge 2024-01-01T00:00:00Z`, clauses joined by `and`.
+_TIME_FILTER = re.compile(r"^\s*(lastModifiedDateTime|createdDateTime)\s+(eq|ne|gt|ge|lt|le)\s+(\S+)\s*$", re.I)
+_TIME_COLUMN = {"lastmodifieddatetime": "modified", "createddatetime": "created"}
+_TIME_OP = {"gt": "gt", "ge": "gte", "lt": "lt", "le": "lte", "eq": "exact"}
+
+
+def _time_filter(rows, flt: str):
+    """Rows narrowed by every `and`-joined time comparison, or None when `flt` is not one."""
+    for clause in re.split(r"\s+and\s+", flt.strip(), flags=re.I):
+        m = _TIME_FILTER.match(clause)
+        instant = parse_query_instant(m.group(3)) if m else None
+        if instant is None:
+            return None
+        column, op = _TIME_COLUMN[m.group(1).lower()], m.group(2).lower()
+        rows = rows.exclude(**{column: instant}) if op == "ne" else rows.filter(
+            **{f"{column}__{_TIME_OP[op]}": instant})
+    return rows
 
 
 def _listing(call: Call, rows, render, context: str) -> HttpResponse:
@@ -309,6 +327,8 @@ def _listing(call: Call, rows, render, context: str) -> HttpResponse:
         if m:
             rows = rows.filter(extended_properties__prop_id=m.group(2).replace("''", "'"),
                                extended_properties__value_ci=m.group(3).replace("''", "'").lower())
+        elif _time_filter(rows, flt) is not None:
+            rows = _time_filter(rows, flt)
         elif _EQ_FILTER.match(flt):
             field, value = _EQ_FILTER.match(flt).groups()
             python_filter = (field, value.replace("''", "'"))

@@ -367,3 +367,24 @@ def test_salesforce_answers_every_version_it_advertises():
         {"attributes": {"type": "Contact"}, "id": created["id"], "Title": "Rear Admiral"}]})
     assert answer[0]["success"] is True, answer
     assert sf.Contact.get(created["id"])["Title"] == "Rear Admiral"
+
+
+def test_filter_on_last_modified(sdk, graph):
+    from kiota_abstractions.base_request_configuration import RequestConfiguration
+    from msgraph.generated.users.item.contacts.contacts_request_builder import (
+        ContactsRequestBuilder,
+    )
+
+    old = graph.post(f"{GRAPH}/me/contacts", json={"givenName": "Old"}).json()
+    new = graph.post(f"{GRAPH}/me/contacts", json={"givenName": "New"}).json()
+    assert old["lastModifiedDateTime"] < new["lastModifiedDateTime"]
+    client, _ = sdk
+    query = ContactsRequestBuilder.ContactsRequestBuilderGetQueryParameters(
+        filter=f"lastModifiedDateTime ge {new['lastModifiedDateTime']}")
+    page = run(client.me.contacts.get(request_configuration=RequestConfiguration(query_parameters=query)))
+    assert [c.given_name for c in page.value] == ["New"]
+    both = graph.get(f"{GRAPH}/me/contacts", params={
+        "$filter": f"lastModifiedDateTime ge {old['lastModifiedDateTime']} and "
+                   f"lastModifiedDateTime lt {new['lastModifiedDateTime']}"}).json()["value"]
+    assert [c["givenName"] for c in both] == ["Old"]
+    assert graph.get(f"{GRAPH}/me/contacts", params={"$filter": "lastModifiedDateTime ge yesterday"}).status_code == 400
