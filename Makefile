@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # The demo: embedded SQLite, the sandbox emulators, development static files.
 DEMO := SANDBOX_ENABLED=1 DEBUG=1
 
-.PHONY: run test install migrate seed lint bench clean
+.PHONY: run prod test install migrate seed lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ seed: migrate
 # Web server and the django-q2 worker together; Ctrl-C stops both.
 run: seed
 	$(DEMO) $(BIN)/python manage.py rundemo
+
+# The production topology on one machine: PostgreSQL, Redis, gunicorn, 2 qclusters (README).
+prod: install
+	bin/prod-local
 
 lint: install
 	$(BIN)/ruff check .

@@ -392,6 +392,7 @@ def _schemas(org: SfOrg):
     return get
 
 
+@transaction.atomic(using=DB)
 def sf_records_create(*, user: SfUser, records: list[tuple[str, dict]], all_or_none: bool = False) -> list[WriteResult]:
     """Insert records [(sobject, body), ...] with per-record results in request order."""
     org = _lock_org(user.org_id)
