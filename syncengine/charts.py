@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-WIDTH, HEIGHT = 640, 180
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 10, 24
+WIDTH, HEIGHT = 420, 190
+LEFT, RIGHT, TOP, BOTTOM = 40, 20, 12, 22
 KIND_ORDER = ("calendar", "contacts", "tasks")
 
 
@@ -83,9 +83,12 @@ def _frame(days: list, top: float):
     def y_of(v: float) -> float:
         return TOP + plot_h - plot_h * (v / top)
 
-    x_ticks = [Tick(LEFT + slot * i + slot / 2, HEIGHT - 8, f"{d:%d %b}")
-               for i, d in enumerate(days) if i % 7 == 0 or i == len(days) - 1]
-    y_ticks = [Tick(LEFT - 6, y_of(top * f) + 4, f"{round(top * f):,}") for f in (0, 0.5, 1)]
+    # Counted back from today, so today is labelled and no two labels overlap.
+    last = len(days) - 1
+    x_ticks = [Tick(LEFT + slot * i + slot / 2, HEIGHT - 6, f"{d:%d %b}")
+               for i, d in enumerate(days) if (last - i) % 7 == 0]
+    steps = (0, 0.5, 1) if top % 2 == 0 else (0, 1)  # only whole-number labels
+    y_ticks = [Tick(LEFT - 6, y_of(top * f) + 4, f"{round(top * f):,}") for f in steps]
     return slot, plot_h, y_of, x_ticks, y_ticks
 
 
@@ -117,7 +120,11 @@ def api_chart(points, *, budget) -> Chart:
     days = [p.day for p in points]
     values = [p.sf_requests for p in points]
     forecast = budget.forecast if budget.known else values[-1] if values else 0
-    top = _nice_max(max([*values, forecast, budget.cap]) * 1.05 if values else budget.cap)
+    highest = max([*values, forecast, 1])
+    # The budget line joins the scale only when it is near the bars; far above them it would
+    # flatten every bar to nothing, so the caption states it instead.
+    cap_in_scale = budget.known and budget.cap <= highest * 3
+    top = _nice_max(max(highest, budget.cap if cap_in_scale else 0) * 1.05)
     slot, _, y_of, x_ticks, y_ticks = _frame(days, top)
     bars = []
     for i, p in enumerate(points):
@@ -131,7 +138,7 @@ def api_chart(points, *, budget) -> Chart:
                             "bar-api", p.day.isoformat(), "requests", p.sf_requests,
                             f"{p.day:%d %b}: {p.sf_requests:,} Salesforce requests"))
     lines = []
-    if budget.known:
+    if cap_in_scale:
         lines.append(Line(y_of(budget.cap), "line-cap",
                           f"LinkPoint budget {budget.cap:,} ({budget.share}%)", budget.cap))
         if budget.limit <= top:
@@ -139,5 +146,8 @@ def api_chart(points, *, budget) -> Chart:
                               f"Daily limit {budget.limit:,}", budget.limit))
     legend = [("bar-api", "Requests"), ("bar-forecast", "Today's forecast"),
               ("line-cap", "Budget")]
-    return Chart("api", "Salesforce API requests per day", bars, lines, x_ticks, y_ticks, legend,
+    title = "Salesforce API requests per day"
+    if budget.known and not cap_in_scale:
+        title += f" (budget {budget.cap:,} a day, far above)"
+    return Chart("api", title, bars, lines, x_ticks, y_ticks, legend,
                  empty=not any(values) and not budget.known)

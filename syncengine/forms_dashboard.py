@@ -44,7 +44,7 @@ class OrgSyncSettingsForm(forms.Form):
     sf_refresh_policy = forms.ChoiceField(
         label="Salesforce refresh token policy (your connected app's setting)", required=False,
         choices=SalesforceRefreshPolicy.choices)
-    sf_refresh_days = forms.IntegerField(label="N days", required=False, min_value=1,
+    sf_refresh_days = forms.IntegerField(label="N days (for the two policies that expire)", required=False, min_value=1,
                                          max_value=3650)
 
     def clean(self):

@@ -133,3 +133,21 @@ def test_the_share_is_validated_and_nothing_is_saved_on_bad_input(client_for, al
     row = OrgSyncSettings.objects.get(organization=org_a)
     assert (row.api_share_percent, row.alert_delivery) == (35, "digest")
     assert AuditEntry.objects.get(action="sync_settings.update").after["api_share_percent"] == 35
+
+
+def test_the_api_chart_draws_the_budget_line_near_the_bars():
+    import datetime as dt
+
+    from syncengine.charts import api_chart
+    from syncengine.governor import Budget
+    from syncengine.selectors import DayPoint
+
+    now = timezone.now()
+    days = [DayPoint(day=(now - dt.timedelta(days=2 - i)).date(), runs={}, errors={},
+                     sf_requests=v) for i, v in enumerate((120, 180, 90))]
+    near = api_chart(days, budget=Budget(share=20, limit=1000, used=90, org_used=0, now=now))
+    (cap,) = [line for line in near.lines if line.css == "line-cap"]
+    bar = next(b for b in near.bars if b.value == 180)
+    assert cap.value == 200 and cap.y < bar.y  # the 200-request line sits above the 180 bar
+    far = api_chart(days, budget=Budget(share=20, limit=100000, used=90, org_used=0, now=now))
+    assert not far.lines and "far above" in far.title
