@@ -795,7 +795,7 @@ class ConnectionForecast:
             return False
         from django.utils import timezone
 
-        return self.state in ("needs_reauth", "error") or (
+        return self.state in ("needs_reauth", "needs_consent", "error") or (
             self.lapses_at is not None and self.lapses_at <= timezone.now())
 
     @property
