@@ -151,7 +151,8 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 Q_CLUSTER = {
-    "name": "linkpoint",
+    # Every qcluster sharing a broker queue uses the same name; tests use their own.
+    "name": os.environ.get("Q_CLUSTER_NAME", "linkpoint"),
     "workers": int(os.environ.get("Q_WORKERS", "2")),
     "timeout": 600,
     "retry": 720,  # retry must exceed timeout, or a slow task runs twice

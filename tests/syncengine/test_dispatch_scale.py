@@ -1,0 +1,149 @@
+"""The minute dispatcher costs what is due, not the customer base; claims are exclusive and fair."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from tests.conftest import skip_or_fail
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def enqueued(monkeypatch):
+    """The django-q2 queue, seen from the dispatcher: what it enqueued, nothing run."""
+    import django_q.tasks
+
+    calls = []
+    lock = threading.Lock()
+
+    def record(func, *args, **kwargs):
+        with lock:
+            calls.append((func, args))
+
+    monkeypatch.setattr(django_q.tasks, "async_task", record)
+    return calls
+
+
+def _org_with_members(slug: str, n: int, *, due: int, created_ago=timedelta(days=1)):
+    """`n` members, all SnapRecord for calendar (the default); `due` of them due now, the
+    rest next hour; the dispatcher already reconciled them on an earlier tick."""
+    from accounts.models import User
+    from orgs.models import Membership, Organization
+    from syncengine.dispatch import STATE_NAME
+    from syncengine.models import DispatcherState, SyncLease
+
+    t = timezone.now()
+    org = Organization.objects.create(name=slug.title(), slug=slug)
+    users = User.objects.bulk_create([User(email=f"m{i}@{slug}.test") for i in range(n)])
+    members = Membership.objects.bulk_create([Membership(organization=org, user=u) for u in users])
+    Membership.objects.filter(organization=org).update(created_at=t - created_ago)
+    SyncLease.objects.bulk_create([
+        SyncLease(membership=m, kind="calendar",
+                  next_run_at=t - timedelta(minutes=1) if i < due else t + timedelta(hours=1))
+        for i, m in enumerate(members)])
+    DispatcherState.objects.update_or_create(name=STATE_NAME, defaults={"reconciled_until": t})
+    return org, members
+
+
+def _tick_queries(enqueued, n: int, slug: str) -> tuple[int, int]:
+    from syncengine.tasks import dispatch_due
+
+    _org_with_members(slug, n, due=5)
+    with CaptureQueriesContext(connection) as ctx:
+        claimed = dispatch_due()
+    assert claimed == 5 and len(enqueued) == 5
+    return len(ctx.captured_queries), claimed
+
+
+def test_queries_per_tick_do_not_grow_with_the_members_when_5_are_due(enqueued):
+    from orgs.models import Organization
+
+    small, _ = _tick_queries(enqueued, 10, "small")
+    # Start over with 100 times the members, the same 5 due.
+    Organization.objects.all().delete()
+    enqueued.clear()
+    large, _ = _tick_queries(enqueued, 1000, "large")
+    print(f"dispatcher queries per tick: 10 members {small}, 1,000 members {large}")
+    assert small == large
+
+
+def test_a_claimed_run_is_not_claimed_again_until_its_lease_expires(enqueued):
+    from syncengine.models import SyncLease
+    from syncengine.tasks import dispatch_due
+
+    _org_with_members("acme", 3, due=3)
+    assert dispatch_due() == 3
+    assert dispatch_due() == 0  # held by the first tick's tasks (not run here)
+    # A worker killed mid-run never releases; once the lease expires the run is claimed again.
+    SyncLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    assert dispatch_due() == 3
+    holders = [args[3] for _func, args in enqueued]
+    assert len(set(holders)) == 6
+
+
+def test_one_big_org_does_not_starve_a_small_one(enqueued):
+    from syncengine.tasks import dispatch_due
+
+    _org_with_members("big", 60, due=60)
+    _, small = _org_with_members("small", 3, due=3)
+    dispatch_due(limit=10)
+    started = {args[0] for _func, args in enqueued}
+    assert {m.pk for m in small} <= started and len(started) == 10
+
+
+def test_policy_changes_reach_the_schedule_without_a_full_scan(enqueued):
+    from policy.models import UserPolicy
+    from syncengine.models import SyncLease
+    from syncengine.tasks import dispatch_due
+
+    _, members = _org_with_members("acme", 4, due=0)
+    off = members[0]
+    UserPolicy.objects.create(membership=off, kind="calendar", mode="off")
+    dispatch_due()
+    assert SyncLease.objects.get(membership=off, kind="calendar").next_run_at is None
+    # Auto for a kind never synced waits for a first reviewed sync: not scheduled at all.
+    UserPolicy.objects.create(membership=members[1], kind="tasks", mode="auto")
+    dispatch_due()
+    assert not SyncLease.objects.filter(membership=members[1], kind="tasks",
+                                        next_run_at__isnull=False).exists()
+    # Back to SnapRecord: due at once.
+    UserPolicy.objects.filter(membership=off, kind="calendar").update(mode=None,
+                                                                       updated_at=timezone.now())
+    assert dispatch_due() == 1
+    assert enqueued[-1][1][:3] == (off.pk, "calendar", "snaprecord")
+
+
+def test_concurrent_dispatchers_never_start_the_same_run_twice(enqueued):
+    from syncengine.tasks import dispatch_due
+
+    if connection.vendor != "postgresql":
+        skip_or_fail("FOR UPDATE SKIP LOCKED between dispatchers needs PostgreSQL")
+    _org_with_members("acme", 50, due=50)
+    claims, errors = [], []
+    barrier = threading.Barrier(4)
+
+    def tick():
+        try:
+            barrier.wait()
+            claims.append(dispatch_due(limit=100))
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=tick) for _ in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    assert not errors, errors
+    started = [args[0] for _func, args in enqueued]
+    print(f"4 concurrent dispatchers claimed {claims}")
+    assert sum(claims) == 50 and len(started) == 50 and len(set(started)) == 50
