@@ -49,6 +49,7 @@ TRIGGER_FOR = {
     RunPurpose.SETTINGS_PREVIEW: "manual",
 }
 ID_BLOCK = 500  # ids per IN (...) when a page sends a long selection
+MAX_ROW_ID = 2**63 - 1  # the largest primary key any supported database stores
 # A queued run whose task no worker took in this long is taken as lost (a worker
 # waits at most tasks.WAIT_MAX × WAIT_SECONDS = 30 min for a held lease).
 QUEUE_STALE = timedelta(hours=1)
@@ -283,6 +284,9 @@ def plan_set_included(*, membership: Membership, run_id: int, change_ids: list[i
     if change_ids is None:
         return qs.update(included=included) if action_group is not None else 0
     ids = sorted({int(i) for i in change_ids})
+    if ids and not (ids[0] > 0 and ids[-1] <= MAX_ROW_ID):
+        # Beyond any row id (a tampered form): the database driver would overflow on it.
+        raise SyncRefused("Some selected items are not in this plan: reload the review page and select again.")
     blocks = [ids[i : i + ID_BLOCK] for i in range(0, len(ids), ID_BLOCK)]
     found = sum(qs.filter(pk__in=block).count() for block in blocks)
     if found != len(ids):

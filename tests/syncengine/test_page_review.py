@@ -122,6 +122,19 @@ def test_a_tampered_include_list_is_refused(member, client_for, carol, bob):
     assert not PlannedChange.objects.filter(included=False).exists()
 
 
+def test_an_out_of_range_item_id_is_refused_not_a_500(member, client_for, carol):
+    """A tampered id beyond a 64-bit integer overflowed the database driver (500)."""
+    run = plan_make(member.membership, 8)
+    client = client_for(carol)
+    url = f"/o/acme/sync/runs/{run.pk}/review/include/"
+    for value in ("9" * 40, str(2**63), "-" + "9" * 40):
+        plain = client.post(url, {"change_ids": [value], "included": "0"}, follow=True)
+        assert plain.status_code == 200 and "not in this plan" in plain.content.decode()
+        htmx = client.post(url, {"change_ids": [value], "included": "0"}, headers=HX)
+        assert htmx.status_code == 200 and "not in this plan" in htmx.content.decode()
+    assert not PlannedChange.objects.filter(included=False).exists()
+
+
 def test_flipping_a_conflict_winner(member, client_for, carol):
     run = plan_make(member.membership, 8)
     conflict = PlannedChange.objects.get(run=run, action="conflict")
