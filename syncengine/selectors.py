@@ -377,9 +377,13 @@ def cursor_decode(cursor: str | None) -> tuple[datetime, int] | None:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, pk = raw.rsplit("|", 1)
         parsed = datetime.fromisoformat(stamp)
-        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)), int(pk)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
+        # In UTC, as the database compares it: a forged offset at year 1 or 9999 overflows here,
+        # not in the database driver.
+        parsed = (parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)).astimezone(UTC)
+        position = int(pk)
+    except (ValueError, OverflowError, binascii.Error, UnicodeDecodeError):
         return None
+    return (parsed, position) if 0 < position <= 2**63 - 1 else None
 
 
 def _before(qs, field: str, position: tuple[datetime, int] | None):

@@ -255,6 +255,25 @@ def test_bad_history_filters_give_a_message_not_a_500(client_for, bob, carol, or
     assert response.status_code == 200 and message in response.content
 
 
+def _forged_cursor(raw: str) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize("raw", [
+    "9999-12-31T23:59:59-05:00|5",  # past year 9999 once in UTC: the driver overflowed (500)
+    "0001-01-01T00:00:00+05:00|5",  # before year 1 in UTC
+    "2026-12-01T00:00:00+00:00|" + "9" * 30,  # an id beyond any row
+])
+@pytest.mark.parametrize("page", ["logs", "history"])
+def test_a_forged_cursor_at_the_edge_of_time_shows_the_first_page(client_for, bob, carol, org_a,
+                                                                  raw, page):
+    seed(_membership(carol))
+    response = get(client_for(bob), page, org_a, cursor=_forged_cursor(raw))
+    assert response.status_code == 200 and b"carol@acme.test" in response.content
+
+
 def test_a_huge_trace_query_is_refused_with_a_message(client_for, carol, org_a):
     response = get(client_for(carol), "trace", org_a, item="y" * 10_000)
     assert response.status_code == 200 and b"Enter at most 200 characters" in response.content
