@@ -492,6 +492,13 @@ class SalesforceClient:
     def limits(self) -> dict:
         return self._rest("GET", "limits/") or {}
 
+    def search(self, sosl: str) -> list[dict]:
+        """SOSL `search/`: the searchRecords (callers escape the FIND terms, see sosl_escape)."""
+        return list((self._rest("GET", "search/", params={"q": sosl}) or {}).get("searchRecords") or [])
+
+    def describe(self, sobject: str) -> dict:
+        return self._rest("GET", f"sobjects/{sobject}/describe/") or {}
+
     # --- sObject Collections (≤ 200 records per call) ----------------------------------------------
     @staticmethod
     def _results(rows) -> list[CollectionResult]:

@@ -263,7 +263,7 @@ def my_sync_cards(*, membership, org_slug: str) -> list[Card]:
                 lease=leases.get(kind),
                 synced_once=kind in synced,
                 settings_url=reverse("policy:my-settings-kind", args=[org_slug, kind]),
-                snaprecord_url=url_or_none("syncengine:snaprecord", org_slug) if kind == "calendar" else None,
+                snaprecord_url=url_or_none("syncengine:calendar", org_slug) if kind == "calendar" else None,
             )
         )
     return cards

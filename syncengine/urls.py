@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views_dashboard, views_logs, views_sync
+from . import views_calendar, views_dashboard, views_logs, views_sync
 
 app_name = "syncengine"
 # Fixed words come before `<str:kind>/...` routes so they are never read as a kind.
@@ -22,6 +22,13 @@ urlpatterns = [
     path("health/", views_dashboard.health, name="health"),
     path("health/export.csv", views_dashboard.health_export, name="health-export"),
     path("health/settings/", views_dashboard.dashboard_settings, name="dashboard-settings"),
+    path("calendar/", views_calendar.calendar, name="calendar"),
+    path("calendar/record/", views_calendar.record, name="calendar-record"),
+    path("calendar/fields/", views_calendar.snapfields, name="snapfields"),
+    path("calendar/events/<int:link_id>/unrecord/", views_calendar.unrecord, name="calendar-unrecord"),
+    path("calendar/events/<int:link_id>/relate/", views_calendar.relate, name="calendar-relate"),
+    path("calendar/events/<int:link_id>/relate/search/", views_calendar.relate_search, name="calendar-search"),
+    path("calendar/events/<int:link_id>/relate/save/", views_calendar.relate_save, name="calendar-relate-save"),
     path("<str:kind>/card/", views_sync.card, name="card"),
     path("<str:kind>/start/", views_sync.start, name="start"),
     path("<str:kind>/pause/", views_sync.pause, name="pause"),

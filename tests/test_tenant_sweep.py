@@ -88,6 +88,10 @@ def org_a_objects(alice, bob, carol, org_a):
         return _first_public_id_of_org_a(name, org_a) or uuid.uuid4()
 
     plan, change = _org_a_plan(carol_membership)
+    from syncengine.models import SyncLink
+
+    link = SyncLink.objects.create(membership=carol_membership, kind="calendar", outlook_id="AAMk-carol-1",
+                                   sf_id="00U000000000001AAA", one_way_from="outlook")
 
     def int_for(name: str):
         # Sync runs and planned items of an org-A member: the outsider must not reach them.
@@ -95,6 +99,8 @@ def org_a_objects(alice, bob, carol, org_a):
             return plan.pk
         if "change" in name:
             return change.pk
+        if "link" in name:  # a recorded calendar event of an org-A member (issue 16)
+            return link.pk
         return carol_membership.pk if "member" in name else invitation.pk
 
     return {"invitation": invitation, "uuid_for": uuid_for, "int_for": int_for}
@@ -148,6 +154,10 @@ def test_the_sweep_sees_the_org_pages():
     for dashboard in ("health/", "health/export.csv", "health/settings/"):  # issue 14
         assert "o/<slug:org_slug>/sync/" + dashboard in routes
     assert "o/<slug:org_slug>/staff-enter/" in routes
+    for calendar in ("calendar/", "calendar/record/", "calendar/fields/", "calendar/events/<int:link_id>/relate/",
+                     "calendar/events/<int:link_id>/relate/search/", "calendar/events/<int:link_id>/relate/save/",
+                     "calendar/events/<int:link_id>/unrecord/"):  # issue 16
+        assert "o/<slug:org_slug>/sync/" + calendar in routes
 
 
 @pytest.mark.django_db

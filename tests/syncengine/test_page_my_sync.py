@@ -47,7 +47,7 @@ def test_cards_show_mode_direction_and_the_actions_the_mode_allows(member, clien
     assert "Rebuild" not in contacts  # nothing synced yet: nothing to rebuild
     assert "Last run</dt>\n    <dd>never" in contacts
     assert "sync is off" in tasks and "<button" not in tasks
-    assert "SnapRecord" in calendar and "coming soon" in calendar
+    assert "SnapRecord" in calendar and "/o/acme/sync/calendar/" in calendar
     assert "/o/acme/policy/me/contacts/" in contacts
 
 

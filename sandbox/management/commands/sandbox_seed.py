@@ -82,7 +82,7 @@ class Command(BaseCommand):
             f"{c['sf_contacts']} contacts, {c['sf_tasks']} tasks, {c['sf_accounts']} accounts created\n"
             f"Already on both sides: {c['overlap_events']} events, {c['overlap_contacts']} contacts, "
             f"{c['overlap_tasks']} tasks\n"
-            f"Salesforce CRM records created: {crm}; Event field Meeting_Type__c (picklist, required)"
+            f"Salesforce CRM records created: {crm}; Event fields Meeting_Type__c (picklist), Billable__c"
         )
 
     # --- Salesforce helpers ---------------------------------------------------------------------
@@ -102,11 +102,15 @@ class Command(BaseCommand):
         return names
 
     def _crm(self, rnd, user, accounts, today) -> str:
-        """Leads, Opportunities and Cases to relate meetings to, and the org's meeting-type picklist."""
+        """Leads, Opportunities and Cases to relate meetings to, and the org's meeting-type picklist.
+
+        Not required in Salesforce (every Event the engine writes would need it); LinkPoint admins can
+        make it a required SnapField instead.
+        """
         from sandbox.salesforce.services import sf_custom_field_ensure, sf_record_create, sf_records
 
         sf_custom_field_ensure(org=user.org, sobject="Event", name="Meeting_Type__c", label="Meeting type",
-                               type="picklist", required=True,
+                               type="picklist",
                                picklist=["Discovery", "Demo", "Negotiation", "Check-in", "Internal"])
         sf_custom_field_ensure(org=user.org, sobject="Event", name="Billable__c", label="Billable",
                                type="checkbox")
