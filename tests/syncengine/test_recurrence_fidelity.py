@@ -17,11 +17,13 @@ the engine or the sandbox:
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from datetime import UTC
 from zoneinfo import ZoneInfo
 
+import pytest
 from dateutil import rrule as du
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from sandbox.microsoft import recurrence as sandbox_rec
@@ -29,6 +31,8 @@ from sandbox.microsoft.resources import occurrence_span
 from sandbox.microsoft.wire import zone as sandbox_zone
 from syncengine.engine.mapping import MappingError, events
 from syncengine.engine.mapping.timezones import resolve_zone
+
+from .conftest import SANDBOX_DBS
 
 # Northern and southern DST, 30/45-minute offsets (with and without DST), the
 # date line's both ends; Windows names next to IANA ones.
@@ -112,13 +116,13 @@ def _first_matching(pattern: dict, day: dt.date) -> dt.date:
 
 
 @st.composite
-def series(draw, *, years=(2025, 2028), on_pattern=True):
+def series(draw, *, years=(2025, 2028), months=(3, 4, 9, 10, 11, 2, 12), on_pattern=True):
     """A Graph event body with a recurrence, starting near a DST change."""
     pattern = draw(patterns())
     zone = draw(st.sampled_from(ZONES))
     day = dt.date(
         draw(st.integers(*years)),
-        draw(st.sampled_from([3, 4, 9, 10, 11, 2, 12])),
+        draw(st.sampled_from(months)),
         draw(st.integers(1, 28)),
     )
     if on_pattern or draw(st.booleans()):
@@ -251,6 +255,7 @@ def test_salesforce_series_has_exactly_outlooks_occurrences_or_is_skipped(data):
     except MappingError as err:
         assert err.field == "recurrence"
         assert any(r in err.reason for r in SKIP_REASONS), err.reason
+        event("skipped: " + next(r for r in SKIP_REASONS if r in err.reason))
         return
     zone = resolve_zone(body["Recurrence2PatternTimeZone"])
     # The last day Salesforce holds: the range's end, or the horizon for an open series.
@@ -259,6 +264,7 @@ def test_salesforce_series_has_exactly_outlooks_occurrences_or_is_skipped(data):
     outlook = _sandbox_outlook(data, stop)
     salesforce = _dateutil_salesforce(body)
     assert salesforce == outlook, (body["Recurrence2PatternText"], zone.key)
+    event(f"exact: {data['recurrence']['pattern']['type']}")
 
 
 def test_every_windows_zone_graph_documents_maps_like_the_emulator():
@@ -281,3 +287,64 @@ def test_every_windows_zone_graph_documents_maps_like_the_emulator():
 # The "additional time zones" of Graph's dateTimeTimeZone resource page.
 GRAPH_EXTRA_IANA = ["Etc/GMT+12", "Etc/GMT+11", "Pacific/Honolulu", "America/Anchorage", "America/Santa_Isabel", "America/Los_Angeles", "America/Phoenix", "America/Chihuahua", "America/Denver", "America/Guatemala", "America/Chicago", "America/Mexico_City", "America/Regina", "America/Bogota", "America/New_York", "America/Indiana/Indianapolis", "America/Caracas", "America/Asuncion", "America/Halifax", "America/Cuiaba", "America/La_Paz", "America/Santiago", "America/St_Johns", "America/Sao_Paulo", "America/Argentina/Buenos_Aires", "America/Cayenne", "America/Godthab", "America/Montevideo", "America/Bahia", "Etc/GMT+2", "Atlantic/Azores", "Atlantic/Cape_Verde", "Africa/Casablanca", "Etc/GMT", "Europe/London", "Atlantic/Reykjavik", "Europe/Berlin", "Europe/Budapest", "Europe/Paris", "Europe/Warsaw", "Africa/Lagos", "Africa/Windhoek", "Europe/Bucharest", "Asia/Beirut", "Africa/Cairo", "Asia/Damascus", "Africa/Johannesburg", "Europe/Kiev", "Europe/Istanbul", "Asia/Jerusalem", "Asia/Amman", "Asia/Baghdad", "Europe/Kaliningrad", "Asia/Riyadh", "Africa/Nairobi", "Asia/Tehran", "Asia/Dubai", "Asia/Baku", "Europe/Moscow", "Indian/Mauritius", "Asia/Tbilisi", "Asia/Yerevan", "Asia/Kabul", "Asia/Karachi", "Asia/Tashkent", "Asia/Kolkata", "Asia/Colombo", "Asia/Kathmandu", "Asia/Almaty", "Asia/Dhaka", "Asia/Yekaterinburg", "Asia/Yangon", "Asia/Bangkok", "Asia/Novosibirsk", "Asia/Shanghai", "Asia/Krasnoyarsk", "Asia/Singapore", "Australia/Perth", "Asia/Taipei", "Asia/Ulaanbaatar", "Asia/Irkutsk", "Asia/Tokyo", "Asia/Seoul", "Australia/Adelaide", "Australia/Darwin", "Australia/Brisbane", "Australia/Sydney", "Pacific/Port_Moresby", "Australia/Hobart", "Asia/Yakutsk", "Pacific/Guadalcanal", "Asia/Vladivostok", "Pacific/Auckland", "Etc/GMT-12", "Pacific/Fiji", "Asia/Magadan", "Pacific/Tongatapu", "Pacific/Apia", "Pacific/Kiritimati"]
 
+
+
+# ---------------------------------------------------------------- through a real sync
+
+
+@pytest.mark.django_db(databases=SANDBOX_DBS, transaction=True)
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+# Inside the calendar range (today - 30 days … + 365 days): March/April and
+# September-November 2027 hold both hemispheres' clock changes.
+@given(data=series(years=(2027, 2027), months=(3, 4, 9, 10, 11), on_pattern=False))
+def test_synced_series_has_outlooks_instances_or_a_skip_the_member_reads(member, data):
+    """Each example adds one series to the mailbox and syncs: the new Salesforce
+    Event expands (dateutil) to exactly what Outlook's /instances serves, or the run
+    logged a skip with the reason. Earlier examples' series stay synced and quiet."""
+    from sandbox.microsoft.services import event_create
+    from syncengine.engine.run import run_sync
+    from syncengine.models import SyncLogEntry
+
+    from .test_calendar_recurrence import _outlook_instances
+
+    assume(_wall_exists(data))
+    first_day = dt.date.fromisoformat(data["start"]["dateTime"][:10])
+    assume(sandbox_rec.validate(data["recurrence"], first_day) is None)
+    today = dt.datetime.now(UTC).date()
+    assume(first_day < today + dt.timedelta(days=360))  # starts inside the calendar range
+    subject = f"Series {uuid.uuid4().hex[:8]}"
+    item, _ = event_create(member.mailbox, {**data, "subject": subject})
+    result = run_sync(member.membership, "calendar", "manual")
+    assert result.status == "succeeded", result.message
+    rows = [r for r in member.sf("Event") if r["Subject"] == subject]
+    outlook = _outlook_instances(member, item, days=1200)
+    first = outlook[0] if outlook else None
+    if isinstance(first, dt.date) and not isinstance(first, dt.datetime):
+        first = dt.datetime.combine(first, dt.time(0), UTC)
+    if first is None or first.date() > today + dt.timedelta(days=365):
+        # No occurrence inside the calendar range: the series is in no calendar view.
+        assert not rows
+        return
+    if not rows:
+        skips = SyncLogEntry.objects.filter(run_id=result.run_id, message__startswith="Skipped:")
+        messages = list(skips.values_list("message", flat=True))
+        assert any(any(r in m for r in SKIP_REASONS) for m in messages), messages
+        event("skipped with a reason")
+        return
+    (row,) = rows
+    # Compared over the 1,200 days /instances was asked for.
+    end = dt.datetime.fromisoformat(item.data["start"]["dateTime"][:19]) + dt.timedelta(days=1198)
+    salesforce = [
+        o for o in _dateutil_salesforce(row)
+        if (o if isinstance(o, dt.datetime) else dt.datetime.combine(o, dt.time(0), UTC))
+        < end.replace(tzinfo=UTC)
+    ]
+    if data["recurrence"]["range"]["type"] == "noEnd":  # Salesforce holds it to the horizon
+        assert salesforce and "UNTIL=" in row["Recurrence2PatternText"]
+        outlook = outlook[: len(salesforce)]
+    assert salesforce == outlook, row["Recurrence2PatternText"]
+    event(f"exact: {data['recurrence']['pattern']['type']} × {data['recurrence']['range']['type']}")
