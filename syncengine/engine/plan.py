@@ -522,6 +522,20 @@ class KeyPool:
         return k
 
 
+# The key a first-sync match paired two items by, in a member's words (the log and review pages).
+MATCH_WORDS = {
+    "link_key": "LinkPoint's own key",
+    "content": "the same content",
+    ("secondary", "contacts"): "e-mail address",
+    ("secondary", "tasks"): "title and due date",
+    ("secondary", "calendar"): "subject, start and end",
+}
+
+
+def _match_words(kind: str, rule: str) -> str:
+    return MATCH_WORDS.get(rule) or MATCH_WORDS.get((rule, kind)) or rule
+
+
 def decide_new(
     policy: EnginePolicy,
     pairs: Iterable[tuple[Item, Item, str]],
@@ -549,7 +563,7 @@ def decide_new(
                     sf=s,
                     result=o.record,
                     writes=stamp,
-                    message=f"Matched by {rule}.",
+                    message=f"Matched by {_match_words(policy.kind, rule)}.",
                     rule="match:" + rule,
                 )
             )
@@ -573,7 +587,7 @@ def decide_new(
                 sf=s,
                 result=merged,
                 writes=writes,
-                message=f"Matched by {rule}; contents merged.",
+                message=f"Matched by {_match_words(policy.kind, rule)}; contents merged.",
                 rule="match:" + rule,
             )
         )

@@ -419,7 +419,8 @@ def run_sync(
             log.append(
                 SyncLogEntry(
                     run=run,
-                    level="error" if result.status != "succeeded" else "info",
+                    # A stored plan (a preview) ends as normally as a finished sync.
+                    level="info" if result.status in (RunStatus.SUCCEEDED, RunStatus.PLANNED) else "error",
                     action="run",
                     message=result.message[:500],
                 )

@@ -64,6 +64,25 @@ def test_a_real_preview_is_grouped_with_counts_and_words(member, client_for, car
     assert "Review the plan" in page
 
 
+def test_a_preview_reads_as_a_plan_in_the_log_not_an_error(member, client_for, carol):
+    """A preview that planned its changes was logged at level error ("Error" in the log viewer),
+    and a pair read "Matched by secondary." (the engine's rule name, not words)."""
+    from syncengine.models import SyncLogEntry
+
+    _contacts(member)
+    client = client_for(carol)
+    run = _preview(member, client)
+    closing = SyncLogEntry.objects.get(run=run, action="run")
+    assert closing.level == "info" and "planned" in closing.message
+    assert not SyncLogEntry.objects.filter(run=run, level="error").exists()
+    log = client.get("/o/acme/sync/logs/", {"level": "error"}).content.decode()
+    assert "change(s) planned" not in log
+    pair = PlannedChange.objects.get(run=run, action="link")
+    assert pair.reason.startswith("Matched by e-mail address"), pair.reason
+    linked = client.get(_review(run) + "?group=link").content.decode()
+    assert "Matched by e-mail address" in linked and "Matched by secondary" not in linked
+
+
 def test_excluding_an_item_is_saved_and_the_counts_follow(member, client_for, carol):
     run = plan_make(member.membership, 16)
     client = client_for(carol)
