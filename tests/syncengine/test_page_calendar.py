@@ -320,3 +320,28 @@ def test_auto_mode_says_what_happens_to_recorded_events(member, week, client_for
     html = client_for(carol).get(URL).content.decode()
     assert "Auto sync is on, so SnapRecord is off" in html and "now follow Auto sync" in html
     assert ">Record</button>" not in html
+
+
+def test_a_locked_snapfield_default_is_written_on_record_whatever_is_posted(member, week, client_for, carol):
+    row = _meeting_type(member)
+    row.default, row.locked = "Negotiation", True
+    row.save()
+    client = client_for(carol)
+    _record(client, week["lunch"])
+    assert member.sf("Event")[0]["Meeting_Type__c"] == "Negotiation"
+    link = SyncLink.objects.get()
+    client.post(f"{URL}events/{link.pk}/relate/save/", {"field_Meeting_Type__c": "Demo"})
+    assert member.sf("Event")[0]["Meeting_Type__c"] == "Negotiation"
+
+
+def test_further_people_need_shared_activities(member, week, client_for, carol):
+    crm = _crm(member)
+    org = member.sf_user.org
+    org.shared_activities = False
+    org.save(update_fields=["shared_activities"])
+    client = client_for(carol)
+    _record(client, week["lunch"])
+    link = SyncLink.objects.get()
+    answer = client.post(f"{URL}events/{link.pk}/relate/save/", {"who": crm["bob"], "other": [crm["lead"]]})
+    assert "Shared Activities is off" in answer.content.decode()
+    assert member.sf("Event")[0]["WhoId"] is None and not SnapRelation.objects.exists()
