@@ -34,14 +34,22 @@ class SnapRefused(Exception):
 
 def snap_record(*, membership, outlook_event_id: str) -> tuple[SyncLink | None, str]:
     """Record one Outlook event (idempotent): (its link, message)."""
+    from policy.selectors import policy_effective_for
+
     from .services import sync_snaprecord
 
     if not outlook_event_id or len(outlook_event_id) > 512:
         raise SnapRefused("That event cannot be found in your calendar.")
+    mode = policy_effective_for(membership, CALENDAR).mode.value
+    if mode != "snaprecord":
+        # Modes are exclusive: under Manual or Auto the engine's direction rules own the calendar.
+        raise SnapRefused("Recording single events is SnapRecord's: your calendar sync is "
+                          f"{ {'auto': 'Auto', 'manual': 'Manual', 'off': 'off'}.get(mode, mode) }.")
     existing = SyncLink.objects.filter(membership=membership, kind=CALENDAR, outlook_id=outlook_event_id,
                                        sf_id__isnull=False).exclude(state="tombstoned").first()
     if existing is not None:
         return existing, "Already recorded in Salesforce."
+    _check_recordable(membership, outlook_event_id)
     result = sync_snaprecord(membership=membership, outlook_event_id=outlook_event_id)
     link = SyncLink.objects.filter(membership=membership, kind=CALENDAR, outlook_id=outlook_event_id,
                                    sf_id__isnull=False).exclude(state="tombstoned").first()
@@ -57,6 +65,29 @@ def snap_record(*, membership, outlook_event_id: str) -> tuple[SyncLink | None, 
             log.warning("SnapField defaults refused for link %s: %s", link.pk, exc)
             return link, f"Recorded. The SnapField defaults were not written: {exc}"
     return link, result.message or "Recorded in Salesforce."
+
+
+def _check_recordable(membership, outlook_event_id: str) -> None:
+    """The page's skip rules hold for a posted id too: private events per policy, single occurrences."""
+    from connections import errors
+    from connections.selectors import graph_client_for
+    from policy.selectors import policy_effective_for
+
+    try:
+        ev = graph_client_for(membership).request(
+            "GET", f"/me/events/{outlook_event_id}", params={"$select": "sensitivity,type,seriesMasterId"}) or {}
+    except errors.NotFound:
+        raise SnapRefused("That event cannot be found in your calendar.") from None
+    except errors.ValidationFailed:
+        raise SnapRefused("That event cannot be found in your calendar.") from None
+    except errors.RemoteError as exc:
+        log.warning("record: Outlook read failed for membership %s: %s", membership.pk, exc)
+        raise SnapRefused(f"Outlook did not answer ({exc}); nothing was recorded.") from None
+    private = (ev.get("sensitivity") or "normal") in ("private", "confidential")
+    if private and not policy_effective_for(membership, CALENDAR).include_private.value:
+        raise SnapRefused("Private event: your organization's policy keeps private events out of Salesforce.")
+    if ev.get("type") == "occurrence" or ev.get("seriesMasterId"):
+        raise SnapRefused("One meeting of a series: a series is synced whole by Manual or Auto sync.")
 
 
 def snap_unrecord(*, membership, link_id: int, delete_in_salesforce: bool) -> str:

@@ -345,3 +345,19 @@ def test_further_people_need_shared_activities(member, week, client_for, carol):
     answer = client.post(f"{URL}events/{link.pk}/relate/save/", {"who": crm["bob"], "other": [crm["lead"]]})
     assert "Shared Activities is off" in answer.content.decode()
     assert member.sf("Event")[0]["WhoId"] is None and not SnapRelation.objects.exists()
+
+
+def test_record_is_refused_outside_snaprecord_mode(member, week, client_for, carol):
+    from policy.models import UserPolicy
+
+    UserPolicy.objects.create(membership=member.membership, kind="calendar", mode="auto")
+    answer = _record(client_for(carol), week["lunch"]).content.decode()
+    assert "Recording single events is SnapRecord&#x27;s: your calendar sync is Auto." in answer
+    assert member.sf("Event") == [] and not SyncLink.objects.exists()
+
+
+def test_recording_a_private_event_the_policy_excludes_is_refused(member, week, client_for, carol):
+    answer = _record(client_for(carol), week["private"])
+    assert "policy keeps private events out of Salesforce" in answer.content.decode()
+    assert member.sf("Event") == [] and not SyncLink.objects.exists()
+    assert client_for(carol).post(URL + "record/", {"event": "AAMkNoSuchEvent"}).status_code == 404
