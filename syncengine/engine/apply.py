@@ -528,7 +528,9 @@ class Applier:
                     c.linked += 1
                     self.out.note("info", d, d.message or "Linked.")
                 else:
-                    self.out.note("info", d, _describe(d), fields=_changed_fields(d))
+                    # Both ids as recorded: a create's entry then names the new copy too.
+                    self.out.note("info", d, _describe(d), fields=_changed_fields(d),
+                                  ids=(link.outlook_id or "", link.sf_id or ""))
                 link._dirty = False
                 done.append(link)
             _save_links(done)

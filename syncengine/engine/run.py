@@ -904,13 +904,16 @@ class _Run:
         self._entry(level, d, message, detail).save()
 
     def _entry(self, level: str, d: Decision, message: str, detail: dict) -> SyncLogEntry:
+        # The ids the applier recorded (a create's new copy), when the decision lacks them.
+        applied_o, applied_s = detail.pop("ids", ("", ""))
         return SyncLogEntry(
             run=self.run,
             level=level,
             action=d.action,
             side=",".join(sorted({w.side for w in d.writes})),
-            outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else "")) or "",
-            sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or "",
+            outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else ""))
+            or applied_o or "",
+            sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or applied_s or "",
             link_key=d.link_key or None,
             message=(message or d.action)[:500],
             detail=self._why(d, detail),

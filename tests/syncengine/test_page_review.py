@@ -228,6 +228,32 @@ def test_run_selected_once_then_the_plan_says_it_was_run(member, client_for, car
     assert SyncRun.objects.filter(purpose="apply_plan").count() == 1
 
 
+def test_a_created_items_log_entry_names_both_sides(member, client_for, carol):
+    """A create's entry held only the source's id: the log could not open the new copy."""
+    from syncengine.models import SyncLink, SyncLogEntry
+    from syncengine.tasks import run_queued
+
+    _contacts(member)
+    client = client_for(carol)
+    plan = _preview(member, client)
+    client.post(f"/o/acme/sync/runs/{plan.pk}/review/apply/")
+    applied = SyncRun.objects.get(membership=member.membership, purpose="apply_plan")
+    run_queued(applied.pk)
+    creates = SyncLogEntry.objects.filter(run=applied, action="create")
+    assert creates.count() == 3
+    for entry in creates:
+        link = SyncLink.objects.get(link_key=entry.link_key)
+        assert (entry.outlook_id, entry.sf_id) == (link.outlook_id, link.sf_id), entry.message
+    # Alan was created in Outlook: his entry now links to that new Outlook contact as well.
+    from django.utils.html import escape
+
+    from syncengine.selectors import outlook_web_url
+
+    alan = SyncLink.objects.get(link_key=creates.get(detail__title__startswith="Alan").link_key)
+    html = client.get("/o/acme/sync/logs/", {"q": "Alan Turing"}).content.decode()
+    assert escape(outlook_web_url("contacts", alan.outlook_id)) in html
+
+
 def test_expired_plan_says_so_and_cannot_run(member, client_for, carol):
     run = plan_make(member.membership, 8, expires_in=-dt.timedelta(minutes=1))
     client = client_for(carol)
