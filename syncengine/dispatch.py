@@ -27,7 +27,7 @@ never both start the same (member, kind).
 
 The budget (`tick_budget`): the cluster's capacity for one minute
 (`SYNC_DISPATCH_CAPACITY`, default workers × clusters × runs a worker does per
-minute) minus what is already waiting in the broker. Whatever is left due waits
+minute) minus what is already waiting in the broker, never below a quarter of it. Whatever is left due waits
 for the next tick, oldest first, so a crowd due in the same minute is spread
 over the minutes the workers need, and `sync_schedule_next` adds a little
 jitter so that cohort drifts apart.
@@ -73,7 +73,9 @@ def tick_budget() -> int:
     except Exception:  # a broker fault must not stop the schedule; the claim is still exclusive
         logger.exception("dispatcher: broker queue size unavailable")
         queued = 0
-    return max(capacity - queued, 0)
+    # A floor of a quarter of the capacity: a backlog (or tasks nobody will consume) slows
+    # the schedule down but never stops it.
+    return max(capacity - queued, max(1, capacity // 4))
 
 
 # ---------------------------------------------------------------- reconciliation

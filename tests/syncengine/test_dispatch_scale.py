@@ -57,7 +57,7 @@ def _tick_queries(enqueued, n: int, slug: str) -> tuple[int, int]:
 
     _org_with_members(slug, n, due=5)
     with CaptureQueriesContext(connection) as ctx:
-        claimed = dispatch_due()
+        claimed = dispatch_due(limit=50)  # the budget is its own test; the broker is shared
     assert claimed == 5 and len(enqueued) == 5
     return len(ctx.captured_queries), claimed
 
@@ -79,11 +79,11 @@ def test_a_claimed_run_is_not_claimed_again_until_its_lease_expires(enqueued):
     from syncengine.tasks import dispatch_due
 
     _org_with_members("acme", 3, due=3)
-    assert dispatch_due() == 3
-    assert dispatch_due() == 0  # held by the first tick's tasks (not run here)
+    assert dispatch_due(limit=20) == 3
+    assert dispatch_due(limit=20) == 0  # held by the first tick's tasks (not run here)
     # A worker killed mid-run never releases; once the lease expires the run is claimed again.
     SyncLease.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
-    assert dispatch_due() == 3
+    assert dispatch_due(limit=20) == 3
     holders = [args[3] for _func, args in enqueued]
     assert len(set(holders)) == 6
 
@@ -116,7 +116,7 @@ def test_policy_changes_reach_the_schedule_without_a_full_scan(enqueued):
     # Back to SnapRecord: due at once.
     UserPolicy.objects.filter(membership=off, kind="calendar").update(mode=None,
                                                                        updated_at=timezone.now())
-    assert dispatch_due() == 1
+    assert dispatch_due(limit=20) == 1
     assert enqueued[-1][1][:3] == (off.pk, "calendar", "snaprecord")
 
 
@@ -147,3 +147,20 @@ def test_concurrent_dispatchers_never_start_the_same_run_twice(enqueued):
     started = [args[0] for _func, args in enqueued]
     print(f"4 concurrent dispatchers claimed {claims}")
     assert sum(claims) == 50 and len(started) == 50 and len(set(started)) == 50
+
+
+def test_the_budget_is_the_capacity_less_the_backlog_never_nothing(settings, monkeypatch):
+    from django_q.brokers import get_broker
+
+    from syncengine.dispatch import tick_budget
+
+    settings.SYNC_DISPATCH_CAPACITY = 0
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": 4}
+    settings.SYNC_CLUSTERS, settings.SYNC_RUNS_PER_WORKER_MINUTE = 3, 5
+    broker = type(get_broker())
+    monkeypatch.setattr(broker, "queue_size", lambda self: 0)
+    assert tick_budget() == 60
+    monkeypatch.setattr(broker, "queue_size", lambda self: 50)
+    assert tick_budget() == 15  # a backlog slows the schedule, never stops it
+    settings.SYNC_DISPATCH_CAPACITY = 8
+    assert tick_budget() == 2
