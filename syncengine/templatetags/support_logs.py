@@ -19,6 +19,22 @@ def why_text(detail) -> str:
 
 
 @register.filter
+def field_value(value) -> str:
+    """A logged field value as the review page shows it (a list as "a, b", not its repr);
+    empty stays empty, so a create's Before column is blank."""
+    from ..sync_pages import show_value
+
+    return "" if value is None or value == "" else show_value(value)
+
+
+@register.filter
+def field_name(name: str) -> str:
+    from ..sync_pages import field_label
+
+    return field_label(str(name))
+
+
+@register.filter
 def side_label(side: str) -> str:
     return {"outlook": "Outlook", "salesforce": "Salesforce"}.get(side, side)
 

@@ -29,6 +29,18 @@ def _sync(member, kind, **kw):
     return result
 
 
+def test_trace_shows_field_values_in_words_not_python(member, client_for, carol):
+    """A created contact's e-mails read "['ada@example.com']" in the trace (a list's repr)."""
+    m = member.membership
+    _o_contact(member, "Ada", "Lovelace", "ada@example.com")
+    _sync(member, "contacts")
+    page = client_for(carol).get(reverse("syncengine:trace", args=[m.organization.slug]),
+                                 {"item": "ada@example.com"})
+    html = page.content.decode()
+    assert "<td>ada@example.com</td>" in html and "[&#x27;" not in html
+    assert "<td>First name</td>" in html and "first_name" not in html
+
+
 def test_trace_shows_matched_then_conflicted_then_skipped_with_reasons(member, client_for, carol):
     m = member.membership
     item = _o_contact(member, "Ada", "Lovelace", "ada@example.com", jobTitle="Analyst")
