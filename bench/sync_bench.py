@@ -257,13 +257,41 @@ def _start_clock_early_in_the_day() -> None:
     _advance_clock(now.replace(hour=1, minute=0, second=0, microsecond=0) - now)
 
 
+# Concurrent requests each API allows one user: Graph answers a 5th in flight per mailbox
+# with 429; Salesforce allows 25 long-running requests per org (a sync's are short).
+CONCURRENCY = {"outlook": 4, "salesforce": 25}
+
+
+def _latency_figures(args, api: dict, wall: float, slept: dict) -> dict:
+    """The latency floor: per API its requests × mean latency ÷ the concurrency it allows,
+    the larger of the two sides; runs today are sequential, so the sequential floor too."""
+    mean = args.latency_ms + (args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms) / 2
+    per_side = {side: api[side] * mean / 1000 / CONCURRENCY[side] for side in CONCURRENCY}
+    floor = max(per_side.values())
+    return {"latency_ms": args.latency_ms, "latency_floor_s": round(floor, 2),
+            "sequential_floor_s": round(sum(api.values()) * mean / 1000, 2),
+            "latency_slept_s": {side: round(v, 2) for side, v in slept.items()},
+            "wall_over_floor": round(wall / floor, 1) if floor else None}
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--kinds", default="contacts,tasks,calendar")
+    parser.add_argument("--latency-ms", type=float, default=0,
+                        help="emulated time per request on each side (off by default)")
+    parser.add_argument("--jitter-ms", type=float, default=None, help="uniform extra per request (latency/5)")
+    parser.add_argument("--op-ms", type=float, default=1.0,
+                        help="per request inside a $batch / record of a collection, with --latency-ms")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lpbench-") as tmp:
         _setup(tmp)
+        if args.latency_ms:
+            from django.conf import settings
+
+            jitter = args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms
+            settings.SANDBOX_LATENCY = {side: {"request_ms": args.latency_ms, "jitter_ms": jitter,
+                                               "op_ms": args.op_ms} for side in ("outlook", "salesforce")}
         _start_clock_early_in_the_day()
         _time_the_emulators()
         logging.disable(logging.INFO)
@@ -289,6 +317,9 @@ def main(argv=None) -> None:
                 _rss_reset()
                 rss_before = _rss_mb()
                 _EMULATOR[0] = 0.0
+                from sandbox.latency import slept, slept_reset
+
+                slept_reset()
                 t0 = time.perf_counter()
                 result = run_sync(membership, kind, "manual")
                 wall = time.perf_counter() - t0
@@ -311,6 +342,7 @@ def main(argv=None) -> None:
                     "emulator_s": round(_EMULATOR[0], 2),
                     "api_requests": api, "floor": _floor(kind, phase, result, read_o, read_s),
                     "sign_in_requests": sign_in,
+                    **(_latency_figures(args, api, wall, slept) if args.latency_ms else {}),
                     "peak_rss_mb": _rss_mb(), "rss_before_mb": rss_before, "status": str(result.status), "writes": result.counts.writes,
                     **({"message": result.message} if result.message else {}),
                 }), flush=True)

@@ -254,6 +254,13 @@ else:
     MICROSOFT_GRAPH_URL = os.environ.get("MICROSOFT_GRAPH_URL", "https://graph.microsoft.com/v1.0")
     SALESFORCE_LOGIN_URL = os.environ.get("SALESFORCE_LOGIN_URL", "https://login.salesforce.com")
 MICROSOFT_TENANT = os.environ.get("MICROSOFT_TENANT", "common")
+# Emulated latency per side (sandbox/latency.py), off unless set: "150" or "150,30,2" gives
+# every side request_ms, jitter_ms, op_ms (per request inside a $batch or a collection).
+_lat = [float(x) for x in os.environ.get("SANDBOX_LATENCY_MS", "").split(",") if x.strip()]
+SANDBOX_LATENCY = (
+    {side: dict(zip(("request_ms", "jitter_ms", "op_ms"), _lat, strict=False))
+     for side in ("outlook", "salesforce")} if _lat else None
+)
 # Dotted path of a zero-argument callable returning the requests.Session every
 # remote client uses; the sandbox's mounts its in-process transport.
 HTTP_SESSION_FACTORY = os.environ.get(

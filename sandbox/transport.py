@@ -30,6 +30,7 @@ from requests.structures import CaseInsensitiveDict
 
 from .accounting import api_count_record
 from .faults import fault_pick, fault_response, graph_error, salesforce_error
+from .latency import emulate as emulate_latency
 from .models import FaultKind, Side
 
 SANDBOX_DOMAIN = "sandbox.test"
@@ -112,6 +113,7 @@ class SandboxAdapter(BaseAdapter):
             match = None
         family = (match.url_name if match and match.url_name else "unknown")
         api_count_record(side=host.side, family=family, token=_bearer(request))
+        emulate_latency(str(host.side), request.method, path_qs, body)  # off unless SANDBOX_LATENCY
 
         fault = fault_pick(side=host.side, method=request.method, path=path_qs)
         if fault is not None and fault.kind == FaultKind.TIMEOUT:
