@@ -29,7 +29,10 @@ def _history(m):
                                                       "kept": {"job_title": "Countess"},
                                                       "lost": {"job_title": "Mathematician"}}]}),
         ("update", "info", "Updated in Salesforce", {"rule": "changed_in_outlook", "changes": {
-            "salesforce": [{"field": "department", "before": "", "after": "Analytics"}]}}),
+            "salesforce": [{"field": "department", "before": "", "after": "Analytics"},
+                           # an unbreakable value, like a seeded e-mail: it pushed the page sideways
+                           {"field": "emails", "before": [],
+                            "after": ["ingrid.iyer.1.16@wayne-enterprises.example.test"]}]}}),
         ("error", "error", "Salesforce update failed: INVALID_PHONE", {"rule": "write_failed"}),
     ]
     for i, (action, level, message, detail) in enumerate(details):
