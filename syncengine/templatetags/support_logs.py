@@ -35,6 +35,14 @@ def field_name(name: str) -> str:
 
 
 @register.filter
+def match_words(rule: str, kind: str) -> str:
+    """What a first-sync match paired two items by ("e-mail address"), not the rule's name."""
+    from ..engine.plan import _match_words
+
+    return _match_words(kind, str(rule))
+
+
+@register.filter
 def side_label(side: str) -> str:
     return {"outlook": "Outlook", "salesforce": "Salesforce"}.get(side, side)
 

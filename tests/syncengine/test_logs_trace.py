@@ -39,6 +39,12 @@ def test_trace_shows_field_values_in_words_not_python(member, client_for, carol)
     html = page.content.decode()
     assert "<td>ada@example.com</td>" in html and "[&#x27;" not in html
     assert "<td>First name</td>" in html and "first_name" not in html
+    member.sf_create("Contact", FirstName="Alan", LastName="Turing", Email="alan@example.com")
+    _o_contact(member, "Alan", "Turing", "alan@example.com")
+    _sync(member, "contacts")  # paired by e-mail: the trace says so in words
+    paired = client_for(carol).get(reverse("syncengine:trace", args=[m.organization.slug]),
+                                   {"item": "alan@example.com"}).content.decode()
+    assert "Matched by: <strong>e-mail address</strong>" in paired and ">secondary<" not in paired
 
 
 def test_trace_shows_matched_then_conflicted_then_skipped_with_reasons(member, client_for, carol):
