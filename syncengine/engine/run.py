@@ -276,6 +276,24 @@ class Progress:
         self.phase("done")
 
 
+INTERRUPTED = (
+    "This run stopped part-way (the worker running it was stopped). Nothing is lost: "
+    "the next run picks up where it left off."
+)
+
+
+def _close_interrupted(membership, kind: str, *, keep: int | None) -> None:
+    """Runs still marked running when we hold the lease died with their worker
+    (SIGKILL, lost machine): only the lease holder runs, so they cannot be live.
+    Settings previews take no lease and are left alone."""
+    (
+        SyncRun.objects.filter(membership=membership, kind=kind, status=RunStatus.RUNNING)
+        .exclude(purpose=RunPurpose.SETTINGS_PREVIEW)
+        .exclude(pk=keep)
+        .update(status=RunStatus.FAILED, error=INTERRUPTED, finished_at=now())
+    )
+
+
 def _run_row(membership, kind, trigger, run_id, *, dry_run, plan_only, reviewed) -> SyncRun:
     """The run's row: the queued one a page asked for, or a new one (commands, tests)."""
     t = now()
@@ -356,6 +374,8 @@ def run_sync(
         return RunResult(
             run_id=run_id, status="skipped", message="Another sync of this kind is running."
         )
+    else:
+        _close_interrupted(membership, kind, keep=run_id)
     counter = RequestCounter()
     run = _run_row(
         membership,

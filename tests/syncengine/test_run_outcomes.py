@@ -171,3 +171,47 @@ def test_a_disconnected_salesforce_is_not_connected(member):
     )
     result = run_sync(member.membership, "tasks", "manual")
     assert result.message.startswith("Salesforce is not connected"), result.message
+
+
+def test_a_run_whose_worker_was_killed_is_closed_when_the_next_run_takes_the_lease(member):
+    """A SIGKILLed worker leaves its run 'running' and its lease held; once the lease
+    expires the next run takes it, and the dead run must not read 'running' forever
+    (My sync, the dashboard and the run history would show a sync that never ends)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from syncengine.engine.run import INTERRUPTED
+
+    m = member.membership
+    dead = SyncRun.objects.create(membership=m, kind="contacts", trigger="auto",
+                                  status="running", started_at=timezone.now() - timedelta(hours=1))
+    SyncLease.objects.update_or_create(
+        membership=m, kind="contacts",
+        defaults={"holder": "killed-worker", "expires_at": timezone.now() - timedelta(minutes=1)})
+
+    result = run_sync(m, "contacts", "auto")
+
+    assert result.status == "succeeded", result.as_dict()
+    dead.refresh_from_db()
+    assert dead.status == "failed" and dead.error == INTERRUPTED
+    assert dead.finished_at is not None
+    assert SyncRun.objects.get(pk=result.run_id).status == "succeeded"
+
+
+def test_a_live_run_is_never_closed_by_a_refused_start(member):
+    """While the lease is held, a second start is refused and the live run stays running."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    m = member.membership
+    live = SyncRun.objects.create(membership=m, kind="contacts", trigger="auto",
+                                  status="running", started_at=timezone.now())
+    SyncLease.objects.update_or_create(
+        membership=m, kind="contacts",
+        defaults={"holder": "busy-worker", "expires_at": timezone.now() + timedelta(minutes=20)})
+
+    assert run_sync(m, "contacts", "manual").status == "skipped"
+    live.refresh_from_db()
+    assert live.status == "running"
