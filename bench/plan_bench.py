@@ -33,23 +33,9 @@ import sync_bench as sb  # noqa: E402
 def _seed_outlook(kind: str, n: int, mailbox) -> None:
     import datetime as dt
 
-    from sandbox.microsoft import services as ms
-
     base = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
     for i in range(n):
-        if kind == "contacts":
-            ms.contact_create(mailbox, {"givenName": f"Given{i}", "surname": f"Person{i}",
-                                        "emailAddresses": [{"address": f"p{i}@bench.test", "name": f"P {i}"}]})
-        elif kind == "tasks":
-            ms.todo_task_create(mailbox, {"title": f"Task {i}"})
-        else:
-            start = base + dt.timedelta(hours=i % 5000)
-            ms.event_create(mailbox, {
-                "subject": f"Meeting {i}",
-                "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
-                "end": {"dateTime": (start + dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"),
-                        "timeZone": "UTC"},
-            })
+        sb.outlook_item(kind, mailbox, i, base)
 
 
 class _Queries:

@@ -129,9 +129,27 @@ def _connect(client, provider: str, email: str) -> None:
         raise SystemExit(f"could not connect {provider}: {done.status_code}")
 
 
+def outlook_item(kind: str, mailbox, i: int, base: dt.datetime) -> None:
+    """Item i of the bench's Outlook side (the plan bench seeds the same items)."""
+    from sandbox.microsoft import services as ms
+
+    if kind == "contacts":
+        ms.contact_create(mailbox, {"givenName": f"Given{i}", "surname": f"Person{i}",
+                                    "emailAddresses": [{"address": f"p{i}@bench.test", "name": f"P {i}"}]})
+    elif kind == "tasks":
+        ms.todo_task_create(mailbox, {"title": f"Task {i}"})
+    else:
+        start = base + dt.timedelta(hours=i % 5000)
+        ms.event_create(mailbox, {
+            "subject": f"Meeting {i}",
+            "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
+            "end": {"dateTime": (start + dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"),
+                    "timeZone": "UTC"},
+        })
+
+
 def _seed(kind: str, n: int, mailbox, sf_user) -> tuple[int, int]:
     """Create the items; returns (outlook count, salesforce count)."""
-    from sandbox.microsoft import services as ms
     from sandbox.salesforce.services import sf_records_create
 
     both = n // 10
@@ -140,19 +158,7 @@ def _seed(kind: str, n: int, mailbox, sf_user) -> tuple[int, int]:
     base = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
 
     def outlook(i: int) -> None:
-        if kind == "contacts":
-            ms.contact_create(mailbox, {"givenName": f"Given{i}", "surname": f"Person{i}",
-                                        "emailAddresses": [{"address": f"p{i}@bench.test", "name": f"P {i}"}]})
-        elif kind == "tasks":
-            ms.todo_task_create(mailbox, {"title": f"Task {i}"})
-        else:
-            start = base + dt.timedelta(hours=i % 5000)
-            ms.event_create(mailbox, {
-                "subject": f"Meeting {i}",
-                "start": {"dateTime": start.strftime("%Y-%m-%dT%H:%M:%S"), "timeZone": "UTC"},
-                "end": {"dateTime": (start + dt.timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%S"),
-                        "timeZone": "UTC"},
-            })
+        outlook_item(kind, mailbox, i, base)
 
     def salesforce(i: int) -> tuple[str, dict]:
         if kind == "contacts":
