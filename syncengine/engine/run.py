@@ -635,7 +635,11 @@ class _Run:
                     raise RunStopped(stop)
                 if plan_only:
                     result.status = RunStatus.PLANNED
-                    result.message = f"{seq} change(s) planned; review, then apply the plan."
+                    if self.run.purpose == RunPurpose.SETTINGS_PREVIEW:  # a dry run is never applied
+                        result.message = (f"{seq} change(s) the proposed setting would make; "
+                                          "nothing was saved or written.")
+                    else:
+                        result.message = f"{seq} change(s) planned; review, then apply the plan."
                 return
 
             applier = Applier(

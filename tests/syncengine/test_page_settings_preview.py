@@ -49,6 +49,22 @@ def test_a_dry_run_of_a_direction_change_writes_nothing(member, client_for, caro
     assert not SyncLink.objects.exists() and not SyncCursor.objects.filter(outlook_delta_link__gt="").exists()
 
 
+def test_run_history_names_a_dry_run_and_never_asks_to_apply_it(member, client_for, carol):
+    """History listed a settings dry run as a plain manual run with "review, then apply the
+    plan", which a dry run can never be."""
+    from syncengine.tasks import run_queued
+
+    client = client_for(carol)
+    client.post(URL, {"kind": "contacts", "field": "direction", "value": "outlook_to_salesforce"})
+    run = SyncRun.objects.get(purpose="settings_preview")
+    run_queued(run.pk)
+    run.refresh_from_db()
+    assert run.status == "planned" and "apply" not in run.error
+    assert "nothing was saved or written" in run.error
+    html = client.get("/o/acme/sync/history/").content.decode()
+    assert "Settings dry run" in html and "then apply the plan" not in html
+
+
 def test_an_invalid_value_is_shown_on_the_settings_page(member, client_for, carol):
     response = client_for(carol).post(URL, {"kind": "calendar", "field": "days_back", "value": "-4"}, follow=True)
     assert response.redirect_chain[-1][0] == "/o/acme/policy/me/calendar/"
