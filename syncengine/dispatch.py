@@ -83,6 +83,7 @@ def tick_budget() -> int:
 
 def _changed_pairs(since: datetime | None) -> dict[str, set[int]] | None:
     """(kind -> member ids) whose schedule may have changed since `since`; None: everyone."""
+    from connections.models import Connection
     from orgs.models import Membership
     from policy.models import OrgPolicy, UserPolicy
 
@@ -111,18 +112,30 @@ def _changed_pairs(since: datetime | None) -> dict[str, set[int]] | None:
                 .values_list("membership_id", "kind").distinct())
     for mid, kind in finished:
         out[kind].add(mid)
+    # Connecting or disconnecting an account starts or parks the member's schedule.
+    for mid in Connection.objects.filter(updated_at__gte=since).values_list("membership_id", flat=True):
+        for kind in KINDS:
+            out[kind].add(mid)
     return out
 
 
 def _eligible(members, kind: str) -> tuple[dict[int, object], set[int]]:
     """Effective policies of `members` for `kind`, and those the dispatcher may start
-    (Auto or SnapRecord; Auto only after a completed sync: "First Auto needs a review")."""
+    (Auto or SnapRecord; Auto only after a completed sync: "First Auto needs a review";
+    either only with both accounts connected: a member who never connected, or
+    disconnected, would get a stopped run every interval and an attention flag)."""
+    from connections.models import Connection, Status
     from policy.selectors import policy_effective_for_many
 
     from .selectors import members_with_completed_sync
 
     policies = policy_effective_for_many(members, kind)
-    modes = {mid: eff.mode.value for mid, eff in policies.items()}
+    providers: dict[int, set[str]] = {}
+    for mid, provider in (Connection.objects.filter(membership_id__in=list(policies))
+                          .exclude(status=Status.REVOKED).values_list("membership_id", "provider")):
+        providers.setdefault(mid, set()).add(provider)
+    modes = {mid: eff.mode.value for mid, eff in policies.items()
+             if providers.get(mid, set()) >= {"microsoft", "salesforce"}}
     auto = [mid for mid, mode in modes.items() if mode == "auto"]
     reviewed = members_with_completed_sync(kind=kind, membership_ids=auto) if auto else set()
     ok = {mid for mid, mode in modes.items()

@@ -35,6 +35,7 @@ def _org_with_members(slug: str, n: int, *, due: int, created_ago=timedelta(days
     """`n` members, all SnapRecord for calendar (the default); `due` of them due now, the
     rest next hour; the dispatcher already reconciled them on an earlier tick."""
     from accounts.models import User
+    from connections.models import Connection
     from orgs.models import Membership, Organization
     from syncengine.dispatch import STATE_NAME
     from syncengine.models import DispatcherState, SyncLease
@@ -44,6 +45,10 @@ def _org_with_members(slug: str, n: int, *, due: int, created_ago=timedelta(days
     users = User.objects.bulk_create([User(email=f"m{i}@{slug}.test") for i in range(n)])
     members = Membership.objects.bulk_create([Membership(organization=org, user=u) for u in users])
     Membership.objects.filter(organization=org).update(created_at=t - created_ago)
+    # Both accounts connected: the dispatcher starts nobody who never connected.
+    Connection.objects.bulk_create([Connection(membership=m, provider=p, account_name=f"{p}:{m.pk}")
+                                    for m in members for p in ("microsoft", "salesforce")])
+    Connection.objects.filter(membership__organization=org).update(updated_at=t - created_ago)
     SyncLease.objects.bulk_create([
         SyncLease(membership=m, kind="calendar",
                   next_run_at=t - timedelta(minutes=1) if i < due else t + timedelta(hours=1))
@@ -118,6 +123,30 @@ def test_policy_changes_reach_the_schedule_without_a_full_scan(enqueued):
                                                                        updated_at=timezone.now())
     assert dispatch_due(limit=20) == 1
     assert enqueued[-1][1][:3] == (off.pk, "calendar", "snaprecord")
+
+
+def test_a_member_without_both_accounts_is_not_started_until_they_connect(enqueued):
+    """SnapRecord is the calendar default, so every member is 'due': one who never
+    connected (or disconnected) got a stopped run each interval and a 'needs your
+    attention' box for a sync they never asked for."""
+    from connections.models import Connection
+    from syncengine.models import SyncLease
+    from syncengine.tasks import dispatch_due
+
+    _, members = _org_with_members("acme", 3, due=3)
+    lone = members[0]
+    Connection.objects.filter(membership=lone, provider="salesforce").delete()
+    Connection.objects.filter(membership=members[1], provider="microsoft").update(status="revoked")
+
+    assert dispatch_due(limit=20) == 1
+    assert [c[1][0] for c in enqueued] == [members[2].pk]
+    assert SyncLease.objects.get(membership=lone, kind="calendar").next_run_at is None
+
+    # Connecting Salesforce reaches the schedule on the next tick.
+    Connection.objects.create(membership=lone, provider="salesforce", account_name="sf")
+    enqueued.clear()
+    assert dispatch_due(limit=20) == 1
+    assert enqueued[0][1][:3] == (lone.pk, "calendar", "snaprecord")
 
 
 def test_concurrent_dispatchers_never_start_the_same_run_twice(enqueued):
