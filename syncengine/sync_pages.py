@@ -170,7 +170,6 @@ class Card:
     lease: Any
     synced_once: bool
     settings_url: str
-    snaprecord_url: str | None
 
     @property
     def mode(self) -> str:
@@ -263,7 +262,6 @@ def my_sync_cards(*, membership, org_slug: str) -> list[Card]:
                 lease=leases.get(kind),
                 synced_once=kind in synced,
                 settings_url=reverse("policy:my-settings-kind", args=[org_slug, kind]),
-                snaprecord_url=url_or_none("syncengine:calendar", org_slug) if kind == "calendar" else None,
             )
         )
     return cards

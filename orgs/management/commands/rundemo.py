@@ -4,6 +4,8 @@ If either process dies, the other is stopped and the command exits non-zero,
 so `make run` never leaves a half-working demo behind.
 """
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -28,7 +30,10 @@ class Command(BaseCommand):
             "web": [*manage, "runserver", addr, "--noreload"],
             "worker": [*manage, "qcluster"],
         }
-        procs = {name: subprocess.Popen(cmd) for name, cmd in commands.items()}  # noqa: S603
+        # Each child leads its own process group, so stopping it reaches what it started
+        # too (qcluster's sentinel and workers): nothing outlives the demo.
+        procs = {name: subprocess.Popen(cmd, start_new_session=True)  # noqa: S603
+                 for name, cmd in commands.items()}
         stopping = {"signal": None}
 
         def on_signal(signum, _frame):
@@ -51,12 +56,18 @@ class Command(BaseCommand):
 
     def _stop_all(self, procs):
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
+            _signal_group(proc, signal.SIGTERM)
         deadline = time.monotonic() + 10
         for proc in procs.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        # Whatever is left in a group (a worker that ignored SIGTERM, or whose parent
+        # exited first) is killed, the group leader included.
+        for proc in procs.values():
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+
+
+def _signal_group(proc, signum) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signum)

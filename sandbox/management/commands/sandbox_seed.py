@@ -139,7 +139,7 @@ class Command(BaseCommand):
                 sf_record_create(user=user, sobject="Case", fields={
                     "Subject": subject, "AccountId": account_id, "Origin": ("Email", "Phone", "Web")[i % 3]})
                 made["Case"] += 1
-        return ", ".join(f"{n} {k.lower()}s" if n != 1 else f"{n} {k.lower()}" for k, n in made.items())
+        return ", ".join(f"{n} {_plural(k.lower(), n)}" for k, n in made.items())
 
     # --- events -----------------------------------------------------------------------------------
 
@@ -296,3 +296,10 @@ class Command(BaseCommand):
 
 
 assert all(zone(z) for z in ZONES) and set(ZONES) <= set(WINDOWS_ZONES)
+
+
+def _plural(noun: str, n: int) -> str:
+    if n == 1:
+        return noun
+    return noun[:-1] + "ies" if noun.endswith("y") else noun + "s"
+
