@@ -23,6 +23,7 @@ from django.db import transaction
 from ..models import LinkState, SyncLink
 from .kinds import CALENDAR, CONTACTS, TASKS, outlook_body, relate_event_contacts, sf_body
 from .mapping import canonical_hash
+from .mapping.common import MappingError
 from .records import OUTLOOK, SALESFORCE, Counts, Decision, EnginePolicy
 from .remote import OutlookSide, SalesforceSide, WriteResult
 
@@ -275,10 +276,31 @@ class Applier:
                 by_side.setdefault((w.side, w.op), []).append(d)
         for (side, op), group in sorted(by_side.items(), key=lambda kv: _ORDER[kv[0][1]]):
             self.stop_check()
-            results = self._outlook(op, group) if side == OUTLOOK else self._salesforce(op, group)
+            results = self._write_group(side, op, group)
             for d, r in zip(group, results, strict=True):
                 self._done.setdefault(id(d), {})[f"{side}:{op}"] = r
         self._finish(decisions)
+
+    def _write_group(self, side: str, op: str, group: list[Decision]) -> list[WriteResult]:
+        """One batch per group; an item whose write body cannot be built fails alone.
+
+        Bodies are built before any request is sent, so a MappingError means nothing of
+        the group was written yet: the group is then sent an item at a time (only in
+        that rare case) and the unbuildable item is an item error, retried next run.
+        """
+        write = self._outlook if side == OUTLOOK else self._salesforce
+        try:
+            return write(op, group)
+        except MappingError as exc:
+            if len(group) == 1:
+                return [_unwritable(exc)]
+        results = []
+        for d in group:
+            try:
+                results.extend(write(op, [d]))
+            except MappingError as exc:
+                results.append(_unwritable(exc))
+        return results
 
     def _outlook(self, op: str, group: list[Decision]) -> list[WriteResult]:
         if op == "create":
@@ -676,6 +698,10 @@ def _guard(call: Callable[[], list[WriteResult]], n: int) -> list[WriteResult]:
     except errors.RemoteError as exc:
         msg = f"{type(exc).__name__}: {getattr(exc, 'message', '') or exc}"[:300]
         return [WriteResult(ok=False, error=msg)] * n
+
+
+def _unwritable(exc: Exception) -> WriteResult:
+    return WriteResult(ok=False, error=f"Cannot be written: {exc}"[:300])
 
 
 def _guard_map(call):

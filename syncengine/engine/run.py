@@ -1138,7 +1138,9 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
                 engine._log(level, dd, message, detail)
             if out.failed_keys:
                 result.status = RunStatus.FAILED
-                result.message = "Salesforce refused the event; see the log."
+                errors = [m for lvl, _, m, _ in out.log if lvl == "error"]
+                result.message = (errors[0] if errors else
+                                  "Salesforce refused the event; see the log.")[:900]
         completed = True
     except RunStopped as stop:
         result.status, result.message = stop.status, stop.message

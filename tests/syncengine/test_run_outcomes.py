@@ -65,7 +65,9 @@ def test_a_run_that_raises_is_failed_not_succeeded_and_the_next_run_recovers(
     assert [r["LastName"] for r in member.sf("Contact")] == ["Lovelace"]
 
 
-def test_a_snaprecord_that_raises_is_failed(member, caplog):
+def test_a_snaprecord_that_cannot_be_written_is_failed_with_the_reason(member):
+    """Recording an event whose Salesforce body cannot be built is a failed run that says
+    why (it used to be recorded as succeeded, then as an unexpected crash)."""
     import datetime as dt
 
     from django.utils import timezone
@@ -80,17 +82,16 @@ def test_a_snaprecord_that_raises_is_failed(member, caplog):
                 "timeZone": "UTC"},
     })
     # A member time zone the machine's tz database does not have (an account
-    # created before an OS upgrade dropped the name): writing the event raises.
+    # created before an OS upgrade dropped the name): the event cannot be written.
     user = member.membership.user
     user.time_zone = "Mars/Olympus_Mons"
     user.save(update_fields=["time_zone"])
 
     result = snaprecord_event(member.membership, event.graph_id)
     assert result.status == "failed", result.as_dict()
-    assert "unexpected error (MappingError" in result.message
+    assert "unknown time zone 'Mars/Olympus_Mons'" in result.message
     assert SyncRun.objects.get(pk=result.run_id).status == "failed"
     assert SyncLogEntry.objects.filter(run_id=result.run_id, level="error", action="run").exists()
-    assert any(r.exc_info for r in caplog.records if r.name == "syncengine.engine.run")
     assert member.sf("Event") == []
 
 
@@ -215,3 +216,37 @@ def test_a_live_run_is_never_closed_by_a_refused_start(member):
     assert run_sync(m, "contacts", "manual").status == "skipped"
     live.refresh_from_db()
     assert live.status == "running"
+
+
+def test_an_item_whose_write_body_cannot_be_built_fails_alone(member, monkeypatch):
+    """A MappingError while building one write body (the Salesforce side of a record
+    the mapper read but cannot express) used to fail the whole run; now that item is
+    an item error, the rest of its batch is written, and it syncs once it can."""
+    from sandbox.salesforce.services import sf_records
+    from syncengine.engine import apply as apply_mod
+    from syncengine.engine.mapping.common import MappingError
+
+    _o_contact(member, "Ada", "Lovelace")
+    _o_contact(member, "Grace", "Hopper")
+    real = apply_mod.sf_body
+
+    def body(kind, rec, **kw):
+        if "Hopper" in str(rec):
+            raise MappingError("LastName", "cannot be expressed in Salesforce")
+        return real(kind, rec, **kw)
+
+    monkeypatch.setattr(apply_mod, "sf_body", body)
+    result = run_sync(member.membership, "contacts", "manual")
+
+    assert result.status == "succeeded", result.as_dict()
+    org = member.sf_user.org
+    names = sorted(r["LastName"] for r in sf_records(org=org, sobject="Contact"))
+    assert names == ["Lovelace"]
+    assert SyncLogEntry.objects.filter(run_id=result.run_id, level="error",
+                                       message__contains="Cannot be written").exists()
+
+    monkeypatch.setattr(apply_mod, "sf_body", real)
+    again = run_sync(member.membership, "contacts", "manual")
+    assert again.status == "succeeded", again.as_dict()
+    names = sorted(r["LastName"] for r in sf_records(org=org, sobject="Contact"))
+    assert names == ["Hopper", "Lovelace"]
