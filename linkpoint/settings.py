@@ -4,6 +4,7 @@ Safe defaults run the product on SQLite with the django-q2 ORM broker and the
 sandbox emulators, so a fresh machine needs no service at all.
 """
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -261,6 +262,12 @@ SANDBOX_LATENCY = (
     {side: dict(zip(("request_ms", "jitter_ms", "op_ms"), _lat, strict=False))
      for side in ("outlook", "salesforce")} if _lat else None
 )
+# The emulated services' concurrency limits (sandbox/limits.py), off unless set: "on" gives the
+# vendors' documented values (Graph 4 per mailbox, Salesforce 25 requests of 20 s or longer per
+# org; True means those); a JSON object gives its own, e.g. {"outlook": {"concurrent_per_mailbox": 4}}.
+_limits = os.environ.get("SANDBOX_LIMITS", "").strip()
+SANDBOX_LIMITS = (True if _limits.lower() in ("on", "1", "true", "yes")
+                  else json.loads(_limits) if _limits else None)
 # Dotted path of a zero-argument callable returning the requests.Session every
 # remote client uses; the sandbox's mounts its in-process transport.
 HTTP_SESSION_FACTORY = os.environ.get(

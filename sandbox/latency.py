@@ -50,7 +50,11 @@ def delay_for(side: str, method: str, path: str, body: bytes) -> float:
 
 
 def emulate(side: str, method: str, path: str, body: bytes) -> None:
-    seconds = delay_for(side, method, path, body)
+    pause(side, delay_for(side, method, path, body))
+
+
+def pause(side: str, seconds: float) -> None:
+    """Sleep a delay worked out beforehand (the limits size a slot's expiry by it)."""
     if seconds > 0:
         time.sleep(seconds)
         with _lock:

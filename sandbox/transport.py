@@ -7,8 +7,10 @@ resolver of the host's urlconf: no product middleware and no request signals
 the middle of its transaction). A host outside `.sandbox.test` fails with a
 ConnectionError: nothing ever reaches the network.
 
-Each request is counted (sandbox/accounting.py) and may meet an injected fault
-(sandbox/faults.py).
+Each request is counted (sandbox/accounting.py), may wait its emulated latency
+(sandbox/latency.py), may be refused by the services' concurrency limits (sandbox/limits.py;
+a slot is held from before the latency sleep until the answer is built) and may meet an
+injected fault (sandbox/faults.py).
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from requests.structures import CaseInsensitiveDict
 
 from .accounting import api_count_record
 from .faults import fault_pick, fault_response, graph_error, salesforce_error
-from .latency import emulate as emulate_latency
+from .latency import delay_for, pause
+from .limits import admit
 from .models import FaultKind, Side
 
 SANDBOX_DOMAIN = "sandbox.test"
@@ -113,8 +116,24 @@ class SandboxAdapter(BaseAdapter):
             match = None
         family = (match.url_name if match and match.url_name else "unknown")
         api_count_record(side=host.side, family=family, token=_bearer(request))
-        emulate_latency(str(host.side), request.method, path_qs, body)  # off unless SANDBOX_LATENCY
+        side = str(host.side)
+        seconds = delay_for(side, request.method, path_qs, body)  # 0 unless SANDBOX_LATENCY
+        admission = admit(side=side, hostname=parts.hostname or "", method=request.method, path=path_qs,
+                          body=body, token=_bearer(request), seconds=seconds)  # off unless SANDBOX_LIMITS
+        try:
+            if admission.refusal is not None:  # refused at the door: a round trip, no work
+                pause(side, delay_for(side, "GET", parts.path, b""))
+                return self._build(request, admission.refusal)
+            if admission.body is not body:  # a $batch whose throttled requests are answered here
+                body = admission.body
+                seconds = delay_for(side, request.method, path_qs, body)
+                django_request = WSGIRequest(_environ(request, parts, body))
+            pause(side, seconds)
+            return self._serve(request, parts, path_qs, django_request, match, host, admission)
+        finally:
+            admission.close()
 
+    def _serve(self, request, parts, path_qs, django_request, match, host: Host, admission):
         fault = fault_pick(side=host.side, method=request.method, path=path_qs)
         if fault is not None and fault.kind == FaultKind.TIMEOUT:
             raise requests.exceptions.ReadTimeout(
@@ -129,7 +148,7 @@ class SandboxAdapter(BaseAdapter):
                 f"sandbox: injected lost response after {request.method} {parts.path} was processed",
                 request=request,
             )
-        return self._build(request, response)
+        return self._build(request, admission.merge(response))
 
     @staticmethod
     def _dispatch(django_request, match, host: Host):

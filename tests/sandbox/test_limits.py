@@ -1,0 +1,280 @@
+"""The emulators' concurrency limits as a client meets them: Graph's 4 requests in flight per app and
+mailbox (429 + Retry-After, also inside a $batch), Salesforce's long-running request limit, shared by
+every process on one Redis, a killed holder's slots freed by their expiry, and nothing at all when off."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from django.db import connections
+from simple_salesforce.exceptions import SalesforceRefusedRequest
+
+from sandbox.limits import long_running_slots, mailbox_slots
+from sandbox.microsoft.models import AccessToken
+from sandbox.microsoft.services import access_token_issue, mailbox_ensure, token_hash
+from sandbox.salesforce.services import sf_session_issue, sf_user_ensure
+from sandbox.salesforce.testing import sf_client
+from sandbox.transport import sandbox_session
+from tests.conftest import skip_or_fail
+
+pytestmark = pytest.mark.django_db(transaction=True, databases=["default", "sandbox"])
+
+GRAPH = "https://graph.sandbox.test/v1.0"
+HOLD_MS = 600  # long enough that requests started together are all still in flight
+
+
+@pytest.fixture(autouse=True)
+def _one_writer_at_a_time_on_sqlite(monkeypatch):
+    """SQLite's in-memory test database (shared cache) answers a second writer at the same instant
+    with "database table is locked" instead of waiting for it, as PostgreSQL or a file would. On
+    SQLite the emulators' few milliseconds in the database take turns here; the latency sleep and
+    the slots, which are what these tests are about, stay concurrent."""
+    if connections["sandbox"].vendor != "sqlite":
+        return
+    import sandbox.limits
+    import sandbox.transport
+
+    lock = threading.RLock()
+
+    def one_at_a_time(func):
+        def wrapper(*args, **kwargs):
+            with lock:
+                return func(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(sandbox.transport, "api_count_record", one_at_a_time(sandbox.transport.api_count_record))
+    monkeypatch.setattr(sandbox.limits, "_graph_identity", one_at_a_time(sandbox.limits._graph_identity))
+    monkeypatch.setattr(sandbox.transport.SandboxAdapter, "_serve",
+                        one_at_a_time(sandbox.transport.SandboxAdapter._serve))
+
+
+@pytest.fixture
+def limits(settings):
+    """Limits on with a namespace of this test's own, and latency so that requests overlap."""
+    conf = {"outlook": {"concurrent_per_mailbox": 4, "retry_after_seconds": 1},
+            "namespace": f"lim-{uuid.uuid4().hex[:10]}", "slot_ttl_seconds": 1}
+    settings.SANDBOX_LIMITS = conf
+    settings.SANDBOX_LATENCY = {side: {"request_ms": HOLD_MS, "jitter_ms": 0, "op_ms": 0}
+                                for side in ("outlook", "salesforce")}
+    return conf
+
+
+def _session(token: str):
+    session = sandbox_session()
+    session.headers["Authorization"] = f"Bearer {token}"
+    return session
+
+
+def _wait_until(check, timeout: float = 5.0) -> float:
+    start = time.monotonic()
+    while not check():
+        assert time.monotonic() - start < timeout, "timed out"
+        time.sleep(0.01)
+    return time.monotonic() - start
+
+
+def _slots(token: str):
+    row = AccessToken.objects.get(token_hash=token_hash(token))
+    return mailbox_slots(row.client_id, row.mailbox_id)
+
+
+def _start(call, results: list, i: int) -> threading.Thread:
+    def run():
+        try:
+            results[i] = call()
+        except Exception as exc:  # noqa: BLE001 - the test reads it
+            results[i] = exc
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _in_threads(calls):
+    """Start the calls together, each in its own thread; their answers in call order."""
+    results: list = [None] * len(calls)
+    threads = [_start(call, results, i) for i, call in enumerate(calls)]
+    for t in threads:
+        t.join()
+    return results
+
+
+@contextmanager
+def _holding(token: str, n: int):
+    """n of the mailbox's slots taken by requests elsewhere for the duration of the block."""
+    slots = _slots(token)
+    held = slots.acquire(n, ttl=30)
+    assert len(held) == n
+    try:
+        yield
+    finally:
+        slots.release(held)
+
+
+def _contacts(token):
+    return lambda: _session(token).get(f"{GRAPH}/me/contacts")
+
+
+@pytest.fixture
+def token():
+    return access_token_issue(mailbox_ensure("fox@contoso.test", "Fox Mulder"))
+
+
+def test_a_fifth_request_in_flight_on_one_mailbox_gets_graphs_429_and_limits_off_change_nothing(
+        settings, limits, token):
+    settings.SANDBOX_LIMITS = None
+    assert [r.status_code for r in _in_threads([_contacts(token)] * 5)] == [200] * 5
+
+    settings.SANDBOX_LIMITS = limits
+    answers = _in_threads([_contacts(token)] * 5)
+    assert sorted(r.status_code for r in answers) == [200, 200, 200, 200, 429]
+    refused = next(r for r in answers if r.status_code == 429)
+    assert refused.headers["Retry-After"] == "1"
+    error = refused.json()["error"]
+    assert error["code"] == "ApplicationThrottled"
+    assert error["message"] == "Application is over its MailboxConcurrency limit."
+    assert error["innerError"]["request-id"] and error["innerError"]["date"]
+    # The slots were given back with the answers: the mailbox takes four again.
+    assert _slots(token).occupied() == 0
+    assert [r.status_code for r in _in_threads([_contacts(token)] * 4)] == [200] * 4
+
+
+def test_the_limit_is_per_app_and_mailbox(limits, token):
+    other_mailbox = access_token_issue(mailbox_ensure("dana@contoso.test", "Dana Scully"))
+    mailbox = AccessToken.objects.get(token_hash=token_hash(token)).mailbox
+    other_app = access_token_issue(mailbox, client_id="another-app")
+    answers = _in_threads([_contacts(token)] * 4 + [_contacts(other_mailbox)] * 4
+                          + [_contacts(other_app)] * 4)
+    assert [r.status_code for r in answers] == [200] * 12
+    with _holding(token, 4):
+        assert _session(token).get(f"{GRAPH}/me/contacts").status_code == 429
+        assert _session(other_mailbox).get(f"{GRAPH}/me/contacts").status_code == 200
+        assert _session(other_app).get(f"{GRAPH}/me/contacts").status_code == 200
+
+
+def _batch(n, *, chained=False):
+    requests_ = [{"id": str(i + 1), "method": "GET", "url": "/me/contacts"} for i in range(n)]
+    if chained:
+        for prev, r in zip(requests_, requests_[1:], strict=False):
+            r["dependsOn"] = [prev["id"]]
+    return {"requests": requests_}
+
+
+def test_batch_requests_count_against_the_mailbox_and_are_throttled_one_by_one(limits, token):
+    graph = _session(token)
+    answers = [None]
+    in_flight = _start(lambda: graph.post(f"{GRAPH}/$batch", json=_batch(8)), answers, 0)
+    _wait_until(lambda: _slots(token).occupied() == 4)  # Graph sends Outlook 4 of them at a time
+    assert _session(token).get(f"{GRAPH}/me/contacts").status_code == 429
+    in_flight.join()
+    assert answers[0].status_code == 200
+    assert [r["status"] for r in answers[0].json()["responses"]] == [200] * 8  # a batch alone is within
+
+    with _holding(token, 3):  # one slot left: the batch runs one lane of its four
+        crowded = graph.post(f"{GRAPH}/$batch", json=_batch(8))
+    assert crowded.status_code == 200
+    responses = crowded.json()["responses"]
+    assert [r["id"] for r in responses] == [str(i) for i in range(1, 9)]
+    assert {r["id"]: r["status"] for r in responses if r["status"] == 200} == {"1": 200, "5": 200}
+    throttled = [r for r in responses if r["status"] == 429]
+    assert len(throttled) == 6
+    assert all(r["headers"]["Retry-After"] == "1" for r in throttled)
+    assert all(r["body"]["error"]["code"] == "ApplicationThrottled" for r in throttled)
+
+    with _holding(token, 3):  # a dependsOn batch goes one request at a time: one slot is enough
+        chained = graph.post(f"{GRAPH}/$batch", json=_batch(3, chained=True))
+    assert [r["status"] for r in chained.json()["responses"]] == [200, 200, 200]
+
+    with _holding(token, 4):  # no slot at all: every request 429, the batch itself 200
+        full = graph.post(f"{GRAPH}/$batch", json=_batch(2))
+    assert full.status_code == 200
+    assert [r["status"] for r in full.json()["responses"]] == [429, 429]
+
+
+def _redis_url() -> str:
+    url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/11"
+    try:
+        import redis
+
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except Exception:  # noqa: BLE001
+        skip_or_fail(f"Redis is not reachable at {url}")
+    return url
+
+
+HOLDER = """
+import os, sys, time
+import django
+django.setup()
+from sandbox.limits import mailbox_slots
+held = mailbox_slots(sys.argv[1], int(sys.argv[2])).acquire(3, ttl=1)
+print(len(held), flush=True)
+time.sleep(120)
+"""
+
+
+def test_processes_sharing_redis_see_each_others_slots_and_a_killed_holders_slots_expire(
+        settings, limits, token):
+    url = _redis_url()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": url, "KEY_PREFIX": ""}}
+    row = AccessToken.objects.get(token_hash=token_hash(token))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "linkpoint.settings", "REDIS_URL": url,
+           "SANDBOX_LIMITS": json.dumps(limits)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, row.client_id, str(row.mailbox_id)],
+                              cwd=Path(__file__).resolve().parents[2], env=env, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "3"  # another process holds three of the four
+        answers = [None]
+        in_flight = _start(_contacts(token), answers, 0)  # this process's request takes the fourth
+        _wait_until(lambda: _slots(token).occupied() == 4)
+        assert _session(token).get(f"{GRAPH}/me/contacts").status_code == 429
+        in_flight.join()
+        assert answers[0].status_code == 200
+    finally:
+        holder.kill()  # SIGKILL: it never gives its slots back
+        holder.wait()
+    freed_after = _wait_until(lambda: _slots(token).occupied() == 0, timeout=5)
+    assert freed_after < 3
+    assert [r.status_code for r in _in_threads([_contacts(token)] * 4)] == [200] * 4
+
+
+def test_salesforce_refuses_new_requests_while_the_org_has_its_limit_of_long_running_ones(settings, limits):
+    settings.SANDBOX_LIMITS = {**limits, "salesforce": {"long_running_seconds": 0.2,
+                                                        "concurrent_long_running": 2}}
+    rep = sf_user_ensure(email="lena@vandelay.test")
+    tokens = [sf_session_issue(user=rep) for _ in range(4)]
+    long_ones = long_running_slots(rep.org.instance_host)
+
+    def query(i):
+        return lambda: sf_client(rep, tokens[i]).query("SELECT Id FROM Contact")["totalSize"]
+
+    # Three started together: none was long-running when it started, so all three are served.
+    assert _in_threads([query(i) for i in range(3)]) == [0, 0, 0]
+
+    results: list = [None, None]
+    threads = [_start(query(i), results, i) for i in range(2)]
+    _wait_until(lambda: long_ones.occupied() == 2)  # both have now run 0.2 s
+    with pytest.raises(SalesforceRefusedRequest) as caught:
+        sf_client(rep, tokens[3]).query("SELECT Id FROM Contact")
+    for t in threads:
+        t.join()
+    assert caught.value.status == 403
+    assert caught.value.content == [{"message": "ConcurrentRequests (Concurrent API Requests) Limit exceeded.",
+                                     "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert results == [0, 0]
+    assert long_ones.occupied() == 0  # given back when they answered
+    assert sf_client(rep, tokens[3]).query("SELECT Id FROM Contact")["totalSize"] == 0
