@@ -289,6 +289,8 @@ def main(argv=None) -> None:
     parser.add_argument("--jitter-ms", type=float, default=None, help="uniform extra per request (latency/5)")
     parser.add_argument("--op-ms", type=float, default=1.0,
                         help="per request inside a $batch / record of a collection, with --latency-ms")
+    parser.add_argument("--no-limits", action="store_true",
+                        help="with --latency-ms, leave the emulators' concurrency limits off (sandbox/limits.py)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lpbench-") as tmp:
         _setup(tmp)
@@ -298,6 +300,7 @@ def main(argv=None) -> None:
             jitter = args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms
             settings.SANDBOX_LATENCY = {side: {"request_ms": args.latency_ms, "jitter_ms": jitter,
                                                "op_ms": args.op_ms} for side in ("outlook", "salesforce")}
+            settings.SANDBOX_LIMITS = None if args.no_limits else True  # Graph 4 per mailbox, Salesforce 25
         _start_clock_early_in_the_day()
         _time_the_emulators()
         logging.disable(logging.INFO)
@@ -326,6 +329,9 @@ def main(argv=None) -> None:
                 from sandbox.latency import slept, slept_reset
 
                 slept_reset()
+                from sandbox.limits import refused, refused_reset
+
+                refused_reset()
                 t0 = time.perf_counter()
                 result = run_sync(membership, kind, "manual")
                 wall = time.perf_counter() - t0
@@ -349,6 +355,7 @@ def main(argv=None) -> None:
                     "api_requests": api, "floor": _floor(kind, phase, result, read_o, read_s),
                     "sign_in_requests": sign_in,
                     **(_latency_figures(args, api, wall, slept) if args.latency_ms else {}),
+                    **({"limits_refused": dict(refused)} if args.latency_ms else {}),
                     "peak_rss_mb": _rss_mb(), "rss_before_mb": rss_before, "status": str(result.status), "writes": result.counts.writes,
                     **({"message": result.message} if result.message else {}),
                 }), flush=True)

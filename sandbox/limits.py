@@ -53,6 +53,23 @@ DEFAULT_LIMITS = {
     "namespace": "sbxlim",
 }
 
+# Answers the limits gave in this process, per side (each throttled $batch request counts): a
+# benchmark prints them; a run that stays within the limits leaves them at 0.
+refused = {"outlook": 0, "salesforce": 0}
+_refused_lock = threading.Lock()
+
+
+def _count_refused(side: str, n: int = 1) -> None:
+    with _refused_lock:
+        refused[side] += n
+
+
+def refused_reset() -> None:
+    with _refused_lock:
+        for side in refused:
+            refused[side] = 0
+
+
 GRAPH_CODE = "ApplicationThrottled"
 GRAPH_MESSAGE = "Application is over its MailboxConcurrency limit."
 SALESFORCE_MESSAGE = "ConcurrentRequests (Concurrent API Requests) Limit exceeded."
@@ -251,6 +268,7 @@ def _admit_graph(conf: dict, method: str, path: str, body: bytes, token: str, se
     if batch is None:
         held = pool.acquire(1, ttl)
         if not held:
+            _count_refused("outlook")
             return Admission(body, refusal=graph_error(429, GRAPH_CODE, GRAPH_MESSAGE,
                                                        {"Retry-After": str(retry_after)}))
         return Admission(body, held=held)
@@ -264,6 +282,7 @@ def _admit_graph(conf: dict, method: str, path: str, body: bytes, token: str, se
     admission = Admission(body, held=held, throttled=throttled, order=[str(r["id"]).lower() for r in requests_])
     if not throttled:
         return admission
+    _count_refused("outlook", len(throttled))
     if not running:  # no lane free: every request is answered 429, the batch itself 200
         admission.refusal = admission.merge(_graph_json({"responses": []}))
         admission.throttled = []
@@ -294,6 +313,7 @@ def _admit_salesforce(conf: dict, hostname: str, body: bytes, seconds: float) ->
     threshold = float(_option(conf, "salesforce", "long_running_seconds"))
     pool = long_running_slots(hostname, conf)
     if pool.occupied() >= limit:
+        _count_refused("salesforce")
         return Admission(body, refusal=salesforce_error(403, "REQUEST_LIMIT_EXCEEDED", SALESFORCE_MESSAGE))
     admission = Admission(body)
     ttl = max(0.0, seconds - threshold) + float(_global(conf, "slot_ttl_seconds"))
