@@ -3,12 +3,14 @@ from django.contrib import admin
 from django.urls import include, path
 
 from connections import views as connection_views
+from linkpoint import admin_access
 from linkpoint.views import favicon, healthz
 from orgs import views as org_views
 
 # The admin's own login form would skip allauth's second factor and rate limits: every
-# sign-in goes through allauth's login (with `next`), the admin only admits staff sessions.
-admin.site.login = secure_admin_login(admin.site.login)
+# sign-in goes through allauth's login (with `next`), the admin only admits staff sessions
+# that passed a second factor (linkpoint/admin_access.py).
+admin_access.install(admin.site, secure_admin_login(admin.site.login))
 
 urlpatterns = [
     path("", org_views.home, name="home"),

@@ -132,3 +132,23 @@ def client_for(client):
         return client
 
     return login
+
+
+@pytest.fixture
+def staff_admin_client(client):
+    """The test client signed in as `user` with a session that passed a second factor, as
+    allauth records it after a TOTP code: what the Django admin demands (linkpoint/admin_access.py)."""
+    from allauth.account.internal.flows.login import (
+        _AUTHENTICATION_METHODS_USER_SESSION_KEY,
+        AUTHENTICATION_METHODS_SESSION_KEY,
+    )
+
+    def login(user):
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        session = client.session
+        session[AUTHENTICATION_METHODS_SESSION_KEY] = [{"method": "mfa", "type": "totp", "at": 0}]
+        session[_AUTHENTICATION_METHODS_USER_SESSION_KEY] = str(user.pk)
+        session.save()
+        return client
+
+    return login

@@ -105,3 +105,25 @@ def test_htmx_request_without_mfa_redirects_the_whole_page(client_for, bob, acme
                                     headers={"HX-Request": "true"})
     assert response["HX-Redirect"].startswith(reverse("mfa_reauthenticate"))
     assert not acme_requires_mfa.invitations.exists()
+
+
+@pytest.mark.django_db
+def test_staff_without_an_authenticator_cannot_open_the_admin_with_a_password(client, pat):
+    response = client.post(reverse("account_login"), {"login": pat.email, "password": PASSWORD, "next": "/admin/"})
+    assert response["Location"] == "/admin/"  # signed in with the password alone...
+    response = client.get("/admin/", follow=True)
+    # ...but the admin sends them to set up a second factor instead of opening.
+    # (allauth asks for the password again before an authenticator is added.)
+    assert reverse("mfa_activate_totp") in [url for url, _ in response.redirect_chain]
+    assert b"set up an authenticator app" in response.content
+    assert client.get(reverse("admin:accounts_user_changelist")).status_code == 302
+
+
+@pytest.mark.django_db
+def test_a_staff_session_that_did_not_give_its_code_is_asked_for_it_by_the_admin(client, pat_with_totp):
+    client.force_login(pat_with_totp, backend="django.contrib.auth.backends.ModelBackend")
+    response = client.get("/admin/", follow=True)
+    assert response.redirect_chain[-1][0].startswith(reverse("mfa_reauthenticate"))
+    response = client.post(response.redirect_chain[-1][0], {"code": totp_now(pat_with_totp.totp_secret)})
+    assert response["Location"] == "/admin/"
+    assert client.get("/admin/").status_code == 200

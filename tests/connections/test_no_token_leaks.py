@@ -43,7 +43,7 @@ def _leaks(text: str, tokens: set[str]) -> list[str]:
     return [t[:12] + "…" for t in tokens if t in text or t[-24:] in text]
 
 
-def test_tokens_never_reach_logs_admin_pages_or_reprs(connected, client_for, carol, make_user, clock, caplog,
+def test_tokens_never_reach_logs_admin_pages_or_reprs(connected, client_for, staff_admin_client, carol, make_user, clock, caplog,
                                                        settings):
     tokens: set[str] = set()
     caplog.set_level(logging.DEBUG)  # root: every logger, msal and urllib3 included
@@ -82,7 +82,7 @@ def test_tokens_never_reach_logs_admin_pages_or_reprs(connected, client_for, car
     admin = make_user("root@linkpoint.test", is_staff=True)
     admin.is_superuser = True
     admin.save()
-    admin_client = client_for(admin)
+    admin_client = staff_admin_client(admin)
     pages.append(admin_client.get("/admin/connections/connection/").content.decode())
     for conn in Connection.objects.all():
         pages.append(admin_client.get(f"/admin/connections/connection/{conn.pk}/change/").content.decode())
