@@ -4,11 +4,18 @@ Both page, batch, retry (exponential backoff with full jitter, Retry-After as
 the floor, at most MAX_ATTEMPTS tries), refresh tokens once on an auth failure,
 raise the typed errors of errors.py and count every request in a RequestCounter.
 `sleep` is injectable so tests assert the waits without waiting.
+
+A run may send requests from several threads at once (linkpoint/fanout.py): a
+client's `slots` cap what it has in flight (settings.SYNC_CONCURRENCY), its
+database work (token refresh, last use, API usage, status marks) runs on the
+run's own thread through `owner_call` / `owner_post`, and what one request
+learns (Salesforce's last response, for its Retry-After) stays with its thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -17,6 +24,8 @@ import requests
 import simple_salesforce
 from django.conf import settings
 from simple_salesforce import exceptions as sfx
+
+from linkpoint.fanout import owner_call, owner_post
 
 from . import oauth, tokens
 from .errors import (
@@ -35,7 +44,9 @@ from .http import (
     MAX_ATTEMPTS,
     MAX_RETRY_AFTER,
     RequestCounter,
+    Slots,
     backoff_delay,
+    concurrency,
     make_session,
     parse_retry_after,
 )
@@ -137,12 +148,23 @@ class GraphClient:
         self._app = None
         self._cache = None
         self._token = ""
+        self.slots = Slots(concurrency(self.side))
 
     def __repr__(self) -> str:
         return f"<GraphClient connection={self.connection.pk}>"
 
     # --- tokens -------------------------------------------------------------------------------
-    def _access_token(self, *, force: bool = False) -> str:
+    def _access_token(self, *, force: bool = False, stale: str = "") -> str:
+        expires = self.connection.access_expires_at
+        fresh = expires is not None and expires - tokens.now() > tokens.REFRESH_AHEAD
+        if self._token and fresh and not force:
+            return self._token
+        # The token is read and refreshed (in the database) on the run's own thread only.
+        return owner_call(self._token_now, force=force, stale=stale)
+
+    def _token_now(self, *, force: bool, stale: str) -> str:
+        if force and stale and self._token and self._token != stale:
+            return self._token  # another request's 401 already refreshed it
         expires = self.connection.access_expires_at
         fresh = expires is not None and expires - tokens.now() > tokens.REFRESH_AHEAD
         if self._token and fresh and not force:
@@ -180,7 +202,24 @@ class GraphClient:
                 return entry["secret"]
         return ""
 
+    def prepare(self) -> None:
+        """A valid token before requests fan out (so workers never wait for one)."""
+        self._access_token()
+
     # --- requests ------------------------------------------------------------------------------
+    @staticmethod
+    def slots_for(url: str, json) -> int:
+        """Mailbox slots a request takes: Graph hands up to four requests of a `$batch`
+        to Outlook at once and counts each against the mailbox's four concurrent
+        requests (learn.microsoft.com/graph/throttling-limits, Outlook service limits;
+        /graph/json-batching); a `dependsOn` chain runs one at a time."""
+        if not url.endswith("/$batch") or not isinstance(json, dict):
+            return 1
+        reqs = json.get("requests") or []
+        if any(isinstance(r, dict) and r.get("dependsOn") for r in reqs):
+            return 1
+        return max(1, min(4, len(reqs)))
+
     def _url(self, path_or_url: str) -> str:
         if path_or_url.startswith(("https://", "http://")):
             return path_or_url
@@ -195,10 +234,12 @@ class GraphClient:
         while True:
             token = self._access_token()
             try:
-                response = self.session.request(
-                    method, url, params=params, json=json,
-                    headers={"Accept": "application/json", **(headers or {}), "Authorization": f"Bearer {token}"},
-                )
+                with self.slots.hold(self.slots_for(url, json)):
+                    response = self.session.request(
+                        method, url, params=params, json=json,
+                        headers={"Accept": "application/json", **(headers or {}),
+                                 "Authorization": f"Bearer {token}"},
+                    )
             except requests.Timeout:
                 failure = TransientError("Outlook did not answer in time.", side=self.side, code="timeout")
             except requests.ConnectionError:
@@ -206,11 +247,11 @@ class GraphClient:
                                          code="connection_lost")
             else:
                 if response.status_code < 400:
-                    connection_touch(connection=self.connection)
+                    owner_post(connection_touch, connection=self.connection)
                     return response
                 if response.status_code == 401 and not refreshed:
                     refreshed = True
-                    self._access_token(force=True)
+                    self._access_token(force=True, stale=token)
                     continue
                 failure = self._error(response)
                 status = response.status_code
@@ -235,8 +276,8 @@ class GraphClient:
         if status == 429:
             return _rate_limited(self.side, status, code, message, parse_retry_after(response.headers.get("Retry-After")))
         if status == 401:
-            connection_mark_needs_reauth(connection=self.connection,
-                                         message=f"Outlook refused the sign-in ({code or 'HTTP 401'}); reconnect.")
+            owner_post(connection_mark_needs_reauth, connection=self.connection,
+                       message=f"Outlook refused the sign-in ({code or 'HTTP 401'}); reconnect.")
             return AuthError(message, **kw)
         if status == 403 and code == "ErrorAccessDenied":
             return self._consent_missing(response.request.path_url if response.request else "", **kw)
@@ -257,7 +298,7 @@ class GraphClient:
         what = ("Calendars" if "/event" in path.lower() or "/calendar" in path.lower() else
                 "Contacts" if "/contact" in path.lower() else "Tasks" if "/todo" in path.lower() else "Graph")
         message = CONSENT_MESSAGE.format(what=f"{what}.ReadWrite" if what != "Graph" else "a Graph scope")
-        connection_mark_needs_consent(connection=self.connection, message=message)
+        owner_post(connection_mark_needs_consent, connection=self.connection, message=message)
         return ConsentRequired(message, **kw)
 
     def request(self, method: str, path_or_url: str, *, params=None, json=None, headers=None) -> dict | None:
@@ -355,10 +396,20 @@ class SalesforceClient:
         self.sleep = sleep
         self.session = make_session(side=self.side, counter=counter)
         self.session.hooks["response"].append(self._on_response)
-        self._last_response: requests.Response | None = None
+        self._mine = threading.local()  # this thread's last response (its Retry-After)
+        self._lock = threading.Lock()
         self._sf: simple_salesforce.Salesforce | None = None
         self._token = ""
         self._usage: tuple[int, int] | None = None
+        self.slots = Slots(concurrency(self.side))
+
+    @property
+    def _last_response(self) -> requests.Response | None:
+        return getattr(self._mine, "response", None)
+
+    @_last_response.setter
+    def _last_response(self, response: requests.Response | None) -> None:
+        self._mine.response = response
 
     def __repr__(self) -> str:
         return f"<SalesforceClient connection={self.connection.pk}>"
@@ -372,15 +423,33 @@ class SalesforceClient:
                 figures = (int(used), int(limit))
             except ValueError:
                 return response
-            if figures != self._usage:
-                self._usage = figures
-                salesforce_usage_record(
-                    organization_id=self.connection.membership.organization_id,
-                    sf_org_id=self.connection.sf_org_id, used=figures[0], limit=figures[1],
-                )
+            with self._lock:
+                # Answers of parallel requests arrive in any order: a lower count is older news.
+                news = figures != self._usage and (self._usage is None or figures[1] != self._usage[1]
+                                                   or figures[0] >= self._usage[0])
+                if news:
+                    self._usage = figures
+            if news:
+                owner_post(self._record_usage, figures)  # membership is read from the database
         return response
 
+    def _record_usage(self, figures: tuple[int, int]) -> None:
+        salesforce_usage_record(
+            organization_id=self.connection.membership.organization_id,
+            sf_org_id=self.connection.sf_org_id, used=figures[0], limit=figures[1],
+        )
+
+    def prepare(self) -> None:
+        """The session set up before requests fan out (so workers never wait for it)."""
+        self._api()
+
     def _api(self) -> simple_salesforce.Salesforce:
+        sf = self._sf
+        if sf is None:
+            sf = owner_call(self._build_api)  # the tokens are read from the database
+        return sf
+
+    def _build_api(self) -> simple_salesforce.Salesforce:
         if self._sf is None:
             self._token = tokens.salesforce_tokens(self.connection)["access_token"]
             self._sf = simple_salesforce.Salesforce(
@@ -389,7 +458,12 @@ class SalesforceClient:
             )
         return self._sf
 
-    def _refresh(self) -> None:
+    def _refresh(self, sf: simple_salesforce.Salesforce) -> None:
+        owner_call(self._refresh_now, sf)
+
+    def _refresh_now(self, sf: simple_salesforce.Salesforce) -> None:
+        if self._sf is not sf:
+            return  # another request's INVALID_SESSION_ID already brought a new session
         tokens.salesforce_refresh(self.connection, session=self.session, stale_access=self._token)
         self._sf = None  # rebuilt with the new token (simple-salesforce keeps it in its headers)
 
@@ -400,7 +474,8 @@ class SalesforceClient:
             sf = self._api()
             self._last_response = None
             try:
-                result = fn(sf)
+                with self.slots.hold():
+                    result = fn(sf)
             except requests.Timeout:
                 failure = TransientError("Salesforce did not answer in time.", side=self.side, code="timeout")
                 if not idempotent:
@@ -418,10 +493,11 @@ class SalesforceClient:
                 failure = self._error(exc)
                 if failure.code == "INVALID_SESSION_ID" and not refreshed:
                     refreshed = True
-                    self._refresh()
+                    self._refresh(sf)
                     continue
                 if isinstance(failure, AuthError):
-                    connection_mark_needs_reauth(
+                    owner_post(
+                        connection_mark_needs_reauth,
                         connection=self.connection,
                         message=f"Salesforce refused the session ({failure.code or 'HTTP 401'}); reconnect.",
                     )
@@ -432,7 +508,7 @@ class SalesforceClient:
                 headers = self._last_response.headers if self._last_response is not None else {}
                 retry.wait_or_raise(failure, parse_retry_after(headers.get("Retry-After")))
                 continue
-            connection_touch(connection=self.connection)
+            owner_post(connection_touch, connection=self.connection)
             return result
 
     def _error(self, exc: sfx.SalesforceError) -> RemoteError:

@@ -8,7 +8,9 @@ production and the sandbox differ only in configuration.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import requests
 from django.conf import settings
@@ -26,13 +28,51 @@ MAX_RETRY_AFTER = 120.0
 
 @dataclass
 class RequestCounter:
-    """Requests sent during one run, per side (retries and token refreshes included)."""
+    """Requests sent during one run, per side (retries and token refreshes included).
+
+    A run's worker threads send requests at the same time: the count is taken under a lock."""
 
     outlook: int = 0
     salesforce: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def bump(self, side: str) -> None:
-        setattr(self, side, getattr(self, side) + 1)
+        with self._lock:
+            setattr(self, side, getattr(self, side) + 1)
+
+
+def concurrency(side: str) -> int:
+    """How much a client may have in flight at once (settings.SYNC_CONCURRENCY; 1 = one
+    request after another). Graph's unit is a mailbox slot (see GraphClient.slots_for)."""
+    conf = getattr(settings, "SYNC_CONCURRENCY", None) or {}
+    try:
+        return max(1, int(conf.get(side, 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
+class Slots:
+    """The share of a remote's concurrency one client holds: a request waits until its
+    units are free, so however many threads a run starts, no more is in flight."""
+
+    def __init__(self, capacity: int):
+        self.capacity = max(1, int(capacity))
+        self._used = 0
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def hold(self, units: int = 1):
+        units = max(1, min(int(units), self.capacity))
+        with self._cond:
+            while self._used + units > self.capacity:
+                self._cond.wait()
+            self._used += units
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._used -= units
+                self._cond.notify_all()
 
 
 def make_session(*, side: str, counter: RequestCounter | None = None) -> requests.Session:

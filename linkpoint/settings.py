@@ -174,6 +174,15 @@ SYNC_DISPATCH_CAPACITY = int(os.environ.get("SYNC_DISPATCH_CAPACITY", "0"))
 SYNC_CLUSTERS = int(os.environ.get("SYNC_CLUSTERS", "1"))
 SYNC_RUNS_PER_WORKER_MINUTE = int(os.environ.get("SYNC_RUNS_PER_WORKER_MINUTE", "6"))
 
+# Requests one run may have in flight per side (connections/clients.py; 1 = one after another).
+# Outlook counts mailbox slots: Graph allows 4 concurrent requests per app and mailbox and a
+# $batch takes up to 4 of them. Salesforce limits only requests running 20 s or longer, so its
+# figure is our own cap. "outlook,salesforce" in the environment, e.g. SYNC_CONCURRENCY=1,1.
+_conc = [int(x) for x in os.environ.get("SYNC_CONCURRENCY", "4,4").split(",") if x.strip()]
+SYNC_CONCURRENCY = {"outlook": _conc[0], "salesforce": _conc[-1]}
+# Databases a run's worker threads may use through the run thread's connection: the in-process
+# emulators' (sandbox/transport.py); the product's own stays on the run's thread.
+SYNC_WORKER_DATABASES = ["sandbox"]
 # How long a stored sync plan (a preview) can be applied; a scheduled task then removes it.
 SYNC_PLAN_TTL = timedelta(hours=float(os.environ.get("SYNC_PLAN_TTL_HOURS", "24")))
 # Token forecast (org dashboard): a Microsoft refresh token lapses after 90 days without use;

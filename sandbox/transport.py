@@ -18,7 +18,9 @@ from __future__ import annotations
 import io
 import logging
 import sys
+import threading
 import urllib.parse as up
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
@@ -38,6 +40,25 @@ from .models import FaultKind, Side
 
 SANDBOX_DOMAIN = "sandbox.test"
 logger = logging.getLogger("linkpoint.sandbox")
+_EMULATOR = threading.RLock()
+
+
+@contextmanager
+def _emulator_db():
+    """The emulators' database work, one request at a time in this process.
+
+    A sync run sends requests from worker threads (linkpoint/fanout.py). On such a
+    thread the emulator uses the run thread's own connection to the sandbox database,
+    as Django's LiveServerThread shares its test connection: it then sees what that
+    thread's transaction holds (pytest-django's test transaction, which another
+    connection cannot see) and works with any database, SQLite in memory included.
+    One connection serves one thread at a time, hence the lock; the emulated latency
+    is slept outside it, so the requests' waits still overlap."""
+    from linkpoint.fanout import borrow_connection
+
+    with _EMULATOR:
+        borrow_connection("sandbox")
+        yield
 
 
 @dataclass(frozen=True)
@@ -115,11 +136,12 @@ class SandboxAdapter(BaseAdapter):
         except Resolver404:
             match = None
         family = (match.url_name if match and match.url_name else "unknown")
-        api_count_record(side=host.side, family=family, token=_bearer(request))
         side = str(host.side)
         seconds = delay_for(side, request.method, path_qs, body)  # 0 unless SANDBOX_LATENCY
-        admission = admit(side=side, hostname=parts.hostname or "", method=request.method, path=path_qs,
-                          body=body, token=_bearer(request), seconds=seconds)  # off unless SANDBOX_LIMITS
+        with _emulator_db():
+            api_count_record(side=host.side, family=family, token=_bearer(request))
+            admission = admit(side=side, hostname=parts.hostname or "", method=request.method, path=path_qs,
+                              body=body, token=_bearer(request), seconds=seconds)  # off unless SANDBOX_LIMITS
         try:
             if admission.refusal is not None:  # refused at the door: a round trip, no work
                 pause(side, delay_for(side, "GET", parts.path, b""))
@@ -129,7 +151,8 @@ class SandboxAdapter(BaseAdapter):
                 seconds = delay_for(side, request.method, path_qs, body)
                 django_request = WSGIRequest(_environ(request, parts, body))
             pause(side, seconds)
-            return self._serve(request, parts, path_qs, django_request, match, host, admission)
+            with _emulator_db():
+                return self._serve(request, parts, path_qs, django_request, match, host, admission)
         finally:
             admission.close()
 

@@ -9,11 +9,23 @@ next run resolves by looking the key up before it ever creates again.
 Updates are absolute and conditional (If-Match on Graph); a failed write
 leaves the old snapshot and puts the link in `error`, so the next run reads
 both sides again and re-decides. One item's failure never stops the others.
+
+With a fan-out (settings.SYNC_CONCURRENCY above 1) up to `depth` chunks are
+written at once, each chunk's writes on a worker thread: the run's thread
+commits a chunk's intent, submits its writes and goes on to the next chunk,
+and records chunks (`_finish`) in the order they were sent, once their
+answers are in. The intent of every chunk is committed before its writes
+leave, so the protocol above is unchanged; a chunk that deletes waits until
+everything sent before it is recorded (a run that fails half-way has created
+and updated before it removes anything). Worker threads build bodies and
+send requests only: every database read and write stays on the run's thread.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -30,6 +42,8 @@ from .remote import OutlookSide, SalesforceSide, WriteResult
 GRAPH_CHUNK = 20 * 10  # ten $batch requests' worth per local commit
 SF_CHUNK = 200
 LOCAL_CHUNK = 1000
+# The log notes of the writes running on this thread, when a worker runs them.
+_notes = threading.local()
 
 
 @dataclass
@@ -43,7 +57,8 @@ class Outcome:
     failed_keys: set[str] = field(default_factory=set)
 
     def note(self, level: str, d: Decision, message: str, **detail) -> None:
-        self.log.append((level, d, message, detail))
+        sink = getattr(_notes, "sink", None)
+        (self.log if sink is None else sink).append((level, d, message, detail))
 
 
 class Applier:
@@ -58,6 +73,8 @@ class Applier:
         now: Callable[[], datetime],
         stop_check: Callable[[], None] | None = None,
         log_now: Callable[[str, Decision, str, dict], None] | None = None,
+        fanout=None,
+        depth: int = 1,
     ):
         self.membership = membership
         self.kind = kind
@@ -72,6 +89,11 @@ class Applier:
         # Per decision: which of its writes succeeded, and what they returned.
         self._done: dict[int, dict[str, WriteResult]] = {}
         self._links: dict[str, SyncLink] = {}
+        # Chunks whose writes are under way on the fan-out's workers, oldest first.
+        self.fanout = fanout if depth > 1 else None
+        self.depth = depth
+        self._in_flight: deque = deque()
+        self._own: frozenset[str] | None = None
 
     # ------------------------------------------------------------------ entry
     def apply(self, decisions: Sequence[Decision]) -> Outcome:
@@ -90,6 +112,12 @@ class Applier:
         for chunk in _chunks(others, SF_CHUNK):
             self._load_links(chunk)
             self._execute(self._unmoved_in_salesforce(chunk))
+        return self.out
+
+    def drain(self) -> Outcome:
+        """Record every chunk still being written (the run calls it once it has applied all)."""
+        while self._in_flight:
+            self._settle()
         return self.out
 
     # ------------------------------------------------------------------ local only
@@ -135,10 +163,12 @@ class Applier:
                     self.out.note("info", d, d.message)
             if new_links:
                 SyncLink.objects.bulk_create(new_links)
-            changed = [lk for lk in self._links.values() if lk.pk and getattr(lk, "_dirty", False)]
+            mine = [self._links[d.link_key] for d in decisions if d.link_key in self._links]
+            changed = [lk for lk in mine if lk.pk and getattr(lk, "_dirty", False)]
             # An echo run records every link it read: one prepared UPDATE, not bulk_update.
             _save_links(changed)
-        self._links.clear()  # all recorded; later chunks load their own rows
+        for d in decisions:  # recorded; later chunks load their own rows (others may be in flight)
+            self._links.pop(d.link_key, None)
 
     # ------------------------------------------------------------------ intent
     def _with_intent(self, decisions: Sequence[Decision]) -> None:
@@ -270,6 +300,39 @@ class Applier:
             for d in decisions:
                 if d.conflicts:
                     self.log_now("warning", d, d.message, _conflict_detail(d))
+        if self.fanout is None:
+            self._store(self._writes(decisions))
+            self._finish(decisions)
+            return
+        if any(w.op == "delete" for d in decisions for w in d.writes):
+            self.drain()  # deletions go only once everything sent before them is recorded
+        if self.kind == CALENDAR:
+            self._own_addresses()  # read here: the workers never touch the database
+        self._in_flight.append((decisions, self.fanout.submit(self._writes_noted, decisions)))
+        while len(self._in_flight) >= self.depth or self._in_flight[0][1].done():
+            self._settle()
+            if not self._in_flight:
+                break
+
+    def _settle(self) -> None:
+        """Record the oldest chunk in flight once its writes are answered."""
+        decisions, future = self._in_flight.popleft()
+        done, notes = self.fanout.result(future)
+        self.out.log.extend(notes)
+        self._store(done)
+        self._finish(decisions)
+
+    def _writes_noted(self, decisions: Sequence[Decision]):
+        """A chunk's writes on a worker: its results, and the log notes they made."""
+        _notes.sink = []
+        try:
+            return self._writes(decisions), _notes.sink
+        finally:
+            _notes.sink = None
+
+    def _writes(self, decisions: Sequence[Decision]) -> dict[int, dict[str, WriteResult]]:
+        """Send a chunk's writes, creates before updates before deletes (no database work)."""
+        done: dict[int, dict[str, WriteResult]] = {}
         by_side: dict[tuple[str, str], list[Decision]] = {}
         for d in decisions:
             for w in d.writes:
@@ -278,8 +341,19 @@ class Applier:
             self.stop_check()
             results = self._write_group(side, op, group)
             for d, r in zip(group, results, strict=True):
-                self._done.setdefault(id(d), {})[f"{side}:{op}"] = r
-        self._finish(decisions)
+                done.setdefault(id(d), {})[f"{side}:{op}"] = r
+        return done
+
+    def _store(self, done: dict[int, dict[str, WriteResult]]) -> None:
+        for key, results in done.items():
+            self._done.setdefault(key, {}).update(results)
+
+    def _own_addresses(self) -> frozenset[str]:
+        if self._own is None:
+            from .kinds import member_addresses
+
+            self._own = member_addresses(self.membership)
+        return self._own
 
     def _write_group(self, side: str, op: str, group: list[Decision]) -> list[WriteResult]:
         """One batch per group; an item whose write body cannot be built fails alone.
@@ -462,8 +536,6 @@ class Applier:
         """Attendee e-mails → the Event's WhoId (see kinds.relate_event_contacts)."""
         from connections import errors
 
-        from .kinds import member_addresses
-
         if op == "update":
             # Related by the member in the Relate panel (issue 16): even a Name they cleared
             # stays cleared, so these events never get an attendee's WhoId from us.
@@ -478,7 +550,7 @@ class Applier:
                 self.sf,
                 [d.result for d in group],
                 bodies,
-                own=member_addresses(self.membership),
+                own=self._own_addresses(),
                 sf_ids=sf_ids,
             )
         except (errors.AuthError, errors.RequestLimitExceeded):

@@ -70,14 +70,7 @@ def fetch_outlook(
 ) -> None:
     from connections.errors import SyncStateGone
 
-    window = calendar_window(policy, now) if kind == CALENDAR else None
-    link = cursor.delta_link
-    if full or not link:
-        link = ""
-    elif window is not None and (
-        cursor.window_start != window.start or cursor.window_end != window.end
-    ):
-        link = ""  # a delta link is bound to its window: a moved window needs a new round
+    link, window = _outlook_round(kind, policy, cursor, now, full=full)
     into.container = side.ensure_container()
     into.window = window
     try:
@@ -87,6 +80,19 @@ def fetch_outlook(
         into.outlook.clear()
         into.delta_link = _read_round(side, kind, policy, "", window, now, into)
         into.full_outlook = True
+
+
+def _outlook_round(kind, policy, cursor: CursorIn, now: datetime, *, full: bool):
+    """The delta link to follow ("" = a fresh round) and the calendar window."""
+    window = calendar_window(policy, now) if kind == CALENDAR else None
+    link = cursor.delta_link
+    if full or not link:
+        link = ""
+    elif window is not None and (
+        cursor.window_start != window.start or cursor.window_end != window.end
+    ):
+        link = ""  # a delta link is bound to its window: a moved window needs a new round
+    return link, window
 
 
 def _read_round(side, kind, policy, link, window, now, into: Fetched) -> str:
@@ -130,18 +136,49 @@ def fetch_salesforce(
     snapshot_hints: Hints | None = None,
 ) -> None:
     into.sf_mark = now
-    scope_all = kind == CONTACTS and policy.contact_scope == "all"
-    if full or cursor.sf_high_water is None or now - cursor.sf_high_water > SF_DELETIONS_KEPT:
-        window = calendar_window(policy, now) if kind == CALENDAR else None
-        pages = side.full_pages(window=window, scope_all=scope_all)
-        into.full_salesforce = True
-    else:
-        pages = side.changed_pages(cursor.sf_high_water - SF_OVERLAP, scope_all=scope_all)
+    pages, into.full_salesforce = _sf_listing(side, kind, policy, cursor, now, full=full)
     for rows in pages:
         hint = snapshot_hints(_sf_ids(rows)) if snapshot_hints else None
         for row in rows:
             it = sf_item(kind, row, policy, now, snapshot_hint=hint)
             into.salesforce[it.id] = it
+
+
+def _sf_listing(side: SalesforceSide, kind, policy, cursor: CursorIn, now: datetime, *, full: bool):
+    """The pages of the Salesforce read, and whether it is a full one."""
+    scope_all = kind == CONTACTS and policy.contact_scope == "all"
+    if full or cursor.sf_high_water is None or now - cursor.sf_high_water > SF_DELETIONS_KEPT:
+        window = calendar_window(policy, now) if kind == CALENDAR else None
+        return side.full_pages(window=window, scope_all=scope_all), True
+    return side.changed_pages(cursor.sf_high_water - SF_OVERLAP, scope_all=scope_all), False
+
+
+def read_ahead(
+    outlook: OutlookSide,
+    salesforce: SalesforceSide,
+    kind: str,
+    policy: EnginePolicy,
+    cursor: CursorIn,
+    now: datetime,
+    *,
+    full: bool,
+    fanout,
+) -> None:
+    """Request both sides' first pages at once (the run's two reads overlap).
+
+    Worker threads pull the exact listings fetch_salesforce and fetch_outlook are
+    about to read, a few pages ahead; those functions then take the pages in their
+    usual order on the run's thread, where mapping and staging happen. Each side's
+    pages stay one after another: a Graph nextLink and a Salesforce nextRecordsUrl
+    come with the page before, and a queryMore locator is opaque (Salesforce
+    documents no way to ask for a later batch of a query cursor before the one
+    before it), so a listing's own pages cannot be asked for in parallel.
+    """
+    pages, _ = _sf_listing(salesforce, kind, policy, cursor, now, full=full)
+    salesforce.ahead(fanout, pages)
+    link, window = _outlook_round(kind, policy, cursor, now, full=full)
+    outlook.ensure_container()  # a To Do list lookup, while Salesforce's first page is on its way
+    outlook.ahead(fanout, link, window)
 
 
 def confirm_outlook(

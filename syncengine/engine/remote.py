@@ -57,11 +57,27 @@ def _error_text(body: dict | None, status: int) -> str:
     return f"HTTP {status}"
 
 
+class _Ahead:
+    """A listing that worker threads started reading before the run asked for it
+    (fetch.read_ahead); the run's request for the same listing gets those pages."""
+
+    def __init__(self):
+        self._listings: dict = {}
+
+    def start(self, fanout, key, make) -> None:
+        self._listings[key] = fanout.read_ahead(make)
+
+    def take(self, key, make):
+        reader = self._listings.pop(key, None)
+        return reader if reader is not None else make()
+
+
 class OutlookSide:
     def __init__(self, client, kind: str, *, container: str = ""):
         self.client = client
         self.kind = kind
         self.container = container
+        self._ahead = _Ahead()
 
     # ------------------------------------------------------------ paths
     def ensure_container(self) -> str:
@@ -100,8 +116,17 @@ class OutlookSide:
         return {"$expand": KEY_EXPAND}
 
     # ------------------------------------------------------------ reads
+    def ahead(self, fanout, delta_link: str | None, window: Window | None) -> None:
+        """Start reading the change feed on a worker (see fetch.read_ahead)."""
+        key = (delta_link or "", window)
+        self._ahead.start(fanout, key, lambda: self._delta_pages(delta_link, window))
+
     def delta_pages(self, delta_link: str | None, window: Window | None) -> Iterator:
         """Pages of the change feed; a fresh round when `delta_link` is empty."""
+        key = (delta_link or "", window)
+        return self._ahead.take(key, lambda: self._delta_pages(delta_link, window))
+
+    def _delta_pages(self, delta_link: str | None, window: Window | None) -> Iterator:
         if delta_link:
             return self.client.iter_pages(
                 delta_link, max_page_size=GRAPH_PAGE, headers=self._prefer()
@@ -318,6 +343,11 @@ class SalesforceSide:
         self.kind = kind
         self.sobject = SOBJECT[kind]
         self.owner_id = owner_id
+        self._ahead = _Ahead()
+
+    def ahead(self, fanout, pages: Iterator) -> None:
+        """Start reading a listing (full_pages / changed_pages) on a worker (fetch.read_ahead)."""
+        self._ahead.start(fanout, getattr(pages, "listing", None), lambda: pages)
 
     def _select(self) -> str:
         # SOQL, not SQL: fixed field lists; every value below goes through _quote.
@@ -336,13 +366,17 @@ class SalesforceSide:
                 f"EndDateTime >= {_soql_datetime(window.start)}",
             ]
         soql = self._select() + (" WHERE " + " AND ".join(where) if where else "")
-        return self.client.query_pages(soql)
+        return self._listing(soql, include_deleted=False)
 
     def changed_pages(self, since: datetime, *, scope_all: bool = False) -> Iterator[list[dict]]:
         # queryAll, so deletions come back with IsDeleted = true.
         where = self._owner_clause(scope_all) + [f"SystemModstamp >= {_soql_datetime(since)}"]
         soql = self._select() + " WHERE " + " AND ".join(where) + " ORDER BY SystemModstamp"
-        return self.client.query_pages(soql, include_deleted=True)
+        return self._listing(soql, include_deleted=True)
+
+    def _listing(self, soql: str, *, include_deleted: bool) -> Iterator[list[dict]]:
+        key = (soql, include_deleted)
+        return self._ahead.take(key, lambda: _Listing(self.client, soql, include_deleted))
 
     def get_many(self, ids: Sequence[str]) -> dict[str, dict | None]:
         out: dict[str, dict | None] = dict.fromkeys(ids)
@@ -473,6 +507,24 @@ class SalesforceSide:
             gone = bool(codes & {"ENTITY_IS_DELETED", "INVALID_CROSS_REFERENCE_KEY", "NOT_FOUND"})
             out.append(WriteResult(ok=True, id=r.id) if gone else _sf_result(r))
         return out
+
+
+class _Listing:
+    """A query's pages, sent for when first iterated; `listing` names the query."""
+
+    def __init__(self, client, soql: str, include_deleted: bool):
+        self.listing = (soql, include_deleted)
+        self._pages = None
+        self._client = client
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> list[dict]:
+        if self._pages is None:
+            soql, include_deleted = self.listing
+            self._pages = self._client.query_pages(soql, include_deleted=include_deleted)
+        return next(self._pages)
 
 
 def _sf_result(r) -> WriteResult:

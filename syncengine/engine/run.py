@@ -7,6 +7,7 @@ a `RunResult` with counts per action and side and API requests per side.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import logging
@@ -42,6 +43,7 @@ from .fetch import (
     confirm_salesforce,
     fetch_outlook,
     fetch_salesforce,
+    read_ahead,
 )
 from .kinds import CALENDAR, CONTACTS, outlook_item
 from .mapping import canonical_hash
@@ -217,6 +219,28 @@ def _clients(membership, counter):
 
 def _links_query(membership, kind):
     return SyncLink.objects.filter(membership=membership, kind=kind)
+
+
+def _fanout(graph, sfc):
+    """Worker threads for the run's requests, when settings.SYNC_CONCURRENCY allows more
+    than one at a time (linkpoint/fanout.py: the database stays on this thread).
+
+    The clients get their session and token here, before anything fans out, so a
+    worker never waits for either; the emulators' database, where the sandbox runs
+    in-process, is lent to the workers (settings.SYNC_WORKER_DATABASES)."""
+    from django.conf import settings
+
+    from connections.http import concurrency
+    from linkpoint.fanout import Fanout
+
+    width = max(concurrency(OUTLOOK), concurrency(SALESFORCE))
+    if width <= 1:
+        return contextlib.nullcontext(None)
+    graph.prepare()
+    sfc.prepare()
+    fan = Fanout(workers=width + 2)  # + the two reads that go on at once
+    fan.lend(*getattr(settings, "SYNC_WORKER_DATABASES", ()))
+    return fan
 
 
 # ---------------------------------------------------------------- progress
@@ -396,19 +420,20 @@ def run_sync(
             _forget(membership, kind)
         policy = policy or engine_policy(membership, kind)
         graph, sfc = _clients(membership, counter)
-        engine = _Run(
-            membership, kind, trigger, policy, graph, sfc, run, log,
-            progress=progress, readonly=settings_preview,
-        )  # fmt: skip
-        engine.execute(
-            result,
-            dry_run=dry_run,
-            plan_only=plan_only,
-            full=full or trigger == "rebuild",
-            ignore_links=ignore_links,
-            force_delete=force_delete,
-            reviewed_plan=reviewed_plan,
-        )
+        with _fanout(graph, sfc) as fan:
+            engine = _Run(
+                membership, kind, trigger, policy, graph, sfc, run, log,
+                progress=progress, readonly=settings_preview, fanout=fan,
+            )  # fmt: skip
+            engine.execute(
+                result,
+                dry_run=dry_run,
+                plan_only=plan_only,
+                full=full or trigger == "rebuild",
+                ignore_links=ignore_links,
+                force_delete=force_delete,
+                reviewed_plan=reviewed_plan,
+            )
         completed = True
     except RunStopped as stop:
         result.status, result.message = stop.status, stop.message
@@ -457,6 +482,15 @@ def run_sync(
         progress.finish()
         lease_release(membership, kind, holder)
     return result
+
+
+def _write_depth() -> int:
+    """Chunks (≤ 200 decisions) written at once: Salesforce takes a collection per
+    chunk and side, so its cap is the number worth having in flight; Graph's
+    mailbox slots then pace the `$batch` requests of those chunks by themselves."""
+    from connections.http import concurrency
+
+    return max(2, concurrency(SALESFORCE))
 
 
 def _item_keys(fetched: Fetched) -> set[str]:
@@ -540,9 +574,10 @@ def _auth_message(membership, exc) -> str:
 class _Run:
     def __init__(
         self, membership, kind, trigger, policy, graph, sfc, run, log, *, progress=None,
-        readonly=False,
+        readonly=False, fanout=None,
     ):  # fmt: skip
         self.membership = membership
+        self.fanout = fanout
         self.kind = kind
         self.trigger = trigger
         self.policy = policy
@@ -583,6 +618,10 @@ class _Run:
         progress = self.progress
         with Stage(self.kind, on_item=progress.read if progress else None) as stage:
             fetched = Fetched(outlook=stage.outlook, salesforce=stage.salesforce)
+            if self.fanout is not None:
+                # Both sides' pages are requested at once, read here in the usual order.
+                read_ahead(self.outlook, self.sf, self.kind, self.policy, cur, t, full=full,
+                           fanout=self.fanout)
             # The Salesforce mark is taken before either side is read.
             fetch_salesforce(
                 self.sf,
@@ -650,6 +689,8 @@ class _Run:
                 salesforce=self.sf,
                 now=now,
                 log_now=self._log_now,
+                fanout=self.fanout,
+                depth=_write_depth() if self.fanout is not None else 1,
             )
             if progress:
                 progress.phase("applying")
@@ -659,6 +700,7 @@ class _Run:
                     self._drain(applier)
                     if progress:
                         progress.applied(len(block))
+                applier.drain()
             finally:
                 result.counts = applier.out.counts
                 self._drain(applier)
