@@ -281,3 +281,21 @@ def test_salesforce_refuses_new_requests_while_the_org_has_its_limit_of_long_run
     assert results == [0, 0]
     assert long_ones.occupied() == 0  # given back when they answered
     assert sf_client(rep, tokens[3]).query("SELECT Id FROM Contact")["totalSize"] == 0
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ("", "None"),
+    ("on", "4 25 20"),
+    ('{"outlook": {"concurrent_per_mailbox": 2}}', "2 None None"),
+])
+def test_the_environment_turns_the_limits_on_for_any_process(env, expected):
+    script = ("import django; django.setup()\n"
+              "from sandbox.limits import limits_config\n"
+              "c = limits_config()\n"
+              "print('None' if c is None else ' '.join(str((c.get(s) or {}).get(k)) for s, k in ("
+              "('outlook', 'concurrent_per_mailbox'), ('salesforce', 'concurrent_long_running'),"
+              " ('salesforce', 'long_running_seconds'))))\n")
+    env_vars = {**os.environ, "DJANGO_SETTINGS_MODULE": "linkpoint.settings", "SANDBOX_LIMITS": env}
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[2], env=env_vars,
+                         capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == expected
