@@ -224,22 +224,44 @@ def _floor(kind: str, phase: str, result, read_o: int, read_s: int) -> dict:
 
 
 _EMULATOR = [0.0]
+# Per request: (side, the share of the API's concurrency it holds, seconds of emulated latency).
+_HELD: list[tuple[str, int, float]] = []
 
 
 def _time_the_emulators() -> None:
     """Add up the time the in-process emulators spend answering (the product's own
-    time is wall_s minus emulator_s; against the real services that part is theirs)."""
+    time is wall_s minus emulator_s; against the real services that part is theirs),
+    and note each request's emulated latency and the concurrency it holds meanwhile.
+    A run sends from several threads: emulator_s then adds up overlapping answers."""
+    import json as json_
+    import threading
+
+    import sandbox.transport as transport
     from sandbox.transport import SandboxAdapter
 
-    real = SandboxAdapter.send
+    real, real_pause = SandboxAdapter.send, transport.pause
+    mine = threading.local()
+
+    def pause(side, seconds):
+        mine.seconds = getattr(mine, "seconds", 0.0) + seconds
+        return real_pause(side, seconds)
 
     def send(adapter, request, *args, **kwargs):
         t0 = time.perf_counter()
+        mine.seconds = 0.0
         try:
             return real(adapter, request, *args, **kwargs)
         finally:
             _EMULATOR[0] += time.perf_counter() - t0
+            side = "outlook" if "graph." in request.url else "salesforce"
+            slots = 1
+            if side == "outlook" and request.url.split("?")[0].endswith("$batch"):
+                # Graph runs up to 4 requests of a $batch at once against the mailbox's 4.
+                reqs = (json_.loads(request.body or b"{}") or {}).get("requests") or []
+                slots = 1 if any(r.get("dependsOn") for r in reqs) else max(1, min(4, len(reqs)))
+            _HELD.append((side, slots, mine.seconds))
 
+    transport.pause = pause
     SandboxAdapter.send = send
 
 
@@ -264,20 +286,27 @@ def _start_clock_early_in_the_day() -> None:
 
 
 # Concurrent requests each API allows one user: Graph answers a 5th in flight per mailbox
-# with 429; Salesforce allows 25 long-running requests per org (a sync's are short).
+# with 429 (a $batch holds up to 4 of those slots); Salesforce allows 25 long-running
+# requests per org (a sync's are short).
 CONCURRENCY = {"outlook": 4, "salesforce": 25}
 
 
 def _latency_figures(args, api: dict, wall: float, slept: dict) -> dict:
-    """The latency floor: per API its requests × mean latency ÷ the concurrency it allows,
-    the larger of the two sides; runs today are sequential, so the sequential floor too."""
-    mean = args.latency_ms + (args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms) / 2
-    per_side = {side: api[side] * mean / 1000 / CONCURRENCY[side] for side in CONCURRENCY}
+    """The latency floor: per API, its requests × their latency ÷ the concurrency it allows
+    (each request weighted by the slots it holds: a $batch of ≥ 4 takes all four of a
+    mailbox, so full batches go one at a time), the larger of the two sides; the
+    sequential floor is every request's latency one after another (a run at concurrency 1)."""
+    held = {side: sum(n * s for x, n, s in _HELD if x == side) for side in CONCURRENCY}
+    per_side = {side: held[side] / CONCURRENCY[side] for side in CONCURRENCY}
     floor = max(per_side.values())
-    return {"latency_ms": args.latency_ms, "latency_floor_s": round(floor, 2),
-            "sequential_floor_s": round(sum(api.values()) * mean / 1000, 2),
+    from django.conf import settings
+
+    return {"latency_ms": args.latency_ms, "concurrency": dict(settings.SYNC_CONCURRENCY),
+            "latency_floor_s": round(floor, 2),
+            "floor_per_side_s": {side: round(v, 2) for side, v in per_side.items()},
+            "sequential_floor_s": round(sum(s for _, _, s in _HELD), 2),
             "latency_slept_s": {side: round(v, 2) for side, v in slept.items()},
-            "wall_over_floor": round(wall / floor, 1) if floor else None}
+            "wall_over_floor": round(wall / floor, 2) if floor else None}
 
 
 def main(argv=None) -> None:
@@ -289,11 +318,19 @@ def main(argv=None) -> None:
     parser.add_argument("--jitter-ms", type=float, default=None, help="uniform extra per request (latency/5)")
     parser.add_argument("--op-ms", type=float, default=1.0,
                         help="per request inside a $batch / record of a collection, with --latency-ms")
+    parser.add_argument("--concurrency", default="",
+                        help="requests in flight per side, 'outlook,salesforce' (settings.SYNC_CONCURRENCY; "
+                             "1,1 = one after another)")
     parser.add_argument("--no-limits", action="store_true",
                         help="with --latency-ms, leave the emulators' concurrency limits off (sandbox/limits.py)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lpbench-") as tmp:
         _setup(tmp)
+        if args.concurrency:
+            from django.conf import settings
+
+            conc = [int(x) for x in args.concurrency.split(",")]
+            settings.SYNC_CONCURRENCY = {"outlook": conc[0], "salesforce": conc[-1]}
         if args.latency_ms:
             from django.conf import settings
 
@@ -329,6 +366,7 @@ def main(argv=None) -> None:
                 from sandbox.latency import slept, slept_reset
 
                 slept_reset()
+                _HELD.clear()
                 from sandbox.limits import refused, refused_reset
 
                 refused_reset()
