@@ -781,6 +781,44 @@ def test_sync_state_machine_calendar(member):
     )
 
 
+class ChunksInFlightMachine(SyncMachine):
+    """The machine with write chunks of two decisions, so a run has several chunks in flight
+    on its worker threads at once (settings.SYNC_CONCURRENCY 4/4, the default, as in the
+    tests above), racing each other, the faults and the crash before recording."""
+
+    def _clean(self):
+        from django.test import override_settings
+
+        super()._clean()
+        self._stack.enter_context(override_settings(SYNC_CONCURRENCY={"outlook": 4, "salesforce": 4}))
+        self._stack.enter_context(mock.patch("syncengine.engine.apply.SF_CHUNK", 2))
+
+
+def test_sync_state_machine_with_chunks_in_flight(member):
+    """Contacts and To Do tasks, chunks of two in flight together: every invariant holds
+    (60 fixed examples in CI)."""
+    _explore(
+        ChunksInFlightMachine,
+        member,
+        settings(SM_SETTINGS, max_examples=min(60, SM_SETTINGS.max_examples)),
+    )
+
+
+class SequentialMachine(SyncMachine):
+    """The machine with one request at a time (SYNC_CONCURRENCY 1/1): the engine without
+    worker threads keeps every invariant too."""
+
+    def _clean(self):
+        from django.test import override_settings
+
+        super()._clean()
+        self._stack.enter_context(override_settings(SYNC_CONCURRENCY={"outlook": 1, "salesforce": 1}))
+
+
+def test_sync_state_machine_one_request_at_a_time(member):
+    _explore(SequentialMachine, member, settings(SM_SETTINGS, max_examples=min(40, SM_SETTINGS.max_examples)))
+
+
 # ---------------------------------------------------------------- regressions
 # Sequences the machine found or that guard its trickiest corners, replayed
 # step by step (same rules, same checks, same final quiescence).
