@@ -7,7 +7,9 @@ them on both sides so the first sync has pairs to match), then runs per kind:
 a first sync, a quiet incremental sync, and a sync after changing 1% of the
 items on each side. One JSON object per line, per phase and kind:
 phase, kind, items, wall_s (emulator_s of it spent in the in-process
-emulators answering), api_requests {outlook, salesforce}, floor
+emulators answering, latency included; requests in flight together add up),
+cpu_s (the process's CPU time: engine and in-process emulators; with the GIL a wall
+below it is impossible), api_requests {outlook, salesforce}, floor
 {outlook, salesforce} (the fewest requests that phase could take: read pages
 at the largest page size each API allows, ⌈writes/20⌉ Graph `$batch`
 requests, ⌈records/200⌉ Salesforce collection requests per operation plus
@@ -370,9 +372,9 @@ def main(argv=None) -> None:
                 from sandbox.limits import refused, refused_reset
 
                 refused_reset()
-                t0 = time.perf_counter()
+                t0, cpu0 = time.perf_counter(), time.process_time()
                 result = run_sync(membership, kind, "manual")
-                wall = time.perf_counter() - t0
+                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
                 if phase == "first":
                     first_counts = result.counts.as_dict()
                 if phase == "first":
@@ -389,7 +391,7 @@ def main(argv=None) -> None:
                 api = {side: result.api_requests[side] - sign_in[side] for side in sign_in}
                 print(json.dumps({
                     "phase": phase, "kind": kind, "items": args.items, "wall_s": round(wall, 2),
-                    "emulator_s": round(_EMULATOR[0], 2),
+                    "emulator_s": round(_EMULATOR[0], 2), "cpu_s": round(cpu, 2),
                     "api_requests": api, "floor": _floor(kind, phase, result, read_o, read_s),
                     "sign_in_requests": sign_in,
                     **(_latency_figures(args, api, wall, slept) if args.latency_ms else {}),
