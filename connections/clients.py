@@ -503,7 +503,8 @@ class SalesforceClient:
                     )
                     raise failure from None
                 status = failure.status or 0
-                if not (status in RETRY_STATUSES or (idempotent and status in IDEMPOTENT_RETRY_STATUSES)):
+                if not (status in RETRY_STATUSES or isinstance(failure, RateLimited)
+                        or (idempotent and status in IDEMPOTENT_RETRY_STATUSES)):
                     raise failure from None
                 headers = self._last_response.headers if self._last_response is not None else {}
                 retry.wait_or_raise(failure, parse_retry_after(headers.get("Retry-After")))
@@ -523,6 +524,11 @@ class SalesforceClient:
             return _rate_limited(self.side, status, code, message, parse_retry_after(headers.get("Retry-After")))
         if status == 401:
             return AuthError(message, **kw)
+        if code == "REQUEST_LIMIT_EXCEEDED" and message.startswith("ConcurrentRequests"):
+            # Too many of the org's requests are long-running right now: this one was refused
+            # before it ran, so it is safe to send again after a pause; the daily limit
+            # ("TotalRequests Limit exceeded.") has the same code and ends the run instead.
+            return _rate_limited(self.side, status, code, message, None)
         if code == "REQUEST_LIMIT_EXCEEDED":
             return RequestLimitExceeded(message, **kw)
         if status == 404:

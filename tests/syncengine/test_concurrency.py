@@ -37,20 +37,22 @@ def latency(settings):
 
 @contextmanager
 def transport_log():
-    """(side, method, path, start, end) of every request the run sends, from any thread."""
+    """(side, method, url, start, end, status) of every request the run sends, from any thread."""
     from sandbox.transport import SandboxAdapter
 
     sent, lock = [], threading.Lock()
     real = SandboxAdapter.send
 
     def send(adapter, request, *a, **kw):
-        start = time.monotonic()
+        start, status = time.monotonic(), None
         try:
-            return real(adapter, request, *a, **kw)
+            response = real(adapter, request, *a, **kw)
+            status = response.status_code
+            return response
         finally:
             side = "outlook" if "graph." in request.url else "salesforce"
             with lock:
-                sent.append((side, request.method, request.url, start, time.monotonic()))
+                sent.append((side, request.method, request.url, start, time.monotonic(), status))
 
     with mock.patch.object(SandboxAdapter, "send", send):
         yield sent
@@ -226,3 +228,22 @@ def test_a_worker_thread_never_opens_a_database_connection_of_its_own(member):
         assert fan.result(fan.submit(lambda: owner_call(SyncRun.objects.count))) == 0
         with pytest.raises(RuntimeError, match="own 'default' database connection"):
             fan.result(fan.submit(SyncRun.objects.count))
+
+
+def test_salesforce_refusing_concurrent_long_requests_is_waited_out_not_a_daily_limit(member, settings):
+    """While an org has its limit of long-running requests, Salesforce refuses new ones with
+    REQUEST_LIMIT_EXCEEDED "ConcurrentRequests ..." (not the daily "TotalRequests"): the
+    client backs off and sends again; the run neither stops as if the day's budget were gone
+    nor writes anything twice."""
+    settings.SANDBOX_LATENCY = {side: {"request_ms": 250, "jitter_ms": 0, "op_ms": 0}
+                                for side in ("outlook", "salesforce")}
+    settings.SANDBOX_LIMITS = {"salesforce": {"long_running_seconds": 0.02, "concurrent_long_running": 1},
+                               "namespace": f"conc-{uuid.uuid4().hex[:10]}", "slot_ttl_seconds": 1}
+    _seed(member, only_o=240, only_s=0, both=0)
+    with mock.patch("connections.http.BACKOFF_BASE", 0.05), mock.patch("syncengine.engine.apply.SF_CHUNK", 30), \
+            transport_log() as sent:
+        result = _sync(member, settings, CONCURRENT)
+    refused = [r for r in sent if r[0] == "salesforce" and r[5] == 403]
+    assert refused, "the org's limit was never reached: the test does not test the refusal"
+    assert result.status == "succeeded", result.as_dict()
+    assert Counter(r["LastName"] for r in member.sf("Contact")) == Counter(f"Person{i}" for i in range(240))
