@@ -59,6 +59,16 @@ def _free(t):
     return Q(holder="") | Q(expires_at__lt=t) | Q(expires_at__isnull=True)
 
 
+def _due(t):
+    """Due and free, or held by a claim whose lease expired (its worker died: due again).
+
+    A claim moves `next_run_at` to its lease's expiry, so the moment between a finished run
+    releasing its lease and the task writing the next due time (`sync_schedule_next`) is not
+    "due and free": a tick in that moment started the same run a second time (seen by
+    bench/scale_bench.py as a run straight after another, before its due time)."""
+    return (Q(next_run_at__lte=t) & _free(t)) | (~Q(holder="") & Q(expires_at__lt=t))
+
+
 def tick_budget() -> int:
     """How many runs one tick may start: the cluster's capacity minus what is queued."""
     capacity = int(getattr(settings, "SYNC_DISPATCH_CAPACITY", 0) or 0)
@@ -224,8 +234,8 @@ def _candidates(t: datetime, n: int) -> list[tuple[int, int, str, int]]:
     from .models import SyncLease
 
     rows = (
-        SyncLease.objects.filter(next_run_at__lte=t, auto_paused=False, membership__is_active=True)
-        .filter(_free(t))
+        SyncLease.objects.filter(auto_paused=False, membership__is_active=True)
+        .filter(_due(t))
         .annotate(org=F("membership__organization_id"),
                   turn=Window(RowNumber(), partition_by=[F("membership__organization_id")],
                               order_by=[F("next_run_at").asc(), F("pk").asc()]))
@@ -245,13 +255,14 @@ def _claim(pks: list[int], t: datetime, tick: str) -> set[int]:
         with transaction.atomic():
             # Rows another dispatcher (or a starting run) holds locked are skipped, not waited on.
             got = list(SyncLease.objects.select_for_update(skip_locked=True)
-                       .filter(pk__in=pks, next_run_at__lte=t, auto_paused=False).filter(_free(t))
+                       .filter(pk__in=pks, auto_paused=False).filter(_due(t))
                        .values_list("pk", flat=True))
             if got:
-                SyncLease.objects.filter(pk__in=got).update(holder=holder, expires_at=t + LEASE_TTL)
+                SyncLease.objects.filter(pk__in=got).update(holder=holder, expires_at=t + LEASE_TTL,
+                                                            next_run_at=t + LEASE_TTL)
         return set(got)
-    SyncLease.objects.filter(pk__in=pks, next_run_at__lte=t, auto_paused=False).filter(_free(t)).update(
-        holder=holder, expires_at=t + LEASE_TTL)
+    SyncLease.objects.filter(pk__in=pks, auto_paused=False).filter(_due(t)).update(
+        holder=holder, expires_at=t + LEASE_TTL, next_run_at=t + LEASE_TTL)
     return set(SyncLease.objects.filter(pk__in=pks, holder__startswith=f"dispatch-{tick}-")
                .values_list("pk", flat=True))
 

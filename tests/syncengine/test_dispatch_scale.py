@@ -93,6 +93,24 @@ def test_a_claimed_run_is_not_claimed_again_until_its_lease_expires(enqueued):
     assert len(set(holders)) == 6
 
 
+def test_a_finished_run_is_not_started_again_before_its_next_due_time_is_written(enqueued):
+    """A run releases its lease when it ends; its task writes the next due time just after.
+    A tick in between must not start the same run again (bench/scale_bench.py saw that: on a
+    busy machine a second run straight after the first, before its due time)."""
+    from orgs.models import Membership
+    from syncengine.engine.run import lease_acquire, lease_release
+    from syncengine.tasks import dispatch_due
+
+    _org_with_members("acme", 3, due=3)
+    assert dispatch_due(limit=20) == 3
+    for _func, (mid, kind, _trigger, holder) in list(enqueued):
+        member = Membership.objects.get(pk=mid)
+        assert lease_acquire(member, kind, holder)  # the claimed task's run, under the claim
+        lease_release(member, kind, holder)  # ... has ended; sync_schedule_next comes next
+    assert dispatch_due(limit=20) == 0
+    assert len(enqueued) == 3
+
+
 def test_one_big_org_does_not_starve_a_small_one(enqueued):
     from syncengine.tasks import dispatch_due
 
