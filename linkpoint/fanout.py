@@ -177,8 +177,9 @@ class Fanout:
 
         for alias in aliases:
             if alias in connections.settings:
-                self._lent[alias] = conn = connections[alias]
-                conn.ensure_connection()  # opened here, by its owner, as a rule
+                # Not opened here: a run that never reaches that database (production has no
+                # sandbox) never connects to it; where it is used, it is open already.
+                self._lent[alias] = connections[alias]
 
 
 class _Reader:
