@@ -320,7 +320,7 @@ class Records:
         self.r = redis.Redis.from_url(url)
         self.r.delete(RECORDS_KEY)
         self.seen = 0
-        self.starts, self.ends, self.ticks, self.enq = [], {}, [], {}
+        self.starts, self.ends, self.ticks, self.enq, self.claim_due = [], {}, [], {}, {}
         self.dues: dict[tuple, list] = defaultdict(list)  # (mid, kind) -> due times served, in order
 
     def poll(self) -> None:
@@ -328,8 +328,15 @@ class Records:
         self.seen += len(rows)
         for raw in rows:
             rec = json.loads(raw)
-            if rec["ev"] == "start":
+            if rec["ev"] == "due":
+                # A claim of an expired lease serves the due time of the claim that died.
+                self.claim_due[rec["holder"]] = self.claim_due.get(rec["resumes"], rec["due"])
+            elif rec["ev"] == "start":
                 key = (rec["mid"], rec["kind"])
+                # The due time the claim served (the lease row's, read at task start, would
+                # already be the claim's lease expiry)
+                rec["due_at_start"] = rec["due"]
+                rec["due"] = self.claim_due.get(rec["holder"], rec["due"])
                 if rec["due"] not in self.dues[key]:
                     self.dues[key].append(rec["due"])
                 rec["cycle"] = self.dues[key].index(rec["due"]) + 1
@@ -445,7 +452,9 @@ class Kill:
             f"whose lease the dead cluster still holds ({self.in_flight} in flight, the rest taken from the broker)")
         # LEASE_TTL is 30 minutes, longer than a cycle: stand in for that time passing on exactly
         # these leases (the qcluster test does the same); the next tick claims them.
-        SyncLease.objects.filter(holder__in=list(self.lost.values())).update(expires_at=timezone.now())
+        # Both times move: the claim set next_run_at to the lease's expiry, and tick order is by it.
+        SyncLease.objects.filter(holder__in=list(self.lost.values())).update(
+            expires_at=timezone.now(), next_run_at=timezone.now())
         self.expired_at = time.time()
         say(f"  their leases expire now (kill + {self.expired_at - self.at:.0f} s)")
 
@@ -537,6 +546,8 @@ def _report_safety(rows, kill) -> None:
     starts = Counter((r["mid"], r["kind"], r["due"]) for r in rows if not r["killed"])
     twice = sum(n - 1 for n in starts.values() if n > 1)
     say(f"runs started twice for the same due (member, kind) (killed runs' restarts excluded): {twice}")
+    early = [r for r in rows if r["due"] and r["t"] < r["due"] - 1]
+    say(f"runs started before the due time they served: {len(early)}")
     overlap = 0
     by_key = defaultdict(list)
     for r in rows:
@@ -653,6 +664,9 @@ def _report_cost(args, rows, records, clusters, pg0, pg1, window) -> dict:
             say(f"  later ticks: time {_spread([t['wall'] for t in rest], 's', 3)}; queries "
                 f"{_spread([t['q_default'] for t in rest], '', 0)}; CPU {statistics.mean([t['cpu'] for t in rest]):.3f} s mean; "
                 f"claimed per tick {_spread([t['claimed'] or 0 for t in rest], '', 0)}")
+            starts = sorted(t["t"] for t in ticks)
+            say(f"  time between tick starts (scheduled every minute; the tick is a task in the same queue "
+                f"as the runs): {_spread([b - a for a, b in zip(starts, starts[1:], strict=False)])}")
     return {"runs": n, "cpu_run": statistics.mean(product), "cpu_all_run": total / max(1, n),
             "wall_run": statistics.mean(r["end"]["wall"] for r in done),
             "queries_run": statistics.mean(qd)}
@@ -675,6 +689,12 @@ def _report_extrapolation(args, cost: dict, rows) -> None:
     say(f"CPU: 2,000/min x {cpu:.3f} s / 60 = {cores:.1f} cores busy for the product alone "
         f"(this bench measured {cost['cpu_all_run']:.3f} s per run for everything in the clusters, emulators included)")
     say(f"PostgreSQL: {per_min * queries / 60:.0f} queries/s from the runs")
+    ends = Counter(int(r["end"]["t"] // 60) for r in rows if r["end"])
+    if ends:
+        peak = max(ends.values())
+        say(f"this machine ({os.cpu_count()} CPUs shared with other work, emulators in-process) peaked at {peak} "
+            f"runs in a minute with {args.clusters} x {args.workers_per_cluster} workers: 2,000/min needs "
+            f"{math.ceil(per_min / peak)} such machines")
     say(f"dispatcher budget for it: SYNC_DISPATCH_CAPACITY >= 2,000 per tick (or Q_WORKERS x SYNC_CLUSTERS x "
         f"SYNC_RUNS_PER_WORKER_MINUTE >= 2,000; one worker does about {60 / wall:.0f} runs a minute at this wall time)")
     first = [r for r in rows if r["end"] and r["cycle"] == 1]

@@ -10,6 +10,7 @@ before it forks its workers this wraps two task bodies in place:
   not be ours in production), and the database queries it sent, per alias, counted
   with Django's `execute_wrapper` (`default` is the product's, `sandbox` the emulators');
 - `syncengine.tasks.dispatch_due` (the minute tick): wall, CPU, queries, claims;
+- `syncengine.dispatch._claim`: the due time each claim serves (read before it claims);
 - `django_q.tasks.async_task`: when each claimed run was put into the broker.
 
 django-q2 looks the task function up by its dotted name in the forked worker
@@ -122,6 +123,27 @@ def _wrap_dispatch(tasks) -> None:
     tasks.dispatch_due = dispatch_due
 
 
+def _wrap_claim() -> None:
+    """The due time each claim serves, read just before the claim (which moves `next_run_at`
+    to the lease's expiry); a claim of an expired lease resumes the dead claim's due time."""
+    from syncengine import dispatch
+    from syncengine.models import SyncLease
+
+    real = dispatch._claim
+
+    def _claim(pks, t, tick):
+        before = {pk: (at, holder) for pk, at, holder in
+                  SyncLease.objects.filter(pk__in=pks).values_list("pk", "next_run_at", "holder")}
+        got = real(pks, t, tick)
+        for pk in got:
+            at, old = before.get(pk, (None, ""))
+            _push({"ev": "due", "t": time.time(), "holder": f"dispatch-{tick}-{pk}",
+                   "due": at.timestamp() if at else None, "resumes": old})
+        return got
+
+    dispatch._claim = _claim
+
+
 def _wrap_enqueue() -> None:
     """When each claimed run went into the broker (the kill step needs to know what came after)."""
     import django_q.tasks as q
@@ -171,6 +193,7 @@ def main() -> None:
     _wrap_run_sync(tasks)
     _wrap_dispatch(tasks)
     _wrap_enqueue()
+    _wrap_claim()
     _time_the_emulators()
     call_command("qcluster")
 
