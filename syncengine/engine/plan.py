@@ -23,6 +23,7 @@ from .mapping.recurrence import CanonicalRecurrence
 from .mapping.tasks import CanonicalTask
 from .match import match_unlinked
 from .records import OUTLOOK, SALESFORCE, Decision, EnginePolicy, Item, LinkView, Write, other
+from .series import decide_occurrences, key_words, truncated_at
 
 RECORD_CLASS: dict[str, type[Canonical]] = {
     "calendar": CanonicalEvent,
@@ -317,6 +318,14 @@ def _note_fixed_pattern(d: Decision) -> Decision:
     after = d.result.projection().get("recurrence")
     if before == after:
         return d
+    last = truncated_at(d.link.snapshot, d.result) if after is not None else None
+    if last is not None:
+        note = (
+            f"The series now ends earlier in Outlook (last occurrence {key_words(last)}): "
+            "Salesforce's later occurrences that are not past are deleted; the earlier ones "
+            "(and every past one: activity history) are kept."
+        )
+        return dataclasses.replace(d, message=(d.message + " " if d.message else "") + note)
     if before is None:
         why = "the event became a series in Outlook"
     elif after is None:
@@ -481,6 +490,9 @@ def decide_links(
             if kind == "calendar":
                 d = _note_fixed_pattern(d)
             decisions.append(d)
+        if kind == "calendar" and (d is None or d.action in ("touch", "update", "conflict")):
+            # A series' occurrences changed or cancelled on their own (engine.series).
+            decisions += decide_occurrences(policy, lk, pair.get(OUTLOOK), s_item)
     return decisions, unlinked
 
 
