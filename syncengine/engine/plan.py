@@ -140,7 +140,7 @@ def decide_linked(
                 "create",
                 result=src.record,
                 writes=(Write(side, "create"),),
-                state=_scope_state(src),
+                state=_created_state(src, side),
             )
 
     if st[OUTLOOK] == DELETED and st[SALESFORCE] == DELETED:
@@ -350,6 +350,16 @@ def _touch_or_none(
     if moved or link.state != state:
         return dec("touch", result=None, state=state)
     return None
+
+
+def _created_state(src: Item, dest: str) -> str:
+    """A series is created with its pattern only: its link stays pending one run, so the
+    next run reads both sides again and copies the occurrences changed or cancelled on
+    their own (engine.series); a new copy has none of them yet."""
+    state = _scope_state(src)
+    if state == "synced" and getattr(src.record, "recurrence", None) is not None:
+        return f"pending_update_{dest}"
+    return state
 
 
 def _scope_state(*items: Item | None) -> str:
@@ -618,6 +628,7 @@ def decide_new(
                     result=it.record,
                     writes=(Write(dest, "create"),),
                     message=_open_series_note(policy, it.record) if dest == SALESFORCE else "",
+                    state=_created_state(it, dest),
                 )
             )
     return decisions

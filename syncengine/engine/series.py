@@ -251,8 +251,16 @@ def sf_occurrences(c: CanonicalEvent, rows: list[dict]) -> Occurrences:
             free.discard(where)
         else:
             leftover.append(row)
-    # Exceptions (moved or edited occurrences) take the remaining slots in order.
-    for slot, row in zip(sorted(free), leftover, strict=False):
+    moved = []
+    for row in leftover:  # an exception still at its own slot (only its details changed)
+        where = _row_content(row, c.is_all_day)["start"]
+        if where in free:
+            placed[where] = row
+            free.discard(where)
+        else:
+            moved.append(row)
+    # Moved occurrences take the slots left, in order (Salesforce keeps no original start).
+    for slot, row in zip(sorted(free), moved, strict=False):
         placed[slot] = row
     out = []
     for slot in slots:
@@ -261,7 +269,7 @@ def sf_occurrences(c: CanonicalEvent, rows: list[dict]) -> Occurrences:
             out.append(Occurrence(original=slot, cancelled=True))
             continue
         changed = ()
-        if read_flag(row, "IsRecurrence2Exception") or row in leftover:
+        if read_flag(row, "IsRecurrence2Exception") or any(row is x for x in leftover):
             changed = diff_content(c, slot, _row_content(row, c.is_all_day))
         out.append(
             Occurrence(
@@ -518,7 +526,8 @@ def decide_occurrences(policy, link, o: Item | None, s: Item | None) -> list:
     since they were last agreed (changed or cancelled on their own)."""
     from .records import Decision, Write, other
 
-    if link is None or link.state not in ("synced", "out_of_scope", "conflict"):
+    settled = ("synced", "out_of_scope", "conflict", "pending_update_outlook", "pending_update_salesforce")
+    if link is None or link.state not in settled:
         return []
     if o is None or s is None or o.record is None or s.record is None:
         return []
@@ -546,7 +555,12 @@ def decide_occurrences(policy, link, o: Item | None, s: Item | None) -> list:
         if not (o_moved or s_moved):
             continue
         if o_moved and s_moved and ov != sv:
-            src = OUTLOOK if policy.conflict_winner == OUTLOOK else SALESFORCE
+            # Neither API brings one cancelled occurrence back, so a cancellation wins
+            # over an edit of the same occurrence; otherwise the conflict winner.
+            if "cancelled" in (ov[0], sv[0]):
+                src = OUTLOOK if ov[0] == "cancelled" else SALESFORCE
+            else:
+                src = OUTLOOK if policy.conflict_winner == OUTLOOK else SALESFORCE
         else:
             src = OUTLOOK if o_moved else SALESFORCE
         dest = other(src)
@@ -607,6 +621,8 @@ def decide_occurrences(policy, link, o: Item | None, s: Item | None) -> list:
         else:
             op, rule = "update", "occurrence_changed"
             note = f"{said}: copied to {there} (that occurrence only)."
+        if o_moved and s_moved:
+            note += f" It was changed in {there} too ({_words(current, key)}); that change gave way."
         body = {**expected_content(c, key), **dict(value[1])}
         out.append(Decision(
             link_key=link.link_key, action="occurrence", link=link, **items,

@@ -303,6 +303,27 @@ def test_series_edit_reaches_future_salesforce_occurrences_and_keeps_the_past(me
     _quiet(member)
 
 
+def test_occurrences_changed_before_the_first_sync_follow_the_new_copy(member):
+    """A series is created with its pattern; the run after copies what its occurrences
+    already had on their own (a cancelled one, a changed one), once."""
+    from sandbox.microsoft.services import occurrence_delete, occurrence_update
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    occurrence_delete(master, start + dt.timedelta(days=7))
+    occurrence_update(master, start + dt.timedelta(days=14), {"subject": "Team sync (offsite)"})
+    first = _sync(member)
+    assert first.counts.created == {"outlook": 0, "salesforce": 1}
+    second = _sync(member)
+    assert second.counts.deleted == {"outlook": 0, "salesforce": 1}
+    assert second.counts.updated == {"outlook": 0, "salesforce": 1}
+    rows = _occurrences(member)
+    assert len(rows) == 5
+    assert [r["Subject"] for r in rows].count("Team sync (offsite)") == 1
+    assert SyncLink.objects.get().state == "synced"
+    _quiet(member)
+
+
 def test_cancelling_the_first_occurrence_keeps_it_in_salesforce_and_says_why(member):
     from sandbox.microsoft.services import occurrence_delete
 
