@@ -27,6 +27,7 @@ class OccurrenceRow:
     outlook: str  # what Outlook holds there
     salesforce: str  # what Salesforce holds there
     differs: bool  # the two sides do not hold the same thing (yet)
+    both: str = ""  # what both sides hold, when they agree (shown once)
     outlook_url: str = ""
     salesforce_url: str = ""
 
@@ -89,18 +90,18 @@ def _content_words(content: dict) -> str:
     return "changed: " + ", ".join(parts) if parts else "changed"
 
 
-def _sides(state: str, content: dict) -> tuple[str, str, bool]:
-    """(Outlook, Salesforce, differ) for one stored occurrence state."""
+def _sides(state: str, content: dict) -> tuple[str, str, str]:
+    """(Outlook, Salesforce, both) for one stored occurrence state; `both` when the sides agree."""
     if state == "changed":
         words = _content_words(content)
-        return words, words, False
+        return words, words, words
     if state == "cancelled":
-        return "cancelled", "deleted", False
+        return "cancelled", "deleted", "cancelled (deleted in Salesforce)"
     if state == "kept":
-        return "cancelled", "kept (Salesforce names the series by this occurrence)", True
+        return "cancelled", "kept (Salesforce names the series by this occurrence)", ""
     if state == "pending":
-        return "being written", "being written", True
-    return state, state, True
+        return "being written: the next sync reads both sides again", "being written", ""
+    return state, state, ""
 
 
 def series_card(*, org, membership, link_key: str, kind: str) -> SeriesCard | None:
@@ -120,9 +121,9 @@ def series_card(*, org, membership, link_key: str, kind: str) -> SeriesCard | No
     instance = _instance_urls([link.membership_id]).get(link.membership_id, "")
     rows = []
     for o in stored[:ROWS_SHOWN]:
-        outlook, salesforce, differs = _sides(o.state, o.content or {})
+        outlook, salesforce, both = _sides(o.state, o.content or {})
         rows.append(OccurrenceRow(
-            when=_when(o.original_start), outlook=outlook, salesforce=salesforce, differs=differs,
+            when=_when(o.original_start), outlook=outlook, salesforce=salesforce, differs=not both, both=both,
             outlook_url=outlook_web_url(kind, o.outlook_id),
             salesforce_url=salesforce_record_url(kind, instance, o.sf_id),
         ))
