@@ -59,9 +59,8 @@ def _tables(org) -> list[dict]:
         series = _series_notes(org, rows) if sobject == "Event" else {}
         tables.append({
             "sobject": sobject,
-            "columns": columns + (("Series",) if sobject == "Event" else ()),
-            "rows": [{"id": r["Id"], "series": r["Id"] in series,
-                      "cells": [r.get(c) for c in columns] + ([series.get(r["Id"], "")] if sobject == "Event" else [])}
+            "columns": columns,
+            "rows": [{"id": r["Id"], "series": series.get(r["Id"], ""), "cells": [r.get(c) for c in columns]}
                      for r in records],
             "total": SfRecord.objects.filter(org=org, sobject=sobject, is_deleted=False).count(),
         })

@@ -63,3 +63,23 @@ def test_the_series_card_fits_a_phone_and_a_desktop(browser_page, browser_login,
             if shots:
                 page.screenshot(path=f"{shots}/trace_series_{who}_{width}.png", full_page=True)
         page.context.clear_cookies()
+
+
+def test_the_sandbox_console_shows_a_series_on_a_phone_and_a_desktop(browser_page, browser_login, pat):
+    from sandbox.salesforce.services import sf_record_create, sf_user_ensure
+
+    rep = sf_user_ensure(email="nina@dunder.test")
+    sf_record_create(user=rep, sobject="Event", fields={
+        "Subject": "Standup", "StartDateTime": "2030-02-04T09:00:00Z", "DurationInMinutes": 15,
+        "IsRecurrence2": True, "Recurrence2PatternText": "FREQ=WEEKLY;BYDAY=MO,WE;COUNT=4",
+        "Recurrence2PatternTimeZone": "Europe/Paris"})
+    page = browser_login(browser_page, pat)
+    shots = os.environ.get("SERIES_SCREENSHOTS")
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.goto(f"/sandbox/console/salesforce/{rep.username}/")
+        assert page.get_by_text("2 of 4 · FREQ=WEEKLY;BYDAY=MO,WE;INTERVAL=1;COUNT=4 · Europe/Paris").is_visible()
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 1, f"console at {width}px scrolls sideways by {overflow}px"
+        if shots:
+            page.screenshot(path=f"{shots}/console_series_{width}.png", full_page=True)
