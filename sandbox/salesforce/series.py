@@ -35,7 +35,10 @@ Emulator decisions (not documented by Salesforce, stated so tests can rely on th
   reading of RFC 5545 (a DTSTART off the pattern is not itself an occurrence).
   DTSTART is the StartDateTime's wall-clock time in ``Recurrence2PatternTimeZone``,
   so the series keeps its local time across daylight-saving changes; all-day
-  series are expanded as dates. At most ``MAX_OCCURRENCES`` are materialised.
+  series are expanded as dates. At most ``MAX_OCCURRENCES`` are materialised, and a
+  rule that finds no occurrence for 200 years (or past 4000, Salesforce's last year)
+  ends there. BYWEEKNO counts weeks as RFC 5545 does (week 1 has four days of the
+  year); python-dateutil counts 53 weeks in some 52-week years, so the two differ there.
 
 The expansion here is the emulator's own (python-dateutil is a test dependency
 only); the tests check it against dateutil.
@@ -338,10 +341,12 @@ def occurrences(text: str, *, start: dt.datetime, zone: str, all_day: bool,
     rule = _Rule(parts, first_day)
     wanted = min(count or limit, limit)
     out: list[dt.datetime] = []
+    last_match = first_day
     for days, year in rule.periods(first_day):
-        if days[0] > first_day + dt.timedelta(days=366 * 200):  # a rule that matches nothing any more
+        if days[0] > last_match + dt.timedelta(days=366 * 200):  # a rule that matches nothing any more
             break
         for day in rule.select(days, year):
+            last_match = day
             wall = dt.datetime.combine(day, local.time())
             if wall < local:
                 continue
