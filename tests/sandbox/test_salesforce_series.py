@@ -153,13 +153,20 @@ def series_rules(draw):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(rule=series_rules(), zone=st.sampled_from(ZONES),
+@given(rule=series_rules(), zone=st.sampled_from(ZONES), all_day=st.booleans(),
        wall=st.datetimes(min_value=dt.datetime(2029, 1, 1), max_value=dt.datetime(2031, 12, 31)))
-def test_property_series_instants_equal_dateutil_in_the_pattern_zone(sf, rule, zone, wall):
+def test_property_series_instants_equal_dateutil_in_the_pattern_zone(sf, rule, zone, all_day, wall):
     start = _local(wall.replace(second=0, microsecond=0), zone)
+    if all_day:  # dates: each occurrence is all day on its date, whatever the zone
+        start = _local(wall.replace(hour=0, minute=0, second=0, microsecond=0), "UTC")
     expected = _expected(rule, start)
     try:
-        _series(sf, rule, start)
+        if all_day:
+            sf.Event.create({"Subject": "Offsite", "IsAllDayEvent": True, "ActivityDate": start.date().isoformat(),
+                             "IsRecurrence2": True, "Recurrence2PatternText": rule,
+                             "Recurrence2PatternTimeZone": zone})
+        else:
+            _series(sf, rule, start)
     except SalesforceMalformedRequest as refused:  # only a rule without any occurrence is refused here
         assert expected == [] and refused.content[0]["errorCode"] == "FIELD_INTEGRITY_EXCEPTION"
         return
