@@ -126,6 +126,7 @@ def fetch_salesforce(
     full: bool,
     into: Fetched,
     snapshot_hints: Hints | None = None,
+    series_known=None,
 ) -> None:
     into.sf_mark = now
     scope_all = kind == CONTACTS and policy.contact_scope == "all"
@@ -135,7 +136,8 @@ def fetch_salesforce(
         into.full_salesforce = True
     else:
         pages = side.changed_pages(cursor.sf_high_water - SF_OVERLAP, scope_all=scope_all)
-    series = SeriesReader(side, kind, policy, now)
+    incremental = not into.full_salesforce
+    series = SeriesReader(side, kind, policy, now, known=series_known if incremental else None)
     for rows in pages:
         hint = snapshot_hints(_sf_ids(rows)) if snapshot_hints else None
         for row in rows:

@@ -386,14 +386,16 @@ class SalesforceSide:
         return self.client.query_pages(soql, include_deleted=True)
 
     def series_pages(self, pattern_starts: Sequence[str]) -> Iterator[list[dict]]:
-        """Every live occurrence row of the member's series starting at these instants
-        (engine.series: a series is read whole, one query for many series)."""
+        """Every occurrence row of the member's series starting at these instants, deleted
+        ones included (engine.series: a series is read whole, one query for many series)."""
         values = ", ".join(_soql_datetime(_sf_instant(v)) for v in pattern_starts)
         where = self._owner_clause(False) + [
             "IsRecurrence2 = true",
             f"Recurrence2PatternStartDate IN ({values})",
         ]
-        return self.client.query_pages(self._select() + " WHERE " + " AND ".join(where))
+        return self.client.query_pages(
+            self._select() + " WHERE " + " AND ".join(where), include_deleted=True
+        )
 
     def get_many(self, ids: Sequence[str]) -> dict[str, dict | None]:
         out: dict[str, dict | None] = dict.fromkeys(ids)

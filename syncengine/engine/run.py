@@ -595,6 +595,7 @@ class _Run:
                 full=full,
                 into=fetched,
                 snapshot_hints=hints,
+                series_known=None if ignore_links else self._series_known,
             )
             fetch_outlook(self.outlook, self.kind, self.policy, cur, t, full=full, into=fetched)
             link_pks: list[int] = []
@@ -872,6 +873,25 @@ class _Run:
             confirm_outlook(self.outlook, self.kind, self.policy, t, o_ids, fetched)
         if s_ids:
             confirm_salesforce(self.sf, self.kind, self.policy, t, s_ids, fetched, hints)
+
+    def _series_known(self, latest: dict[str, list[str]]) -> set[str]:
+        """Series starts (keys) where each series reported (its latest stamp) has a link
+        holding that stamp already: an overlap re-read of what the last run saw."""
+        rows = (
+            _links_query(self.membership, self.kind)
+            .exclude(sf_modstamp="")
+            .filter(snapshot__start__in=[f"{k}Z" for k in latest])
+            .values_list("snapshot__start", "sf_modstamp")
+        )
+        found: dict[str, list[str]] = {}
+        for start, stamp in rows:
+            found.setdefault(start[:16], []).append(stamp)
+        known = set()
+        for k, stamps in found.items():
+            links, groups = sorted(stamps, reverse=True), sorted(latest[k], reverse=True)
+            if len(links) >= len(groups) and all(a >= b for a, b in zip(links, groups, strict=False)):
+                known.add(k)
+        return known
 
     def _series_reads(self, fetched: Fetched, link_pks: list[int], t, hints) -> None:
         """A linked series read on one side is read on the other too, and an Outlook

@@ -286,12 +286,16 @@ class SeriesReader:
     """Sets aside the occurrence rows a Salesforce read brings, then reads their whole
     series (one query per GROUP_QUERY_SERIES series) and maps each as one Item."""
 
-    def __init__(self, side, kind: str, policy, now: datetime):
+    def __init__(self, side, kind: str, policy, now: datetime, *, known=None):
         self.side = side
         self.kind = kind
         self.policy = policy
         self.now = now
         self.reported: dict[tuple, list[dict]] = {}
+        # known({start key: [latest stamp of each series reported]}) → the starts of linked series that
+        # have seen those stamps already (rows an incremental read's overlap re-reports):
+        # their group is not read again, so a quiet run stays one query.
+        self.known = known
 
     def add(self, row: dict) -> None:
         self.reported.setdefault(group_key(row), []).append(row)
@@ -299,18 +303,39 @@ class SeriesReader:
     def items(self) -> Iterable[Item]:
         if not self.reported:
             return []
+        if self.known is not None:
+            latest: dict[str, list[str]] = {}
+            for key, rows in self.reported.items():
+                start = _parse_sf(key[1])
+                if start is not None:
+                    stamp = max(str(r.get("SystemModstamp") or "") for r in rows)
+                    latest.setdefault(occ_key(start), []).append(stamp)
+            seen = self.known(latest) if latest else set()
+            self.reported = {
+                k: v for k, v in self.reported.items()
+                if not (_parse_sf(k[1]) and occ_key(_parse_sf(k[1])) in seen)
+            }  # fmt: skip
         starts = sorted({k[1] for k in self.reported if k[1]})
         groups: dict[tuple, list[dict]] = {}
+        stamps: dict[tuple, str] = {}
         for i in range(0, len(starts), GROUP_QUERY_SERIES):
             for page in self.side.series_pages(starts[i : i + GROUP_QUERY_SERIES]):
                 for row in page:
-                    if is_series_row(row) and not read_flag(row, "IsDeleted"):
-                        groups.setdefault(group_key(row), []).append(row)
+                    if not is_series_row(row):
+                        continue
+                    key = group_key(row)
+                    # Deleted occurrences count for the version: a deletion is a change.
+                    stamps[key] = max(stamps.get(key, ""), str(row.get("SystemModstamp") or ""))
+                    if not read_flag(row, "IsDeleted"):
+                        groups.setdefault(key, []).append(row)
         out: list[Item] = []
         for key, reported in self.reported.items():
             live = groups.get(key)
             if live:
-                out.append(sf_series_item(self.kind, live, self.policy, self.now))
+                it = sf_series_item(self.kind, live, self.policy, self.now)
+                if stamps.get(key) and not it.deleted:
+                    it = dataclasses.replace(it, version=max(it.version, stamps[key]))
+                out.append(it)
                 continue
             # The whole series is gone: each reported row reads as deleted (the
             # series link holds one of their Ids).
