@@ -531,3 +531,31 @@ def test_day_30_with_a_february_is_skipped_with_the_reason(member):
     assert "Outlook moves day 30 to the last day of shorter months" in note
     assert "February 2027" in note
     assert not member.sf("Event")
+
+
+def test_manual_plan_lists_a_changed_occurrence_and_applies_only_it(member):
+    """Manual mode: the changed occurrence is a planned change of its own, with its
+    reason, in the review page's "Series occurrences" group; applying the plan writes it."""
+    from sandbox.microsoft.services import occurrence_update
+    from syncengine.engine.run import plan_apply
+    from syncengine.models import PlannedChange
+    from syncengine.selectors import group_of
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    second = start + dt.timedelta(days=7)
+    occurrence_update(master, second, {"subject": "Team sync (board)"})
+    plan = run_sync(member.membership, "calendar", "manual", plan_only=True)
+    assert plan.status == "planned", plan.message
+    (row,) = PlannedChange.objects.filter(run_id=plan.run_id)
+    assert row.action == "occurrence" and row.side == "salesforce:update"
+    assert group_of(row.action, row.side) == "occurrence"
+    assert second.strftime("%Y-%m-%d %H:%M") in row.reason and "that occurrence only" in row.reason
+    assert row.title == "Team sync"
+    assert all(r["Subject"] == "Team sync" for r in _occurrences(member))  # nothing written yet
+    result = plan_apply(member.membership, plan.run_id)
+    assert result.counts.updated == {"outlook": 0, "salesforce": 1}
+    assert [r["Subject"] for r in _occurrences(member)].count("Team sync (board)") == 1
+    _quiet(member)
