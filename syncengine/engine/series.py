@@ -23,6 +23,12 @@ becomes one ``Item``:
   the slots left, in order), what differs from the pattern for an exception,
   and ``cancelled`` for a slot no row holds (a deleted occurrence).
 
+Known limit: two series of one owner with the same first start, pattern text and
+zone share every field the API offers (there is no series id), so they read as one
+series; the occurrence slots of moved exceptions are guessed in order (Salesforce
+keeps no original start), and a Salesforce user deleting a series' first occurrence
+(the record holding our key) leaves the rest unrecognised until a Rebuild.
+
 Outlook: a series master's occurrences come from ``/instances`` over the
 calendar window (``occurrences_from_instances``); a slot of the pattern in the
 window without an instance is a cancelled occurrence; an ``exception`` whose
