@@ -559,3 +559,39 @@ def test_manual_plan_lists_a_changed_occurrence_and_applies_only_it(member):
     assert result.counts.updated == {"outlook": 0, "salesforce": 1}
     assert [r["Subject"] for r in _occurrences(member)].count("Team sync (board)") == 1
     _quiet(member)
+
+
+def test_series_deleted_in_outlook_keeps_its_past_in_salesforce_and_never_comes_back(member):
+    from sandbox.microsoft.services import item_delete
+
+    start = _monday(-2)  # two occurrences already past
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    item_delete(master)
+    result = _sync(member)
+    assert result.counts.deleted == {"outlook": 0, "salesforce": 1}
+    now = _sf_when(timezone.now().astimezone(dt.UTC).replace(tzinfo=None))
+    rows = _occurrences(member)
+    assert [r["StartDateTime"] < now for r in rows] == [True, True]  # activity history kept
+    assert any("past occurrences stay there as activity history" in m for m in _messages(result))
+    for _ in range(2):
+        again = _sync(member)
+        assert again.counts.writes == 0, _messages(again)
+    assert member.events_o() == []  # the kept history is never copied back to Outlook
+    assert SyncLink.objects.get().state == "tombstoned"
+
+
+def test_series_deleted_in_salesforce_deletes_the_outlook_series(member):
+    from sandbox.salesforce.services import sf_series_delete_onwards
+
+    start = _monday()
+    _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    sf_series_delete_onwards(user=member.sf_user, record_id=_occurrences(member)[0]["Id"])
+    assert _occurrences(member) == []
+    result = _sync(member)
+    assert result.counts.deleted == {"outlook": 1, "salesforce": 0}
+    assert member.events_o() == []
+    assert _sync(member).counts.writes == 0
