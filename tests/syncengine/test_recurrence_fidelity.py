@@ -358,3 +358,23 @@ def test_synced_series_has_outlooks_instances_or_a_skip_the_member_reads(member,
     ]
     assert stored[: len(salesforce)] == salesforce[: len(stored)]  # (the emulator keeps 999)
     event(f"exact: {data['recurrence']['pattern']['type']} × {data['recurrence']['range']['type']}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=series())
+def test_engine_places_occurrences_where_dateutil_does(data):
+    """The engine keys occurrences by their original start (engine/series.py): its own
+    expansion of the pattern must give Outlook's instants, checked against dateutil."""
+    from syncengine.engine.series import occ_key, pattern_slots
+
+    assume(_wall_exists(data))
+    try:
+        c = events.from_graph(data)
+    except MappingError:
+        assume(False)
+    first = dt.date.fromisoformat(data["start"]["dateTime"][:10])
+    horizon = first + dt.timedelta(days=400)
+    want = [occ_key(x) for x in _dateutil_outlook(data, horizon)]
+    bounded = data["recurrence"]["range"]["type"] != "noEnd"
+    got = pattern_slots(c, through=None if bounded else horizon)
+    assert got == want
