@@ -386,6 +386,16 @@ class GraphClient:
 # Salesforce
 
 
+def _restful_at(sf, version: str, path: str, *, params=None, method: str = "GET", **kwargs):
+    """simple-salesforce's `restful` at another API version than the session's."""
+    base = sf.base_url.rstrip("/").rsplit("/v", 1)[0]
+    result = sf._call_salesforce(method, f"{base}/v{version}/{path}", name=path, params=params, **kwargs)
+    if result.status_code == 204:
+        return None
+    body = sf.parse_result_to_json(result)
+    return body if len(body) else None
+
+
 class SalesforceClient:
     side = "salesforce"
 
@@ -553,9 +563,13 @@ class SalesforceClient:
             )
 
     # --- single records ----------------------------------------------------------------------------
-    def _rest(self, method: str, path: str, *, params=None, json=None, idempotent: bool | None = None):
+    def _rest(self, method: str, path: str, *, params=None, json=None, idempotent: bool | None = None,
+              api_version: str | None = None):
         idempotent = method in IDEMPOTENT or method == "PATCH" if idempotent is None else idempotent
         kwargs = {"json": json} if json is not None else {}
+        if api_version:
+            return self._call(lambda sf: _restful_at(sf, api_version, path, params=params, method=method, **kwargs),
+                              idempotent=idempotent)
         return self._call(lambda sf: sf.restful(path, params=params, method=method, **kwargs),
                           idempotent=idempotent)
 
@@ -596,13 +610,20 @@ class SalesforceClient:
         return out
 
     def collection_update(self, sobject: str, records_with_Id: list[dict], *,  # noqa: N803 (contract name)
-                          all_or_none: bool = False) -> list[CollectionResult]:
+                          all_or_none: bool = False, api_version: str | None = None) -> list[CollectionResult]:
+        """`api_version`: send at another version than the pinned one (an event-series
+        occurrence changes alone only below 58.0, see syncengine/engine/series.py)."""
         out: list[CollectionResult] = []
         for start in range(0, len(records_with_Id), SF_COLLECTION_SIZE):
             chunk = [{"attributes": {"type": sobject}, **r} for r in records_with_Id[start : start + SF_COLLECTION_SIZE]]
-            out += self._results(self._rest("PATCH", "composite/sobjects",
+            out += self._results(self._rest("PATCH", "composite/sobjects", api_version=api_version,
                                             json={"allOrNone": all_or_none, "records": chunk}))
         return out
+
+    def event_delete_onwards(self, record_id: str) -> None:
+        """Delete an event-series occurrence and every later one of its series
+        (REST `sobjects/Event/{id}/fromThisEventOnwards`)."""
+        self._rest("DELETE", f"sobjects/Event/{record_id}/fromThisEventOnwards")
 
     def collection_delete(self, ids: list[str], *, all_or_none: bool = False) -> list[CollectionResult]:
         out: list[CollectionResult] = []

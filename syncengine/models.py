@@ -85,6 +85,44 @@ class SyncLink(models.Model):
         return f"{self.kind} link {self.link_key} ({self.state})"
 
 
+class OccurrenceState(models.TextChoices):
+    """An occurrence that no longer follows its series, as both sides last agreed."""
+
+    CHANGED = "changed", "Changed on its own"
+    CANCELLED = "cancelled", "Cancelled"
+    # Outlook cancelled it, Salesforce keeps it (the series' first occurrence names the
+    # series there); not tried again, the item trace says why.
+    KEPT = "kept", "Kept in Salesforce"
+    # Written to the other side, answer not recorded yet: the next run reads both again.
+    PENDING = "pending", "Being written"
+
+
+class SyncOccurrence(models.Model):
+    """One occurrence of a linked series that differs from its pattern, keyed by the
+    series link and the occurrence's original start (engine.series). Occurrences that
+    follow the pattern have no row: the series link holds them."""
+
+    link = models.ForeignKey(SyncLink, on_delete=models.CASCADE, related_name="occurrences")
+    # "YYYY-MM-DDTHH:MM" in UTC, or "YYYY-MM-DD" for an all-day series (engine.series.occ_key).
+    original_start = models.CharField(max_length=16)
+    state = models.CharField(max_length=16, choices=OccurrenceState.choices)
+    outlook_id = models.CharField(max_length=512, blank=True, default="")
+    sf_id = models.CharField(max_length=18, blank=True, default="")
+    # What differs from the pattern (start, end, subject, location), as both sides hold it.
+    content = models.JSONField(default=dict, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["link", "original_start"], name="syncoccurrence_unique_original"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"occurrence {self.original_start} of {self.link_id} ({self.state})"
+
+
 class SyncCursor(models.Model):
     """Where each side's change feed stopped for one member and kind."""
 

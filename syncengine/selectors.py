@@ -87,12 +87,15 @@ PLAN_GROUPS: tuple[PlanGroup, ...] = (
               "Already on both sides: paired, nothing is created twice."),
     PlanGroup("conflict", "Conflicts", Q(action="conflict"),
               "Changed differently on both sides: one value wins per field."),
+    PlanGroup("occurrence", "Series occurrences", Q(action="occurrence"),
+              "One occurrence of a series changed or cancelled on its own: only that occurrence "
+              "is changed on the other side."),
     PlanGroup("skip", "Skipped", Q(action__in=("skip", "tombstone")),
               "Left as they are, with the reason."),
     PlanGroup("error", "Errors", Q(action="error"), "Could not be read: nothing is written for them."),
 )
 GROUPS_BY_KEY = {g.key: g for g in PLAN_GROUPS}
-SHOWN_ACTIONS = ("create", "update", "delete", "link", "conflict", "skip", "tombstone", "error")
+SHOWN_ACTIONS = ("create", "update", "delete", "link", "conflict", "occurrence", "skip", "tombstone", "error")
 
 
 def group_of(action: str, side: str) -> str | None:

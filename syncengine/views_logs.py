@@ -19,7 +19,7 @@ from django.views.decorators.vary import vary_on_headers
 
 from orgs.access import org_view
 
-from . import selectors, support
+from . import selectors, support, trace_series
 from .forms_logs import BundleForm, LogFilterForm, RunFilterForm, TraceForm
 from .models import SyncRun
 
@@ -128,7 +128,7 @@ def logs_export(request):
 def trace(request):
     org, own, _ = _audience(request)
     form = TraceForm(request.GET)
-    candidates, item, rows, sources, member = [], None, [], {}, None
+    candidates, item, rows, sources, member, series = [], None, [], {}, None, None
     if form.is_valid() and form.cleaned_data["item"]:
         candidates = selectors.trace_candidates(org=org, membership=own,
                                                 q=form.cleaned_data["item"])
@@ -138,10 +138,11 @@ def trace(request):
             member = own or selectors.org_member(
                 org=org, membership_id=rows[-1].entry.membership_id if rows else None)
             sources = selectors.trace_policy_sources(membership=member, kind=item.kind)
+            series = trace_series.series_card(org=org, membership=own, link_key=item.link_key, kind=item.kind)
         _audit(request, "trace", own or (member if item else None), form)
     return render(request, LOGS + "trace.html", _base(
         request, form=form, candidates=candidates, item=item, rows=rows, sources=sources,
-        show_member=own is None))
+        series=series, show_member=own is None))
 
 
 @org_view()

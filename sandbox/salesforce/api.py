@@ -81,6 +81,8 @@ def api_view(view):
     def wrapper(request, *args, version: str = "", **kwargs):
         if version and not version_answered(version):
             return not_found()
+        # Some rules depend on the version in the URL (event series updates, series.py).
+        request.sf_version = version or settings.SALESFORCE_API_VERSION
         if getattr(request, "sf_inner", False):
             return _run(view, request, args, kwargs)
         user = sf_session_user(bearer(request))

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 
-from . import clock
+from . import clock, series
 from .ids import base62, make_id, to18
 from .models import SfAccessToken, SfAuthCode, SfOrg, SfRecord, SfRefreshToken, SfUser
 from .schema import KEY_PREFIX, LINK_KEY, OBJECTS, PREFIX_TYPE, WRITABLE, schema_for
@@ -421,23 +421,46 @@ def sf_records_create(*, user: SfUser, records: list[tuple[str, dict]], all_or_n
     if not todo:
         return results
     stamp = _next_modstamp(org)
-    serials = iter(_serials(org, len(todo)))
+    serials = iter(_serials(org, sum(len(prepared[i].slots) or 1 for i in todo)))
     rows = []
     for i in todo:
         prep = prepared[i]
-        serial = next(serials)
-        sf_id = make_id(KEY_PREFIX[prep.sobject], org.pk, serial)
-        if prep.sobject == "Case":
-            prep.values["CaseNumber"] = f"{serial:08d}"  # the auto-number
-        rec = SfRecord(
-            org=org, sobject=prep.sobject, sf_id=sf_id, fields=prep.values, created_date=stamp,
-            last_modified_date=stamp, system_modstamp=stamp, owner_id=prep.values.get("OwnerId") or "",
-            created_by_id=user.user_id, last_modified_by_id=user.user_id, link_key=prep.values.get(LINK_KEY),
-        )
-        rows.append(rec)
-        results[i].id, results[i].record, results[i].created = sf_id, rec, True
+        first = None
+        for values in _record_values(org, prep, serials):
+            serial = values.pop("@serial")
+            sf_id = make_id(KEY_PREFIX[prep.sobject], org.pk, serial)
+            if prep.sobject == "Case":
+                values["CaseNumber"] = f"{serial:08d}"  # the auto-number
+            rec = SfRecord(
+                org=org, sobject=prep.sobject, sf_id=sf_id, fields=values, created_date=stamp,
+                last_modified_date=stamp, system_modstamp=stamp, owner_id=values.get("OwnerId") or "",
+                created_by_id=user.user_id, last_modified_by_id=user.user_id, link_key=values.get(LINK_KEY),
+            )
+            rows.append(rec)
+            first = first or rec
+        # An event series answers with its first occurrence (series.py).
+        results[i].id, results[i].record, results[i].created = first.sf_id, first, True
     SfRecord.objects.bulk_create(rows, batch_size=500)
     return results
+
+
+def _record_values(org: SfOrg, prep, serials) -> list[dict]:
+    """The stored fields of each record one create makes: one, or one per occurrence of an event series.
+
+    Every occurrence gets the fields sent; the unique LinkPoint_Key__c only the first (a unique value
+    can be on one record), and all share the internal series id."""
+    if not prep.slots:
+        return [{**prep.values, "@serial": next(serials)}]
+    out = []
+    for n, slot in enumerate(prep.slots):
+        serial = next(serials)
+        if n == 0:
+            series_id = make_id("828", org.pk, serial)
+        values = {**prep.values, **slot, "_series": series_id, "@serial": serial}
+        if n:
+            values[LINK_KEY] = None
+        out.append(values)
+    return out
 
 
 def _load(org: SfOrg, ids: list[str]) -> dict[str, SfRecord]:
@@ -457,8 +480,10 @@ def _missing(raw_id: str, rec: SfRecord | None, sobject: str | None) -> SfError 
 
 @transaction.atomic(using=DB)
 def sf_records_update(*, user: SfUser, records: list[tuple[str | None, str, dict]],
-                      all_or_none: bool = False) -> list[WriteResult]:
-    """Update records [(sobject or None, id, body), ...]; per-record results in request order."""
+                      all_or_none: bool = False, api_version: str | None = None) -> list[WriteResult]:
+    """Update records [(sobject or None, id, body), ...]; per-record results in request order.
+
+    `api_version`: the request's (URL) version; event series occurrences follow its rules (series.py)."""
     org = _lock_org(user.org_id)
     now = clock.now()
     found = _load(org, [rid for _, rid, _ in records])
@@ -494,20 +519,59 @@ def sf_records_update(*, user: SfUser, records: list[tuple[str | None, str, dict
     if not todo:
         return results
     stamp = _next_modstamp(org)
+    followers = _series_followers(org, [(results[i].record, prepared[i]) for i in todo], now,
+                                  float(api_version or settings.SALESFORCE_API_VERSION))
     rows = []
     for i in todo:
         rec = results[i].record
         rec.fields = prepared[i].values
+        rows.append(rec)
+    for rec in rows + followers:
         rec.owner_id = rec.fields.get("OwnerId") or ""
         rec.link_key = rec.fields.get(LINK_KEY)
         rec.last_modified_date = rec.system_modstamp = stamp
         rec.last_modified_by_id = user.user_id
-        rows.append(rec)
+    rows += followers
     SfRecord.objects.bulk_update(
         rows, ["fields", "owner_id", "link_key", "last_modified_date", "system_modstamp", "last_modified_by_id"],
         batch_size=500,
     )
     return results
+
+
+def _series_followers(org: SfOrg, changes: list[tuple[SfRecord, object]], now: dt.datetime,
+                      version: float) -> list[SfRecord]:
+    """Apply Salesforce's occurrence-update rules; returns the other occurrences a change carries to.
+
+    Before API 58.0, and for a past occurrence at any version, an update changes that occurrence only and
+    makes it an exception. From 58.0 a change to a future occurrence is a change to the series from there
+    on: every future occurrence that is not an exception takes the same values, and a new time moves each
+    by the same wall-clock shift in the pattern's zone."""
+    explicit = {rec.sf_id for rec, _ in changes}
+    followers: dict[str, SfRecord] = {}
+    for rec, prep in changes:
+        old, new = rec.fields, prep.values
+        if rec.sobject != "Event" or not old.get("_series") or new == old:
+            continue
+        start = clock.parse_datetime(old.get("StartDateTime") or "")
+        if version < 58 or start is None or start < now:
+            new["IsRecurrence2Exception"] = True
+            continue
+        copied = {k: new[k] for k in prep.supplied if k not in series.TIME_FIELDS and k != LINK_KEY}
+        timed = bool(prep.supplied & set(series.TIME_FIELDS))
+        siblings = (SfRecord.objects.filter(org=org, sobject="Event", is_deleted=False, fields___series=old["_series"])
+                    .exclude(sf_id__in=explicit))
+        for sib in siblings:
+            sib = followers.get(sib.sf_id, sib)
+            sib_start = clock.parse_datetime(sib.fields.get("StartDateTime") or "")
+            if sib.fields.get("IsRecurrence2Exception") or sib_start is None or sib_start < now:
+                continue
+            fields = {**sib.fields, **copied}
+            if timed:
+                fields.update(series.moved(sib.fields, old, new))
+            sib.fields = fields
+            followers[sib.sf_id] = sib
+    return list(followers.values())
 
 
 @transaction.atomic(using=DB)
@@ -543,9 +607,84 @@ def sf_records_delete(*, user: SfUser, ids: list[str], all_or_none: bool = False
     return results
 
 
+ONWARDS_DONE = "We\u2019re deleting the selected events from the series. Wait for all events to be removed."
+
+
+@transaction.atomic(using=DB)
+def sf_series_delete_onwards(*, user: SfUser, record_id: str) -> list[str]:
+    """DELETE /sobjects/Event/{id}/fromThisEventOnwards: this occurrence and every later one of its series.
+
+    Refused (SfWriteError) for a record that is no series occurrence, a historical one
+    (IsRecurrence2Exclusion) or one before the series' Recurrence2PatternStartDate. Returns the ids deleted."""
+    org = _lock_org(user.org_id)
+    rec = _load(org, [record_id]).get(to18(record_id or "") or "")
+    error = _missing(record_id, rec, "Event")
+    if error:
+        raise SfWriteError([error])
+    fields = rec.fields
+    start = clock.parse_datetime(fields.get("StartDateTime") or "")
+    pattern_start = clock.parse_datetime(fields.get("Recurrence2PatternStartDate") or "")
+    if not fields.get("IsRecurrence2") or not fields.get("_series") or fields.get("IsRecurrence2Exclusion") or (
+            start and pattern_start and start < pattern_start) or fields.get("IsChild"):
+        raise SfWriteError([SfError("INVALID_OPERATION", "You can delete events from this event onwards only for an "
+                                    "event in a series that follows its recurrence pattern.")])
+    doomed = [r for r in SfRecord.objects.filter(org=org, sobject="Event", is_deleted=False,
+                                                 fields___series=fields["_series"])
+              if (clock.parse_datetime(r.fields.get("StartDateTime") or "") or start) >= start]
+    return [r.id for r in sf_records_delete(user=user, ids=[r.sf_id for r in doomed]) if r.success]
+
+
+@transaction.atomic(using=DB)
+def sf_series_repattern(*, user: SfUser, occurrence_id: str, rrule: str, start: dt.datetime | None = None) -> dict:
+    """A user changes a series' pattern in Lightning Experience ("all events"), which the API cannot do.
+
+    Salesforce deletes and re-creates the series (CDC guide, "Updating Recurring Calendar Events"); the
+    emulator keeps the past occurrences as history (IsRecurrence2Exclusion), deletes the future ones and
+    creates the new series from `start` (default: the first future occurrence's start, else now) with the
+    same field values; LinkPoint_Key__c moves to the new first occurrence when a deleted one held it.
+    Returns the new first occurrence in API form."""
+    org = _lock_org(user.org_id)
+    rec = _load(org, [occurrence_id]).get(to18(occurrence_id or "") or "")
+    error = _missing(occurrence_id, rec, "Event")
+    if error or not rec.fields.get("_series"):
+        raise SfWriteError([error or SfError("INVALID_OPERATION", "not an event series occurrence")])
+    now = clock.now()
+    group = sorted(SfRecord.objects.filter(org=org, sobject="Event", is_deleted=False,
+                                           fields___series=rec.fields["_series"]),
+                   key=lambda r: r.fields.get("StartDateTime") or "")
+    past = [r for r in group if clock.parse_datetime(r.fields["StartDateTime"]) < now]
+    future = [r for r in group if r not in past]
+    template = (future or past)[0].fields
+    key = next((r.fields.get(LINK_KEY) for r in future if r.fields.get(LINK_KEY)), None)
+    if start is None:
+        start = clock.parse_datetime(future[0].fields["StartDateTime"]) if future else now
+    length = clock.parse_datetime(template["EndDateTime"]) - clock.parse_datetime(template["StartDateTime"])
+    body = {k: v for k, v in template.items() if OBJECTS["Event"].get(k) is not None and OBJECTS["Event"][k].createable
+            or k.endswith("__c")}
+    body.update({"StartDateTime": clock.fmt_datetime(start), "EndDateTime": clock.fmt_datetime(start + length),
+                 "IsRecurrence2": True, "Recurrence2PatternText": rrule, LINK_KEY: None,
+                 "Recurrence2PatternTimeZone": template.get("Recurrence2PatternTimeZone")})
+    for name in ("ActivityDateTime", "DurationInMinutes", "ReminderDateTime"):
+        body.pop(name, None)
+    if body.get("IsAllDayEvent"):
+        body["ActivityDate"] = start.date().isoformat()
+    for r in past:
+        r.fields = {**r.fields, "IsRecurrence2Exclusion": True}
+    stamp = _next_modstamp(org)
+    for r in past:
+        r.last_modified_date = r.system_modstamp = stamp
+        r.last_modified_by_id = user.user_id
+    SfRecord.objects.bulk_update(past, ["fields", "last_modified_date", "system_modstamp", "last_modified_by_id"])
+    if future:
+        sf_records_delete(user=user, ids=[r.sf_id for r in future])
+    if key:
+        body[LINK_KEY] = key
+    return record_api(_single(sf_records_create(user=user, records=[("Event", body)])).record)
+
+
 @transaction.atomic(using=DB)
 def sf_records_upsert(*, user: SfUser, sobject: str, records: list[dict], key_field: str = LINK_KEY,
-                      all_or_none: bool = False) -> list[WriteResult]:
+                      all_or_none: bool = False, api_version: str | None = None) -> list[WriteResult]:
     """Upsert by external id: records whose key matches a live record are updated, the rest created."""
     keys = [r.get(key_field) for r in records]
     existing = dict(
@@ -568,7 +707,7 @@ def sf_records_upsert(*, user: SfUser, sobject: str, records: list[dict], key_fi
     done_c = sf_records_create(user=user, records=[(sobject, records[i]) for i in creates])
     done_u = sf_records_update(
         user=user, records=[(sobject, existing[keys[i]], {k: v for k, v in records[i].items() if k != key_field})
-                            for i in updates])
+                            for i in updates], api_version=api_version)
     for i, r in zip(creates, done_c, strict=True):
         results[i] = r
     for i, r in zip(updates, done_u, strict=True):
@@ -627,7 +766,8 @@ def sobject_for_id(record_id: str) -> str | None:
 __all__ = [
     "SfError", "SfWriteError", "WriteResult", "base62", "sf_api_consume", "sf_authcode_issue", "sf_org_find",
     "sf_record_create", "sf_record_delete", "sf_record_touch", "sf_record_update", "sf_records",
-    "sf_records_create", "sf_records_delete", "sf_records_update", "sf_records_upsert", "sf_session_expire",
+    "sf_records_create", "sf_records_delete", "sf_records_update", "sf_records_upsert", "sf_series_delete_onwards",
+    "sf_series_repattern", "sf_session_expire",
     "sf_session_issue", "sf_session_user", "sf_token_by_code", "sf_token_by_refresh", "sf_token_revoke",
     "sf_user_ensure", "SYSTEM_FIELDS",
 ]

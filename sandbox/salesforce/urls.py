@@ -30,6 +30,8 @@ urlpatterns = [
     re_path(V + r"sobjects/" + SOBJECT + r"/updated/?$", views.updated, name="sf-updated"),
     re_path(V + r"sobjects/" + SOBJECT + r"/deleted/?$", views.deleted, name="sf-deleted"),
     re_path(V + r"sobjects/" + SOBJECT + r"/?$", views.sobject_root, name="sf-sobject"),
+    re_path(V + r"sobjects/" + SOBJECT + r"/(?P<record_id>[^/]+)/fromThisEventOnwards/?$", views.event_from_here_on,
+            name="sf-sobject"),
     re_path(V + r"sobjects/" + SOBJECT + r"/(?P<record_id>[^/]+)/?$", views.sobject_row, name="sf-sobject"),
     re_path(V + r"sobjects/" + SOBJECT + r"/(?P<field>[A-Za-z][A-Za-z0-9_]*)/(?P<value>[^/]+)/?$",
             views.sobject_by_external_id, name="sf-upsert"),

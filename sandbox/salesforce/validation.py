@@ -154,6 +154,7 @@ class Prepared:
     sobject: str
     values: dict  # full stored field dict
     supplied: set  # field names present in the body
+    slots: list = field(default_factory=list)  # an event series' occurrences (series.slots), when creating one
 
 
 def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, now: dt.datetime,
@@ -226,7 +227,12 @@ def prepare(*, sobject: str, body: dict, existing: dict | None, owner_id: str, n
             raise SfError("FIELD_INTEGRITY_EXCEPTION", "The record's dates are outside the valid range.",
                           [name for name in patch if lookup[name.lower()].type in ("datetime", "date", "int")]
                           ) from None
-    return Prepared(sobject=sobject, values=values, supplied=set(patch))
+    prepared = Prepared(sobject=sobject, values=values, supplied=set(patch))
+    if creating and sobject == "Event" and values.get("IsRecurrence2"):
+        from . import series
+
+        prepared.slots = series.slots(values)
+    return prepared
 
 
 def _derive_contact(values, supplied, creating, now, owner_tz):
@@ -316,51 +322,23 @@ def _derive_event(values, supplied, creating, now, owner_tz):
         values["ActivityDate"] = start.date().isoformat()
 
     if creating and (values.get("IsRecurrence2") or values.get("Recurrence2PatternText")):
+        from . import series  # series.py builds on SfError from here
+
         if not values.get("Recurrence2PatternText"):
             raise SfError("REQUIRED_FIELD_MISSING", "Required fields are missing: [Recurrence2PatternText]",
                           ["Recurrence2PatternText"])
-        values["Recurrence2PatternText"] = normalise_rrule(values["Recurrence2PatternText"])
+        values["Recurrence2PatternText"] = series.normalise(values["Recurrence2PatternText"])
         values["IsRecurrence2"] = True
         values["Recurrence2PatternStartDate"] = values["StartDateTime"]
         values["Recurrence2PatternTimeZone"] = values.get("Recurrence2PatternTimeZone") or owner_tz
+        series.zone_of(values["Recurrence2PatternTimeZone"])
         values["Recurrence2PatternVersion"] = "1"
-        values["GroupEventType"] = "3"
-
-
-_RRULE_ORDER = ("FREQ", "BYMONTH", "BYMONTHDAY", "BYDAY", "WKST", "BYSETPOS", "INTERVAL", "UNTIL", "COUNT",
-                "BYWEEKNO", "BYYEARDAY")
+        values["GroupEventType"] = "0"  # an occurrence; the series record (3) is internal (series.py)
+        values["IsRecurrence2Exception"] = values["IsRecurrence2Exclusion"] = False
 
 
 def normalise_rrule(text: str) -> str:
-    """Check an RFC 5545 RRULE against Salesforce's subset and store it in its saved form."""
-    def bad(why: str) -> SfError:
-        return SfError("FIELD_INTEGRITY_EXCEPTION", f"Recurrence2PatternText: {why}", ["Recurrence2PatternText"])
+    """Check an RFC 5545 RRULE against Salesforce's subset and store it in its saved form (series.py)."""
+    from . import series
 
-    body = text.strip()
-    if body.upper().startswith("RRULE:"):
-        body = body[6:]
-    parts: dict[str, str] = {}
-    for piece in filter(None, body.split(";")):
-        key, sep, value = piece.partition("=")
-        key = key.strip().upper()
-        if not sep or key not in _RRULE_ORDER:
-            raise bad(f"unsupported recurrence rule part: {piece}")
-        parts[key] = value.strip().upper()
-    freq = parts.get("FREQ")
-    if freq not in ("DAILY", "WEEKLY", "MONTHLY", "YEARLY"):
-        raise bad("FREQ must be DAILY, WEEKLY, MONTHLY or YEARLY")
-    if "UNTIL" in parts and "COUNT" in parts:
-        raise bad("UNTIL and COUNT can't both be specified")
-    if "COUNT" in parts and not (parts["COUNT"].isdigit() and 1 <= int(parts["COUNT"]) <= 999):
-        raise bad("COUNT must be between 1 and 999")
-    if "UNTIL" in parts and not re.fullmatch(r"\d{8}(T\d{6}Z)?", parts["UNTIL"]):
-        raise bad("UNTIL must look like yyyyMMddTHHmmssZ")
-    interval = parts.setdefault("INTERVAL", "1")
-    top = {"DAILY": 999, "WEEKLY": 99, "MONTHLY": 99, "YEARLY": 1}[freq]
-    if not interval.isdigit() or not 1 <= int(interval) <= top:
-        raise bad(f"INTERVAL must be between 1 and {top} for FREQ={freq}")
-    if freq == "WEEKLY":
-        days = parts.get("BYDAY", "")
-        if not days or not re.fullmatch(r"(SU|MO|TU|WE|TH|FR|SA)(,(SU|MO|TU|WE|TH|FR|SA))*", days):
-            raise bad("FREQ=WEEKLY needs BYDAY with weekdays and no numeric prefix")
-    return "RRULE:" + ";".join(f"{k}={parts[k]}" for k in _RRULE_ORDER if k in parts)
+    return series.normalise(text)

@@ -27,13 +27,16 @@ from .schema import (
 )
 from .selectors import RECYCLE_BIN_DAYS, soql_more, soql_page
 from .services import (
+    ONWARDS_DONE,
     SYSTEM_FIELDS,
+    SfWriteError,
     WriteResult,
     record_api,
     sf_records_create,
     sf_records_delete,
     sf_records_update,
     sf_records_upsert,
+    sf_series_delete_onwards,
 )
 from .validation import SfError
 
@@ -252,7 +255,8 @@ def sobject_row(request, sobject: str, record_id: str):
             return not_found()
         if "Id" in body and to18(str(body["Id"])) != rec.sf_id:
             raise SfError("INVALID_FIELD", "The Id field should not be specified in the sobject data.")
-        result = sf_records_update(user=request.sf_user, records=[(name, rec.sf_id, body)])[0]
+        result = sf_records_update(user=request.sf_user, records=[(name, rec.sf_id, body)],
+                                   api_version=request.sf_version)[0]
         return HttpResponse(status=204) if result.success else _single_error(result)
     if request.method == "DELETE":
         if rec is None:
@@ -293,11 +297,27 @@ def sobject_by_external_id(request, sobject: str, field: str, value: str):
     updating = request.GET.get("updateOnly", "").lower() == "true"
     if updating and not matches:
         return not_found()
-    result = sf_records_upsert(user=request.sf_user, sobject=name, records=[{**body, LINK_KEY: value}])[0]
+    result = sf_records_upsert(user=request.sf_user, sobject=name, records=[{**body, LINK_KEY: value}],
+                               api_version=request.sf_version)[0]
     if not result.success:
         return _single_error(result)
     # API 46.0+ answer an upsert with `created`; 201 when it created, 200 when it updated.
     return json_response(_result_body(result, created_flag=True), 201 if result.created else 200)
+
+
+@api_view
+def event_from_here_on(request, sobject: str, record_id: str):
+    """DELETE /sobjects/Event/<id>/fromThisEventOnwards: an event series from this occurrence on."""
+    if canonical_object(sobject) != "Event":
+        return not_found()
+    if request.method != "DELETE":
+        return method_not_allowed(request.method, "DELETE")
+    try:
+        sf_series_delete_onwards(user=request.sf_user, record_id=record_id)
+    except SfWriteError as refused:
+        error = refused.errors[0]
+        return not_found() if error.code == "INVALID_CROSS_REFERENCE_KEY" else error_response(error)
+    return json_response({"success": ONWARDS_DONE})
 
 
 def salesforce_not_found_field(field: str) -> HttpResponse:
@@ -403,7 +423,8 @@ def collections(request, sobject: str = "", field: str = ""):
             if key and key != LINK_KEY:
                 r[LINK_KEY] = r.pop(key)
             cleaned.append(r)
-        results = sf_records_upsert(user=user, sobject=name, records=cleaned, all_or_none=_bool(body.get("allOrNone")))
+        results = sf_records_upsert(user=user, sobject=name, records=cleaned, all_or_none=_bool(body.get("allOrNone")),
+                                    api_version=request.sf_version)
         return _whole_request_error(results) or _collection_results(results, created_flag=True)
     if sobject:  # GET /composite/sobjects/<Type>?ids=&fields=
         name = canonical_object(sobject)
@@ -447,7 +468,8 @@ def collections(request, sobject: str = "", field: str = ""):
             id_key = next((k for k in r if k.lower() == "id"), "Id")
             batch.append((type_name, r.get(id_key) or "",
                           {k: v for k, v in r.items() if k not in ("attributes", id_key)}))
-        results = sf_records_update(user=user, records=batch, all_or_none=_bool(body.get("allOrNone")))
+        results = sf_records_update(user=user, records=batch, all_or_none=_bool(body.get("allOrNone")),
+                                    api_version=request.sf_version)
         return _whole_request_error(results) or _collection_results(results)
     if request.method == "DELETE":
         ids = [i for i in request.GET.get("ids", "").split(",") if i]

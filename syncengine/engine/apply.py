@@ -97,6 +97,8 @@ class Applier:
 
     # ------------------------------------------------------------------ entry
     def apply(self, decisions: Sequence[Decision]) -> Outcome:
+        occurrences = [d for d in decisions if d.occurrence is not None]
+        decisions = [d for d in decisions if d.occurrence is None]
         writes = [d for d in decisions if d.writes]
         local = [d for d in decisions if not d.writes]
         self._local(local)
@@ -112,6 +114,10 @@ class Applier:
         for chunk in _chunks(others, SF_CHUNK):
             self._load_links(chunk)
             self._execute(self._unmoved_in_salesforce(chunk))
+        if occurrences:
+            self.drain()  # an occurrence is written after its series' own writes are recorded
+        for chunk in _chunks(occurrences, SF_CHUNK):
+            self._occurrences(chunk)
         return self.out
 
     def drain(self) -> Outcome:
@@ -119,6 +125,74 @@ class Applier:
         while self._in_flight:
             self._settle()
         return self.out
+
+    # ------------------------------------------------------------------ occurrences
+    def _occurrences(self, decisions: Sequence[Decision]) -> None:
+        """One occurrence of a series at a time (engine.series): its write, then its row.
+
+        Updates and deletes of an occurrence are idempotent, so no intent row is needed:
+        a run that dies after the write finds both sides equal next time and records it.
+        """
+        groups: dict[tuple[str, str], list[Decision]] = {}
+        for d in decisions:
+            groups.setdefault((d.occurrence.side, d.occurrence.op), []).append(d)
+        results: dict[int, WriteResult] = {}
+        for (side, op), group in sorted(groups.items(), key=lambda kv: _ORDER.get(kv[0][1], -1)):
+            self.stop_check()
+            for d, r in zip(group, self._occurrence_writes(side, op, group), strict=True):
+                results[id(d)] = r
+        with transaction.atomic():
+            for d in decisions:
+                self._occurrence_done(d, results[id(d)])
+
+    def _occurrence_writes(self, side: str, op: str, group: list[Decision]) -> list[WriteResult]:
+        from .series import OCCURRENCE_API_VERSION, occurrence_graph_body, occurrence_sf_body
+
+        changes = [d.occurrence for d in group]
+        if not op:
+            return [WriteResult(ok=True)] * len(group)
+        if side == SALESFORCE and op == "update":
+            bodies = [occurrence_sf_body(ch) for ch in changes]
+            return _guard(
+                lambda: self.sf.update_many(bodies, api_version=OCCURRENCE_API_VERSION), len(group)
+            )
+        if side == SALESFORCE:
+            return _guard(lambda: self.sf.delete_many([ch.target_id for ch in changes]), len(group))
+        if op == "update":
+            patches = [(ch.target_id, ch.target_version, occurrence_graph_body(ch)) for ch in changes]
+            return _guard(lambda: self.outlook.update_many(patches), len(group))
+        targets = [(ch.target_id, ch.target_version) for ch in changes]
+        return _guard(lambda: self.outlook.delete_many(targets), len(group))
+
+    def _occurrence_done(self, d: Decision, r: WriteResult) -> None:
+        from ..models import SyncOccurrence
+
+        ch = d.occurrence
+        c = self.out.counts
+        if not r.ok:
+            c.errors[ch.side] += 1
+            self.out.note(
+                "error", d, f"{_label(ch.side)} occurrence {ch.op} failed: {r.error}",
+                status=r.status, rule="write_failed",
+            )  # fmt: skip
+            return
+        if ch.op:
+            {"update": c.updated, "delete": c.deleted}[ch.op][ch.side] += 1
+        rows = SyncOccurrence.objects.filter(link_id=d.link.pk, original_start=ch.original)
+        if ch.state == "normal":
+            rows.delete()
+        else:
+            SyncOccurrence.objects.update_or_create(
+                link_id=d.link.pk,
+                original_start=ch.original,
+                defaults={
+                    "state": ch.state,
+                    "content": dict(ch.content),
+                    "outlook_id": ch.outlook_id or "",
+                    "sf_id": ch.sf_id or "",
+                },
+            )
+        self.out.note("info", d, d.message, rule=d.rule)
 
     # ------------------------------------------------------------------ local only
     def _local(self, decisions: Sequence[Decision]) -> None:
@@ -509,6 +583,10 @@ class Applier:
                 )
 
     def _salesforce(self, op: str, group: list[Decision]) -> list[WriteResult]:
+        if self.kind == CALENDAR and op in ("update", "delete"):
+            series = [i for i, d in enumerate(group) if _is_series(d, self._links[d.link_key])]
+            if series:
+                return self._with_series(op, group, series)
         if op == "delete":
             ids = [self._links[d.link_key].sf_id for d in group]
             return _guard(lambda: self.sf.delete_many(ids), len(group))
@@ -531,6 +609,94 @@ class Applier:
         if op == "create":
             return _guard(lambda: self.sf.create_many(bodies), len(group))
         return _guard(lambda: self.sf.update_many(bodies), len(group))
+
+    def _with_series(self, op: str, group: list[Decision], series: list[int]) -> list[WriteResult]:
+        """Salesforce holds a series as one Event per occurrence: a series-wide update goes
+        to its first future occurrence (from API 58.0 that changes the series from there
+        on; the past ones are activity history and keep their values); deleting a series
+        deletes that occurrence onwards (fromThisEventOnwards), so the past stays too."""
+        from .series import first_future_slot, retarget_series_body, slots_after, truncated_at
+
+        results: list[WriteResult | None] = [None] * len(group)
+        rest = [i for i in range(len(group)) if i not in set(series)]
+        if rest:
+            for i, r in zip(rest, self._salesforce(op, [group[i] for i in rest]), strict=True):
+                results[i] = r
+        now = self.now()
+        sends: list[tuple[int, object]] = []
+        ends: list[tuple[int, object]] = []  # shortened series: delete from there on
+        for i in series:
+            d = group[i]
+            link = self._links[d.link_key]
+            occ = d.sf.occurrences if d.sf is not None else None
+            slot = first_future_slot(occ, now)
+            last = truncated_at(link.snapshot, d.result) if op == "update" else None
+            if last is not None:
+                if slot is not None and slot.original > last:
+                    slot = None  # no occurrence of the shortened series is still ahead
+                cut = slots_after(occ, last, now)
+                if cut is not None:
+                    ends.append((i, cut))
+            if occ is not None and slot is None:
+                # Every occurrence is past (or changed on its own): nothing follows the series.
+                results[i] = WriteResult(ok=True)
+                self.out.note(
+                    "info", d,
+                    "Salesforce keeps this series as it is: all its occurrences are past "
+                    "(activity history).",
+                )  # fmt: skip
+                continue
+            sends.append((i, slot.id if slot else link.sf_id, slot))
+        if op == "delete":
+            out = _guard(lambda: self.sf.delete_onwards([x[1] for x in sends]), len(sends))
+            for (i, target, slot), r in zip(sends, out, strict=True):
+                results[i] = r
+                if r.ok and slot is not None and target != self._links[group[i].link_key].sf_id:
+                    self.out.note(
+                        "info", group[i],
+                        f"Deleted in Salesforce from the occurrence of {slot.original.replace('T', ' ')} "
+                        "on; the past occurrences stay there as activity history.",
+                    )  # fmt: skip
+            return results
+        bodies = []
+        for i, target, slot in sends:
+            d = group[i]
+            body = sf_body(self.kind, d.result, key=d.link_key, policy=self.policy, create=False)
+            body["Id"] = target
+            if slot is not None:
+                body = retarget_series_body(body, d.result, slot)
+            bodies.append(body)
+        self._relate_contacts(op, [group[i] for i, _, _ in sends], bodies)
+        out = _guard(lambda: self.sf.update_many(bodies), len(sends))
+        for (i, _, _), r in zip(sends, out, strict=True):
+            results[i] = r
+        if ends:
+            out = _guard(lambda: self.sf.delete_onwards([slot.id for _, slot in ends]), len(ends))
+            for (i, slot), r in zip(ends, out, strict=True):
+                if not r.ok:
+                    results[i] = r
+                else:
+                    self.out.note(
+                        "info", group[i],
+                        f"The series ends earlier in Outlook: its Salesforce occurrences from "
+                        f"{slot.original.replace('T', ' ')} on were deleted; the earlier ones are kept.",
+                        rule="series_history",
+                    )  # fmt: skip
+        stamps = [i for i, _, _ in sends if results[i].ok and _needs_key(group[i], SALESFORCE)]
+        if stamps:
+            # Our key names the series: it goes on the occurrence the link holds (the
+            # first), written alone (below API 58.0) so no other occurrence changes.
+            from .kinds import SF_KEY_FIELD
+            from .series import OCCURRENCE_API_VERSION
+
+            keyed = [{"Id": self._links[group[i].link_key].sf_id, SF_KEY_FIELD: group[i].link_key}
+                     for i in stamps]
+            out = _guard(lambda: self.sf.update_many(keyed, api_version=OCCURRENCE_API_VERSION),
+                         len(stamps))
+            for i, r in zip(stamps, out, strict=True):
+                if not r.ok:
+                    results[i] = r
+        return results
 
     def _relate_contacts(self, op: str, group: list[Decision], bodies: list[dict]) -> None:
         """Attendee e-mails → the Event's WhoId (see kinds.relate_event_contacts)."""
@@ -690,6 +856,12 @@ class Applier:
         for i in range(0, len(missing), 500):
             for link in SyncLink.objects.filter(link_key__in=missing[i : i + 500]):
                 self._links[str(link.link_key)] = link
+
+
+def _is_series(d: Decision, link: SyncLink) -> bool:
+    """A linked Salesforce series (its snapshot holds a pattern)."""
+    snap = link.snapshot or {}
+    return isinstance(snap.get("recurrence"), dict) and bool(link.sf_id)
 
 
 def _save_links(links: list[SyncLink]) -> None:

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from .kinds import CALENDAR, CONTACTS, Window, calendar_window, outlook_item, sf_item
 from .records import OUTLOOK, SALESFORCE, EnginePolicy, Item
 from .remote import OutlookSide, SalesforceSide
+from .series import SeriesReader, is_series_row
 
 # Given the Salesforce ids of a page, the linked items' last synced projections (contacts).
 Hints = Callable[[list[str]], Callable[[str], dict | None]]
@@ -106,11 +107,8 @@ def _read_round(side, kind, policy, link, window, now, into: Fetched) -> str:
             if fields.get("type") in ("occurrence", "exception") and isinstance(master, str):
                 # calendarView lists a series as its occurrences; the series syncs as its master.
                 if master:
+                    # A changed occurrence too: it syncs with its series (engine.series).
                     masters.add(master)
-                if fields.get("type") == "exception" and kind == CALENDAR:
-                    # A changed occurrence: the planner skips it and logs why.
-                    it = outlook_item(kind, payload, policy, now, container=into.container)
-                    into.outlook[it.id] = it
                 continue
             if "@removed" in fields and kind == CALENDAR and isinstance(fields.get("id"), str):
                 into.removed_unknown.add(fields["id"])
@@ -134,14 +132,22 @@ def fetch_salesforce(
     full: bool,
     into: Fetched,
     snapshot_hints: Hints | None = None,
+    series_known=None,
 ) -> None:
     into.sf_mark = now
     pages, into.full_salesforce = _sf_listing(side, kind, policy, cursor, now, full=full)
+    incremental = not into.full_salesforce
+    series = SeriesReader(side, kind, policy, now, known=series_known if incremental else None)
     for rows in pages:
         hint = snapshot_hints(_sf_ids(rows)) if snapshot_hints else None
         for row in rows:
+            if kind == CALENDAR and is_series_row(row):
+                series.add(row)  # read whole below: a series is one item, never N
+                continue
             it = sf_item(kind, row, policy, now, snapshot_hint=hint)
             into.salesforce[it.id] = it
+    for it in series.items():
+        into.salesforce[it.id] = it
 
 
 def _sf_listing(side: SalesforceSide, kind, policy, cursor: CursorIn, now: datetime, *, full: bool):
@@ -216,9 +222,12 @@ def confirm_salesforce(
     ids = sorted(set(ids))
     rows = side.get_many(ids)
     snapshot_hint = snapshot_hints([i for i, r in rows.items() if r]) if snapshot_hints else None
+    series = SeriesReader(side, kind, policy, now)
     for item_id, row in rows.items():
         if row is None:
             into.salesforce[item_id] = Item(side=SALESFORCE, id=item_id, deleted=True)
+        elif kind == CALENDAR and is_series_row(row):
+            series.add(row)
         else:
             it = sf_item(kind, row, policy, now, snapshot_hint=snapshot_hint, item_id=item_id)
             owner = row.get("OwnerId") if isinstance(row, dict) else None
@@ -233,6 +242,8 @@ def confirm_salesforce(
                 # Handed to someone else: no longer ours to sync, and not deleted.
                 it = dataclasses.replace(it, in_scope=False)
             into.salesforce[item_id] = it
+    for it in series.items():
+        into.salesforce[it.id] = it
 
 
 def _sf_ids(rows: list) -> list[str]:

@@ -92,6 +92,8 @@ SF_FIELDS = {
         "IsRecurrence2",
         "Recurrence2PatternText",
         "Recurrence2PatternTimeZone",
+        "Recurrence2PatternStartDate",
+        "IsRecurrence2Exception",
         "IsChild",
     ),
 }
@@ -240,15 +242,13 @@ def outlook_link_key(kind: str, payload: dict) -> str | None:
 
 
 def exception_reason(payload: dict) -> str:
-    """Why one changed occurrence of an Outlook series is not synced on its own.
+    """Why a changed occurrence read on its own (not through its series) is passed over.
 
-    Salesforce event series (Recurrence2) offer no way to change one
-    occurrence through the API: a changed future occurrence changes the whole
-    series, the exception and exclusion flags are read-only, and a series has
-    no id to address its occurrences by (api_fidelity §3.1). Copying the
-    occurrence as a separate single Event would put the meeting on the
-    Salesforce calendar twice (the series still holds the original slot), and
-    this engine never duplicates, so the occurrence is skipped and said so.
+    Occurrences sync with their series: the engine reads a series master's
+    ``/instances`` and writes each changed or cancelled occurrence to the
+    matching Salesforce occurrence record (engine.series). An exception payload
+    met anywhere else must never be adopted or created as an event of its own
+    (it carries its master's extended properties, our key included).
     """
     subject = payload.get("subject")
     subject = norm_text(subject)[:80] if isinstance(subject, str) else ""
@@ -256,9 +256,8 @@ def exception_reason(payload: dict) -> str:
     original = original[:16].replace("T", " ") if isinstance(original, str) else ""
     when = f" originally on {original} UTC" if original else ""
     return (
-        f"the occurrence of “{subject or '(no subject)'}”{when} was changed on its own in "
-        "Outlook; Salesforce event series cannot hold a changed single occurrence through "
-        "the API, so the Salesforce series keeps that occurrence as the series defines it"
+        f"the occurrence of “{subject or '(no subject)'}”{when} is synced with its series, "
+        "not as an event of its own"
     )
 
 

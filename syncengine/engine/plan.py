@@ -23,6 +23,7 @@ from .mapping.recurrence import CanonicalRecurrence
 from .mapping.tasks import CanonicalTask
 from .match import match_unlinked
 from .records import OUTLOOK, SALESFORCE, Decision, EnginePolicy, Item, LinkView, Write, other
+from .series import decide_occurrences, key_words, truncated_at
 
 RECORD_CLASS: dict[str, type[Canonical]] = {
     "calendar": CanonicalEvent,
@@ -139,7 +140,7 @@ def decide_linked(
                 "create",
                 result=src.record,
                 writes=(Write(side, "create"),),
-                state=_scope_state(src),
+                state=_created_state(src, side),
             )
 
     if st[OUTLOOK] == DELETED and st[SALESFORCE] == DELETED:
@@ -317,6 +318,14 @@ def _note_fixed_pattern(d: Decision) -> Decision:
     after = d.result.projection().get("recurrence")
     if before == after:
         return d
+    last = truncated_at(d.link.snapshot, d.result) if after is not None else None
+    if last is not None:
+        note = (
+            f"The series now ends earlier in Outlook (last occurrence {key_words(last)}): "
+            "Salesforce's later occurrences that are not past are deleted; the earlier ones "
+            "(and every past one: activity history) are kept."
+        )
+        return dataclasses.replace(d, message=(d.message + " " if d.message else "") + note)
     if before is None:
         why = "the event became a series in Outlook"
     elif after is None:
@@ -341,6 +350,16 @@ def _touch_or_none(
     if moved or link.state != state:
         return dec("touch", result=None, state=state)
     return None
+
+
+def _created_state(src: Item, dest: str) -> str:
+    """A series is created with its pattern only: its link stays pending one run, so the
+    next run reads both sides again and copies the occurrences changed or cancelled on
+    their own (engine.series); a new copy has none of them yet."""
+    state = _scope_state(src)
+    if state == "synced" and getattr(src.record, "recurrence", None) is not None:
+        return f"pending_update_{dest}"
+    return state
 
 
 def _scope_state(*items: Item | None) -> str:
@@ -481,6 +500,9 @@ def decide_links(
             if kind == "calendar":
                 d = _note_fixed_pattern(d)
             decisions.append(d)
+        if kind == "calendar" and (d is None or d.action in ("touch", "update", "conflict")):
+            # A series' occurrences changed or cancelled on their own (engine.series).
+            decisions += decide_occurrences(policy, lk, pair.get(OUTLOOK), s_item)
     return decisions, unlinked
 
 
@@ -606,6 +628,7 @@ def decide_new(
                     result=it.record,
                     writes=(Write(dest, "create"),),
                     message=_open_series_note(policy, it.record) if dest == SALESFORCE else "",
+                    state=_created_state(it, dest),
                 )
             )
     return decisions

@@ -49,6 +49,9 @@ class Item:
     # The Outlook payload, kept so an update preserves what we do not sync. Held
     # as compact JSON: a string costs a fraction of the parsed dict, times N items.
     raw_json: str = field(default="", compare=False, repr=False)
+    # A calendar series: its occurrences on this side (engine.series.Occurrences),
+    # None when they were not read this run (then nothing is known about them).
+    occurrences: Any = field(default=None, compare=False, repr=False)
 
     @property
     def raw(self) -> dict | None:
@@ -83,6 +86,9 @@ class LinkView:
     one_way_from: str = ""
     container: str = ""
     ical_uid: str = ""
+    # A series link's occurrences that differ from the pattern, as last agreed
+    # (engine.series.Stored per SyncOccurrence row); loaded for calendar links only.
+    occurrences: tuple = ()
 
     def id_on(self, side: str) -> str | None:
         return self.outlook_id if side == OUTLOOK else self.sf_id
@@ -119,6 +125,9 @@ class Decision:
     # Which rule decided (engine.why.RULES): what the item trace shows. Not part of
     # equality, so a stored plan still matches the same decision.
     rule: str = field(default="", compare=False)
+    # One occurrence of a linked series (engine.series.OccurrenceChange): the applier
+    # writes that occurrence only and records it on the series link's occurrences.
+    occurrence: Any = field(default=None, compare=False)
 
     @property
     def title(self) -> str:

@@ -213,6 +213,40 @@ class OutlookSide:
                 raise _remote_error("outlook", resp.status, resp.body)
         return found
 
+    def instances_many(self, ids: Sequence[str], window: Window) -> dict[str, list[dict] | None]:
+        """Series masters' occurrences and exceptions in the window (``/instances``,
+        one $batch per 20 masters; a longer answer's next pages are followed)."""
+        from connections.clients import BatchRequest
+
+        span = (
+            f"startDateTime={window.start.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+            f"&endDateTime={window.end.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+        )
+        reqs = [
+            BatchRequest(
+                id=str(i),
+                method="GET",
+                url=f"{self.item_path(x)}/instances?{span}&$top={GRAPH_PAGE}",
+                headers=self._prefer() or None,
+            )
+            for i, x in enumerate(ids)
+        ]
+        out: dict[str, list[dict] | None] = {}
+        for req, resp in zip(reqs, self.client.batch(reqs), strict=True):
+            master = ids[int(req.id)]
+            if resp.status in (404, 410):
+                out[master] = None
+                continue
+            if resp.status != 200 or not isinstance(resp.body, dict):
+                raise _remote_error("outlook", resp.status, resp.body)
+            values = [v for v in resp.body.get("value") or () if isinstance(v, dict)]
+            more = resp.body.get("@odata.nextLink")
+            if isinstance(more, str) and more:
+                for page in self.client.iter_pages(more, headers=self._prefer()):
+                    values.extend(v for v in page.items if isinstance(v, dict))
+            out[master] = values
+        return out
+
     def html_bodies(self, ids: Sequence[str]) -> dict[str, dict]:
         """Events' bodies as stored (HTML) with their online-meeting flags, for a body write-back."""
         from connections.clients import BatchRequest
@@ -333,6 +367,13 @@ class OutlookSide:
         return WriteResult(ok=False, status=resp.status, error=_error_text(body, resp.status))
 
 
+def _sf_instant(value: str) -> datetime:
+    text = value.replace("Z", "+00:00")
+    if len(text) >= 5 and text[-5] in "+-" and text[-3] != ":":
+        text = text[:-2] + ":" + text[-2:]
+    return datetime.fromisoformat(text)
+
+
 def _etag(version: str) -> str:
     return version if version.startswith("W/") or version.startswith('"') else f'W/"{version}"'
 
@@ -377,6 +418,18 @@ class SalesforceSide:
     def _listing(self, soql: str, *, include_deleted: bool) -> Iterator[list[dict]]:
         key = (soql, include_deleted)
         return self._ahead.take(key, lambda: _Listing(self.client, soql, include_deleted))
+
+    def series_pages(self, pattern_starts: Sequence[str]) -> Iterator[list[dict]]:
+        """Every occurrence row of the member's series starting at these instants, deleted
+        ones included (engine.series: a series is read whole, one query for many series)."""
+        values = ", ".join(_soql_datetime(_sf_instant(v)) for v in pattern_starts)
+        where = self._owner_clause(False) + [
+            "IsRecurrence2 = true",
+            f"Recurrence2PatternStartDate IN ({values})",
+        ]
+        return self.client.query_pages(
+            self._select() + " WHERE " + " AND ".join(where), include_deleted=True
+        )
 
     def get_many(self, ids: Sequence[str]) -> dict[str, dict | None]:
         out: dict[str, dict | None] = dict.fromkeys(ids)
@@ -492,10 +545,26 @@ class SalesforceSide:
             return []
         return [_sf_result(r) for r in self.client.collection_create(self.sobject, list(bodies))]
 
-    def update_many(self, bodies: Sequence[dict]) -> list[WriteResult]:
+    def update_many(self, bodies: Sequence[dict], *, api_version: str | None = None) -> list[WriteResult]:
         if not bodies:
             return []
-        return [_sf_result(r) for r in self.client.collection_update(self.sobject, list(bodies))]
+        kw = {"api_version": api_version} if api_version else {}
+        return [_sf_result(r) for r in self.client.collection_update(self.sobject, list(bodies), **kw)]
+
+    def delete_onwards(self, ids: Sequence[str]) -> list[WriteResult]:
+        """Each id: that event-series occurrence and every later one of its series."""
+        from connections import errors
+
+        out = []
+        for record_id in ids:
+            try:
+                self.client.event_delete_onwards(record_id)
+                out.append(WriteResult(ok=True, id=record_id))
+            except errors.NotFound:
+                out.append(WriteResult(ok=True, id=record_id))  # already gone
+            except errors.ValidationFailed as exc:
+                out.append(WriteResult(ok=False, id=record_id, error=str(exc)[:300]))
+        return out
 
     def delete_many(self, ids: Sequence[str]) -> list[WriteResult]:
         if not ids:

@@ -45,7 +45,7 @@ from .fetch import (
     fetch_salesforce,
     read_ahead,
 )
-from .kinds import CALENDAR, CONTACTS, outlook_item
+from .kinds import CALENDAR, CONTACTS, calendar_window, outlook_item
 from .mapping import canonical_hash
 from .match import match_keys
 from .plan import (
@@ -58,6 +58,7 @@ from .plan import (
 )
 from .records import OUTLOOK, SALESFORCE, Counts, Decision, EnginePolicy, Item, LinkView, Write
 from .remote import OutlookSide, SalesforceSide
+from .series import SeriesReader, is_series_row, stored_occurrences, with_instances
 from .stage import Stage
 from .why import decision_detail
 
@@ -185,6 +186,7 @@ def _view(link: SyncLink) -> LinkView:
         one_way_from=link.one_way_from,
         container=link.outlook_container,
         ical_uid=link.outlook_ical_uid,
+        occurrences=stored_occurrences(link),
     )
 
 
@@ -632,6 +634,7 @@ class _Run:
                 full=full,
                 into=fetched,
                 snapshot_hints=hints,
+                series_known=None if ignore_links else self._series_known,
             )
             fetch_outlook(self.outlook, self.kind, self.policy, cur, t, full=full, into=fetched)
             link_pks: list[int] = []
@@ -642,6 +645,8 @@ class _Run:
                 if not (fetched.full_outlook or fetched.full_salesforce):
                     # What confirm and sweep read back may name links the changes did not.
                     link_pks = self._link_pks(fetched)
+                if self.kind == CALENDAR:
+                    self._series_reads(fetched, link_pks, t, hints)
             if progress:
                 progress.phase("deciding")
             deletes = self._decide(stage, link_pks, snaprecord=self.trigger == "snaprecord")
@@ -820,7 +825,10 @@ class _Run:
     def _link_blocks(self, pks: list[int]):
         q = _links_query(self.membership, self.kind)
         for i in range(0, len(pks), DECIDE_BLOCK):
-            yield [_view(lk) for lk in q.filter(pk__in=pks[i : i + DECIDE_BLOCK]).order_by("pk")]
+            block = q.filter(pk__in=pks[i : i + DECIDE_BLOCK]).order_by("pk")
+            if self.kind == CALENDAR:
+                block = block.prefetch_related("occurrences")  # one query per block
+            yield [_view(lk) for lk in block]
 
     def _link_rows(self, pks: list[int], *fields: str):
         q = _links_query(self.membership, self.kind)
@@ -892,15 +900,67 @@ class _Run:
 
             rows = self.sf.find_by_keys(s_keys)
             hint = hints([r.get("Id") for r in rows.values()]) if hints else None
+            series = SeriesReader(self.sf, self.kind, self.policy, t)
             for key, row in rows.items():
+                if self.kind == CALENDAR and is_series_row(row) and not row.get("IsDeleted"):
+                    series.add(row)  # the key sits on one occurrence: read the series whole
+                    continue
                 it = sf_item(self.kind, row, self.policy, t, snapshot_hint=hint)
                 fetched.salesforce[it.id] = dataclasses.replace(it, link_key=key)
+            for it in series.items():
+                fetched.salesforce[it.id] = it
         o_ids = [o for _, o, _ in pending if o and o not in fetched.outlook]
         s_ids = [s for _, _, s in pending if s and s not in fetched.salesforce]
         if o_ids:
             confirm_outlook(self.outlook, self.kind, self.policy, t, o_ids, fetched)
         if s_ids:
             confirm_salesforce(self.sf, self.kind, self.policy, t, s_ids, fetched, hints)
+
+    def _series_known(self, latest: dict[str, list[str]]) -> set[str]:
+        """Series starts (keys) where each series reported (its latest stamp) has a link
+        holding that stamp already: an overlap re-read of what the last run saw."""
+        rows = (
+            _links_query(self.membership, self.kind)
+            .exclude(sf_modstamp="")
+            .filter(snapshot__start__in=[f"{k}Z" for k in latest])
+            .values_list("snapshot__start", "sf_modstamp")
+        )
+        found: dict[str, list[str]] = {}
+        for start, stamp in rows:
+            found.setdefault(start[:16], []).append(stamp)
+        known = set()
+        for k, stamps in found.items():
+            links, groups = sorted(stamps, reverse=True), sorted(latest[k], reverse=True)
+            if len(links) >= len(groups) and all(a >= b for a, b in zip(links, groups, strict=False)):
+                known.add(k)
+        return known
+
+    def _series_reads(self, fetched: Fetched, link_pks: list[int], t, hints) -> None:
+        """A linked series read on one side is read on the other too, and an Outlook
+        series with its occurrences (/instances): its occurrences are decided with
+        both sides in hand (engine.series)."""
+        rows: list[tuple[str, str]] = []
+        for chunk in self._link_rows(link_pks, "outlook_id", "sf_id", "state", "snapshot"):
+            rows += [
+                (o, s)
+                for o, s, st, snap in chunk
+                if o and s and st != LinkState.TOMBSTONED
+                and isinstance(snap, dict) and isinstance(snap.get("recurrence"), dict)
+            ]
+        if not rows:
+            return
+        o_need = [o for o, s in rows if s in fetched.salesforce and o not in fetched.outlook]
+        s_need = [s for o, s in rows if o in fetched.outlook and s not in fetched.salesforce]
+        if o_need:
+            confirm_outlook(self.outlook, self.kind, self.policy, t, o_need, fetched)
+        if s_need:
+            confirm_salesforce(self.sf, self.kind, self.policy, t, s_need, fetched, hints)
+        masters = fetched.outlook.by_ids(o for o, _ in rows)
+        window = fetched.window or calendar_window(self.policy, t)
+        for it in with_instances(
+            masters.values(), lambda ids: self.outlook.instances_many(ids, window), window
+        ):
+            fetched.outlook[it.id] = it
 
     # ------------------------------------------------------------ cursors
     def _advance(self, fetched: Fetched) -> None:

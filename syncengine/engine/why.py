@@ -59,6 +59,15 @@ RULES: dict[str, str] = {
     "write_failed": "A write was refused; the next run tries again.",
     "changed_during_run": "Changed in Salesforce while the run was reading: merged next run.",
     "stale": "Changed after the plan was made: not applied.",
+    "occurrence_changed": "One occurrence of a series was changed on its own: that occurrence "
+    "only was changed on the other side (found by its original start).",
+    "occurrence_cancelled": "One occurrence of a series was cancelled: that occurrence only was "
+    "deleted on the other side (found by its original start).",
+    "occurrence_kept": "An occurrence cancelled in Outlook stays in Salesforce: it is the "
+    "series' first occurrence, which names the series there.",
+    "occurrence_same": "One occurrence of a series already matches on both sides: recorded.",
+    "series_history": "The series changed its pattern: past Salesforce occurrences are kept as "
+    "activity history, the future ones follow the new pattern.",
 }
 
 

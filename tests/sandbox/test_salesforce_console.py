@@ -72,3 +72,25 @@ def test_outsiders_get_nothing(client, client_for, charlie, rep, seeded):
 
 def test_unknown_org_is_404_for_staff(client_for, pat):
     assert client_for(pat).get("/sandbox/console/salesforce/nobody@nowhere.test/").status_code == 404
+
+
+def test_an_event_series_shows_each_occurrence_in_its_series_and_edits_one_or_the_rest(client_for, pat, rep):
+    first = sf_record_create(user=rep, sobject="Event", fields={
+        "Subject": "Standup", "StartDateTime": "2030-02-04T09:00:00Z", "DurationInMinutes": 15,
+        "IsRecurrence2": True, "Recurrence2PatternText": "FREQ=DAILY;COUNT=3", "Recurrence2PatternTimeZone": "UTC"})
+    client = client_for(pat)
+    base = f"/sandbox/console/salesforce/{rep.username}/"
+    page = client.get(base).content.decode()
+    for n in (1, 2, 3):
+        assert f"{n} of 3 · FREQ=DAILY;INTERVAL=1;COUNT=3 · UTC" in page
+    rows = sorted(sf_records(org=rep.org, sobject="Event"), key=lambda r: r["StartDateTime"])
+    assert rows[0]["Id"] == first["Id"]
+    assert 'name="scope"' in client.get(base + f"?edit={rows[1]['Id']}").content.decode()
+    fields = {"Subject": "Standup (moved)", "StartDateTime": rows[1]["StartDateTime"],
+              "EndDateTime": rows[1]["EndDateTime"], "ShowAs": "Busy"}
+    client.post(base + f"records/{rows[1]['Id']}/save", {**fields, "scope": "one"})
+    after = sorted(sf_records(org=rep.org, sobject="Event"), key=lambda r: r["StartDateTime"])
+    assert [r["Subject"] for r in after] == ["Standup", "Standup (moved)", "Standup"]
+    assert "2 of 3 · FREQ=DAILY;INTERVAL=1;COUNT=3 · UTC · changed alone" in client.get(base).content.decode()
+    client.post(base + f"records/{rows[1]['Id']}/delete", {"onwards": "1"})
+    assert [r["Id"] for r in sf_records(org=rep.org, sobject="Event")] == [first["Id"]]

@@ -34,7 +34,11 @@ class Member:
         return self.graph_items("todoTask")
 
     def events_o(self):
-        return [i for i in self.graph_items("event") if not i.data.get("seriesMasterId")]
+        # Series masters and single events (a changed occurrence is part of its series).
+        return [
+            i for i in self.graph_items("event")
+            if not i.data.get("seriesMasterId") and i.event_type != "exception"
+        ]
 
     # ---- Salesforce, as the user
     def sf(self, sobject: str):

@@ -259,8 +259,10 @@ def o_records(mailbox, kind: str, *, deleted: bool = False) -> list[Rec]:
     out = []
     rows = Item.objects.filter(mailbox=mailbox, kind=GRAPH_KIND[kind], deleted=deleted).order_by("pk")
     for item in rows:
-        if kind == "calendar" and (item.data.get("seriesMasterId") or item.parent_id):
-            continue
+        if kind == "calendar" and (
+            item.data.get("seriesMasterId") or item.parent_id or item.event_type == "seriesMaster"
+        ):
+            continue  # series have their own eyes (series_view)
         proj = o_project(kind, item_json(item, _view()))
         out.append(Rec(OUTLOOK, item.graph_id, o_key(kind, item), proj, marker(kind, proj), item))
     return out
@@ -273,6 +275,8 @@ def s_records(sf_user, kind: str, *, deleted: bool = False) -> list[Rec]:
     for row in sf_records(org=sf_user.org, sobject=SOBJECT[kind], include_deleted=deleted):
         if row.get("OwnerId") != sf_user.user_id or bool(row.get("IsDeleted")) != deleted:
             continue
+        if kind == "calendar" and row.get("IsRecurrence2"):
+            continue  # occurrences of a series (series_view)
         proj = s_project(kind, row)
         out.append(Rec(SALESFORCE, row["Id"], (row.get(SF_KEY_FIELD) or "").lower() or None, proj,
                        marker(kind, proj), row))
@@ -309,3 +313,48 @@ def expected_merge(kind: str, base: dict, o: dict, s: dict, winner: str) -> tupl
             out.update(ov if winner == OUTLOOK else sv)
             lost.append(sv if winner == OUTLOOK else ov)
     return out, lost
+
+
+# ---------------------------------------------------------------- series (issue 12)
+# A series is judged by its occurrences, read independently of the engine: Outlook's
+# generated occurrences and exceptions (the sandbox's calendar view), Salesforce's
+# occurrence records. Each side's view: {slot: ("normal"|"changed"|"cancelled", subject)}
+# keyed by the original start (only subjects change in the machine, so an occurrence
+# record keeps its slot's start).
+
+def slot_key(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M")
+
+
+def series_outlook(mailbox, n: int) -> list[tuple[object, dict]]:
+    """The Outlook series masters carrying marker n, each with its occurrences by slot."""
+    from sandbox.microsoft import feeds
+    from sandbox.microsoft.models import Item
+
+    out = []
+    for master in Item.objects.filter(mailbox=mailbox, kind="event", deleted=False, event_type="seriesMaster"):
+        if marker("calendar", {"subject": master.data.get("subject")}) != n:
+            continue
+        window = (master.start_utc - dt.timedelta(days=1), master.start_utc + dt.timedelta(days=60))
+        occ = {}
+        for e in feeds.calendar_view(mailbox, window, _view()):
+            if e.get("seriesMasterId") == master.graph_id:
+                occ[e["originalStart"][:16]] = e["subject"]
+        out.append((master, occ))
+    return out
+
+
+def series_salesforce(sf_user, n: int) -> dict[tuple, dict]:
+    """Salesforce occurrence records carrying marker n, grouped by series (pattern fields)."""
+    from sandbox.salesforce.services import sf_records
+
+    groups: dict[tuple, dict] = {}
+    for row in sf_records(org=sf_user.org, sobject="Event"):
+        if row.get("OwnerId") != sf_user.user_id or not row.get("IsRecurrence2") or row.get("IsDeleted"):
+            continue
+        if marker("calendar", {"subject": row.get("Subject")}) != n:
+            continue
+        key = (row["Recurrence2PatternStartDate"], row["Recurrence2PatternText"], row["Recurrence2PatternTimeZone"])
+        start = dt.datetime.fromisoformat(row["StartDateTime"].replace("+0000", "+00:00"))
+        groups.setdefault(key, {})[slot_key(start)] = row
+    return groups

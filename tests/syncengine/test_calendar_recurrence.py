@@ -71,12 +71,15 @@ def test_outlook_series_becomes_a_salesforce_series_and_back(member):
     _o_series(member, "Weekly pipeline review", start, days=("monday", "thursday"))
     first = _sync(member)
     assert first.counts.created["salesforce"] == 1
-    (row,) = member.sf("Event")
-    assert row["IsRecurrence2"] is True
-    assert (
-        row["Recurrence2PatternText"] == "RRULE:FREQ=WEEKLY;BYDAY=MO,TH;WKST=SU;INTERVAL=1;COUNT=6"
-    )
+    # Salesforce holds the series as one Event per occurrence, all with the pattern.
+    rows = member.sf("Event")
+    assert len(rows) == 6
+    assert {r["Recurrence2PatternText"] for r in rows} == {
+        "RRULE:FREQ=WEEKLY;BYDAY=MO,TH;WKST=SU;INTERVAL=1;COUNT=6"
+    }
+    assert all(r["IsRecurrence2"] is True for r in rows)
     assert _sync(member).counts.writes == 0
+    assert len(member.events_o()) == 1  # never six Outlook events
 
     # A series made in Salesforce arrives in Outlook as a series with the same pattern
     # (it starts on one of its days: the next month's first Tuesday).
@@ -100,7 +103,9 @@ def test_outlook_series_becomes_a_salesforce_series_and_back(member):
         "index": "first",
     }
     assert board.data["recurrence"]["range"]["numberOfOccurrences"] == 4
+    assert len(member.events_o()) == 2  # one Outlook series for four Salesforce occurrences
     assert _sync(member).counts.writes == 0
+    assert SyncLink.objects.count() == 2
 
 
 def test_open_series_goes_to_the_horizon_and_unholdable_rules_are_skipped(member):
@@ -126,7 +131,7 @@ def test_open_series_goes_to_the_horizon_and_unholdable_rules_are_skipped(member
     messages = _messages(result)
     # The open series: written up to the end of the calendar range, and the member told so.
     horizon = (timezone.now() + dt.timedelta(days=365)).astimezone(dt.UTC).date()
-    (standup,) = [r for r in member.sf("Event") if r["Subject"] == "Standup forever"]
+    standup = _sf_row(member, "Standup forever")
     assert standup["Recurrence2PatternText"] == (
         f"RRULE:FREQ=WEEKLY;BYDAY=MO;WKST=SU;INTERVAL=1;UNTIL={horizon:%Y%m%d}T235959Z"
     )
@@ -146,8 +151,43 @@ def test_open_series_goes_to_the_horizon_and_unholdable_rules_are_skipped(member
     assert _sync(member).counts.writes == 0
 
 
-def test_changed_occurrence_is_skipped_with_the_reason_and_never_duplicated(member):
+def _occurrences(member, subject_prefix="Team sync"):
+    """The Salesforce occurrence records of the series, by start."""
+    rows = [r for r in member.sf("Event") if (r["Subject"] or "").startswith(subject_prefix)]
+    return sorted(rows, key=lambda r: r["StartDateTime"])
+
+
+def _sf_when(value: dt.datetime) -> str:
+    return value.strftime(FMT) + ".000+0000"
+
+
+def _instances(member, master):
+    """Outlook's occurrences of the series, as /instances serves them, by original start."""
+    from connections.selectors import graph_client_for
+
+    start = master.start_utc - dt.timedelta(days=1)
+    params = {
+        "startDateTime": start.strftime(FMT) + "Z",
+        "endDateTime": (start + dt.timedelta(days=120)).strftime(FMT) + "Z",
+    }
+    client = graph_client_for(member.membership)
+    out = {}
+    for page in client.iter_pages(f"/me/events/{master.graph_id}/instances", params=params):
+        for e in page.items:
+            out[e["originalStart"][:16]] = e
+    return out
+
+
+def _quiet(member):
+    again = _sync(member)
+    assert again.counts.writes == 0, _messages(again)
+    assert len(member.events_o()) == 1  # one Outlook series, never one event per occurrence
+    assert SyncLink.objects.count() == 1
+
+
+def test_changed_occurrence_in_outlook_changes_that_salesforce_occurrence_only(member):
     from sandbox.microsoft.services import occurrence_update
+    from syncengine.models import SyncOccurrence
 
     start = _monday()
     master = _o_series(member, "Team sync", start)
@@ -160,35 +200,179 @@ def test_changed_occurrence_is_skipped_with_the_reason_and_never_duplicated(memb
         {
             "subject": "Team sync (moved)",
             "start": {"dateTime": moved.strftime(FMT), "timeZone": "UTC"},
-            "end": {
-                "dateTime": (moved + dt.timedelta(minutes=30)).strftime(FMT),
-                "timeZone": "UTC",
-            },
+            "end": {"dateTime": (moved + dt.timedelta(minutes=30)).strftime(FMT), "timeZone": "UTC"},
         },
     )
     result = _sync(member)
-    assert result.counts.writes == 0
-    (note,) = [m for m in _messages(result) if "changed on its own" in m]
-    assert "“Team sync (moved)” originally on " + second.strftime("%Y-%m-%d %H:%M") in note
-    assert "Salesforce event series cannot hold a changed single occurrence" in note
-    # Still exactly one Salesforce series with its pattern, no single copy.
-    (row,) = member.sf("Event")
-    assert row["Subject"] == "Team sync" and row["IsRecurrence2"] is True
-    assert _sync(member).counts.writes == 0
+    assert result.counts.updated == {"outlook": 0, "salesforce": 1}
+    rows = _occurrences(member)
+    assert len(rows) == 6
+    (changed,) = [r for r in rows if r["IsRecurrence2Exception"]]
+    assert changed["Subject"] == "Team sync (moved)"
+    assert changed["StartDateTime"] == _sf_when(moved)
+    assert [r["Subject"] for r in rows if r is not changed] == ["Team sync"] * 5
+    assert rows[0]["StartDateTime"] == _sf_when(start)
+    (note,) = [m for m in _messages(result) if "Occurrence originally on" in m]
+    assert second.strftime("%Y-%m-%d %H:%M") in note and "(that occurrence only)" in note
+    assert SyncOccurrence.objects.get().state == "changed"
+    _quiet(member)
 
 
-def test_cancelled_occurrence_neither_deletes_nor_changes_the_salesforce_series(member):
+def test_cancelled_occurrence_in_outlook_deletes_that_salesforce_occurrence_only(member):
     from sandbox.microsoft.services import occurrence_delete
 
     start = _monday()
     master = _o_series(member, "Team sync", start)
     _sync(member)
+    third = start + dt.timedelta(days=14)
+    occurrence_delete(master, third)
+    result = _sync(member)
+    assert result.counts.deleted == {"outlook": 0, "salesforce": 1}
+    starts = [r["StartDateTime"] for r in _occurrences(member)]
+    assert len(starts) == 5 and _sf_when(third) not in starts
+    assert _sf_when(start) in starts
+    assert any("cancelled in Outlook: deleted in Salesforce" in m for m in _messages(result))
+    _quiet(member)
+
+
+def test_changed_occurrence_in_salesforce_changes_that_outlook_occurrence(member):
+    from sandbox.salesforce.services import sf_records_update
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    fourth = start + dt.timedelta(days=21)
+    (row,) = [r for r in _occurrences(member) if r["StartDateTime"] == _sf_when(fourth)]
+    later = fourth + dt.timedelta(hours=3)
+    # The user changes that one event in Salesforce ("this event only").
+    (r,) = sf_records_update(
+        user=member.sf_user,
+        records=[("Event", row["Id"], {
+            "Subject": "Team sync (customer visit)", "Location": "Lyon",
+            "StartDateTime": _sf_when(later), "EndDateTime": _sf_when(later + dt.timedelta(minutes=30)),
+        })],
+        api_version="57.0",
+    )  # fmt: skip
+    assert r.success, r.errors
+    result = _sync(member)
+    assert result.counts.updated == {"outlook": 1, "salesforce": 0}
+    inst = _instances(member, master)
+    moved = inst[fourth.strftime("%Y-%m-%dT%H:%M")]
+    assert moved["type"] == "exception"
+    assert moved["subject"] == "Team sync (customer visit)"
+    assert moved["location"]["displayName"] == "Lyon"
+    assert moved["start"]["dateTime"].startswith(later.strftime(FMT))
+    assert len(inst) == 6
+    assert [e["subject"] for k, e in inst.items() if e is not moved] == ["Team sync"] * 5
+    _quiet(member)
+
+
+def test_deleted_occurrence_in_salesforce_cancels_that_outlook_occurrence(member):
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    fifth = start + dt.timedelta(days=28)
+    (row,) = [r for r in _occurrences(member) if r["StartDateTime"] == _sf_when(fifth)]
+    member.sf_delete(row["Id"])
+    result = _sync(member)
+    assert result.counts.deleted == {"outlook": 1, "salesforce": 0}
+    inst = _instances(member, master)
+    assert len(inst) == 5 and fifth.strftime("%Y-%m-%dT%H:%M") not in inst
+    assert any("cancelled in Salesforce: deleted in Outlook" in m for m in _messages(result))
+    assert len(_occurrences(member)) == 5
+    _quiet(member)
+
+
+def test_series_edit_reaches_future_salesforce_occurrences_and_keeps_the_past(member):
+    from sandbox.microsoft.services import item_update
+
+    start = _monday(-2)  # two occurrences already past
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    item_update(master, {"subject": "Team sync (new room)", "location": {"displayName": "Room 4"}})
+    result = _sync(member)
+    assert result.counts.updated == {"outlook": 0, "salesforce": 1}
+    rows = _occurrences(member)
+    assert len(rows) == 6
+    now = _sf_when(timezone.now().astimezone(dt.UTC).replace(tzinfo=None))
+    past = [r for r in rows if r["StartDateTime"] < now]
+    future = [r for r in rows if r["StartDateTime"] >= now]
+    assert [r["Subject"] for r in past] == ["Team sync", "Team sync"]  # activity history
+    assert {(r["Subject"], r["Location"]) for r in future} == {("Team sync (new room)", "Room 4")}
+    assert not any(r["IsRecurrence2Exception"] for r in rows)
+    _quiet(member)
+
+
+def test_occurrences_changed_before_the_first_sync_follow_the_new_copy(member):
+    """A series is created with its pattern; the run after copies what its occurrences
+    already had on their own (a cancelled one, a changed one), once."""
+    from sandbox.microsoft.services import occurrence_delete, occurrence_update
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
     occurrence_delete(master, start + dt.timedelta(days=7))
+    occurrence_update(master, start + dt.timedelta(days=14), {"subject": "Team sync (offsite)"})
+    first = _sync(member)
+    assert first.counts.created == {"outlook": 0, "salesforce": 1}
+    second = _sync(member)
+    assert second.counts.deleted == {"outlook": 0, "salesforce": 1}
+    assert second.counts.updated == {"outlook": 0, "salesforce": 1}
+    rows = _occurrences(member)
+    assert len(rows) == 5
+    assert [r["Subject"] for r in rows].count("Team sync (offsite)") == 1
+    assert SyncLink.objects.get().state == "synced"
+    _quiet(member)
+
+
+def test_cancelling_the_first_occurrence_keeps_it_in_salesforce_and_says_why(member):
+    from sandbox.microsoft.services import occurrence_delete
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    occurrence_delete(master, start)
     result = _sync(member)
     assert result.counts.writes == 0
-    (row,) = member.sf("Event")
-    assert row["Subject"] == "Team sync"
-    assert SyncLink.objects.get().state == "synced"
+    assert len(_occurrences(member)) == 6
+    (note,) = [m for m in _messages(result) if "Salesforce keeps it" in m]
+    assert "first occurrence" in note
+    _quiet(member)
+
+
+def test_this_and_following_in_outlook_ends_one_series_and_starts_the_other(member):
+    """Outlook's "this and following" edit: the master's range is cut short and the rest
+    becomes a new series. Salesforce ends the old series there (its later occurrences
+    deleted, the earlier ones kept) and gets the new one; nothing twice."""
+    from sandbox.microsoft.services import item_update
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    fourth = start + dt.timedelta(days=21)
+    item_update(master, {"recurrence": {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday"], "firstDayOfWeek": "sunday"},
+        "range": {"type": "numbered", "startDate": start.date().isoformat(), "numberOfOccurrences": 3},
+    }})  # fmt: skip
+    _o_series(
+        member, "Team sync (new time)", fourth + dt.timedelta(hours=1),
+        rng={"type": "numbered", "startDate": fourth.date().isoformat(), "numberOfOccurrences": 3},
+    )  # fmt: skip
+    result = _sync(member)
+    assert result.counts.created == {"outlook": 0, "salesforce": 1}
+    old = [r for r in _occurrences(member) if r["Subject"] == "Team sync"]
+    new = [r for r in _occurrences(member) if r["Subject"] == "Team sync (new time)"]
+    assert [r["StartDateTime"] for r in old] == [
+        _sf_when(start + dt.timedelta(days=7 * k)) for k in range(3)
+    ]
+    assert [r["StartDateTime"] for r in new] == [
+        _sf_when(fourth + dt.timedelta(days=7 * k, hours=1)) for k in range(3)
+    ]
+    assert any("now ends earlier in Outlook" in m for m in _messages(result))
+    assert any("were deleted; the earlier ones are kept" in m for m in _messages(result))
+    again = _sync(member)
+    assert again.counts.writes == 0, _messages(again)
+    assert len(member.events_o()) == 2 and SyncLink.objects.count() == 2
+    assert len(_occurrences(member)) == 6
 
 
 def test_pattern_change_in_outlook_keeps_the_salesforce_series_and_warns(member):
@@ -197,7 +381,7 @@ def test_pattern_change_in_outlook_keeps_the_salesforce_series_and_warns(member)
     start = _monday()
     master = _o_series(member, "Team sync", start)
     _sync(member)
-    (row,) = member.sf("Event")
+    row = _sf_row(member, "Team sync")
     old_rule = row["Recurrence2PatternText"]
     new_recurrence = {
         "pattern": {
@@ -216,7 +400,7 @@ def test_pattern_change_in_outlook_keeps_the_salesforce_series_and_warns(member)
 
     result = _sync(member)
     assert result.counts.updated == {"outlook": 0, "salesforce": 1}
-    (row,) = member.sf("Event")
+    row = _occurrences(member)[0]
     assert row["Subject"] == "Team sync (fortnightly)"
     assert row["Recurrence2PatternText"] == old_rule  # Salesforce cannot change it
     (warning,) = [
@@ -273,8 +457,13 @@ def _graph_series(member, subject, *, start, zone, pattern, rng, minutes=60, all
 
 
 def _sf_row(member, subject):
-    (row,) = [r for r in member.sf("Event") if r["Subject"] == subject]
-    return row
+    """The first occurrence of a Salesforce series (the record its create returned)."""
+    rows = sorted(
+        (r for r in member.sf("Event") if r["Subject"] == subject), key=lambda r: r["StartDateTime"]
+    )
+    assert rows, subject
+    assert len({r["Recurrence2PatternText"] for r in rows}) == 1
+    return rows[0]
 
 
 def test_series_follows_the_organizers_zone_across_dst_not_the_members(member):
@@ -342,3 +531,67 @@ def test_day_30_with_a_february_is_skipped_with_the_reason(member):
     assert "Outlook moves day 30 to the last day of shorter months" in note
     assert "February 2027" in note
     assert not member.sf("Event")
+
+
+def test_manual_plan_lists_a_changed_occurrence_and_applies_only_it(member):
+    """Manual mode: the changed occurrence is a planned change of its own, with its
+    reason, in the review page's "Series occurrences" group; applying the plan writes it."""
+    from sandbox.microsoft.services import occurrence_update
+    from syncengine.engine.run import plan_apply
+    from syncengine.models import PlannedChange
+    from syncengine.selectors import group_of
+
+    start = _monday()
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    second = start + dt.timedelta(days=7)
+    occurrence_update(master, second, {"subject": "Team sync (board)"})
+    plan = run_sync(member.membership, "calendar", "manual", plan_only=True)
+    assert plan.status == "planned", plan.message
+    (row,) = PlannedChange.objects.filter(run_id=plan.run_id)
+    assert row.action == "occurrence" and row.side == "salesforce:update"
+    assert group_of(row.action, row.side) == "occurrence"
+    assert second.strftime("%Y-%m-%d %H:%M") in row.reason and "that occurrence only" in row.reason
+    assert row.title == "Team sync"
+    assert all(r["Subject"] == "Team sync" for r in _occurrences(member))  # nothing written yet
+    result = plan_apply(member.membership, plan.run_id)
+    assert result.counts.updated == {"outlook": 0, "salesforce": 1}
+    assert [r["Subject"] for r in _occurrences(member)].count("Team sync (board)") == 1
+    _quiet(member)
+
+
+def test_series_deleted_in_outlook_keeps_its_past_in_salesforce_and_never_comes_back(member):
+    from sandbox.microsoft.services import item_delete
+
+    start = _monday(-2)  # two occurrences already past
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    item_delete(master)
+    result = _sync(member)
+    assert result.counts.deleted == {"outlook": 0, "salesforce": 1}
+    now = _sf_when(timezone.now().astimezone(dt.UTC).replace(tzinfo=None))
+    rows = _occurrences(member)
+    assert [r["StartDateTime"] < now for r in rows] == [True, True]  # activity history kept
+    assert any("past occurrences stay there as activity history" in m for m in _messages(result))
+    for _ in range(2):
+        again = _sync(member)
+        assert again.counts.writes == 0, _messages(again)
+    assert member.events_o() == []  # the kept history is never copied back to Outlook
+    assert SyncLink.objects.get().state == "tombstoned"
+
+
+def test_series_deleted_in_salesforce_deletes_the_outlook_series(member):
+    from sandbox.salesforce.services import sf_series_delete_onwards
+
+    start = _monday()
+    _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    sf_series_delete_onwards(user=member.sf_user, record_id=_occurrences(member)[0]["Id"])
+    assert _occurrences(member) == []
+    result = _sync(member)
+    assert result.counts.deleted == {"outlook": 1, "salesforce": 0}
+    assert member.events_o() == []
+    assert _sync(member).counts.writes == 0

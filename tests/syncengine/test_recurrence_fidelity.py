@@ -335,7 +335,10 @@ def test_synced_series_has_outlooks_instances_or_a_skip_the_member_reads(member,
         assert any(any(r in m for r in SKIP_REASONS) for m in messages), messages
         event("skipped with a reason")
         return
-    (row,) = rows
+    # Salesforce stores the series as one Event per occurrence, all with one pattern.
+    rows.sort(key=lambda r: r["StartDateTime"])
+    assert len({(r["Recurrence2PatternText"], r["Recurrence2PatternStartDate"]) for r in rows}) == 1
+    row = rows[0]
     # Compared over the 1,200 days /instances was asked for.
     end = dt.datetime.fromisoformat(item.data["start"]["dateTime"][:19]) + dt.timedelta(days=1198)
     salesforce = [
@@ -347,4 +350,31 @@ def test_synced_series_has_outlooks_instances_or_a_skip_the_member_reads(member,
         assert salesforce and "UNTIL=" in row["Recurrence2PatternText"]
         outlook = outlook[: len(salesforce)]
     assert salesforce == outlook, row["Recurrence2PatternText"]
+    # The occurrence records themselves sit on those instants.
+    stored = [
+        dt.date.fromisoformat(r["ActivityDate"]) if r["IsAllDayEvent"]
+        else dt.datetime.fromisoformat(r["StartDateTime"].replace("+0000", "+00:00"))
+        for r in rows
+    ]
+    assert stored[: len(salesforce)] == salesforce[: len(stored)]  # (the emulator keeps 999)
     event(f"exact: {data['recurrence']['pattern']['type']} × {data['recurrence']['range']['type']}")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=series())
+def test_engine_places_occurrences_where_dateutil_does(data):
+    """The engine keys occurrences by their original start (engine/series.py): its own
+    expansion of the pattern must give Outlook's instants, checked against dateutil."""
+    from syncengine.engine.series import occ_key, pattern_slots
+
+    assume(_wall_exists(data))
+    try:
+        c = events.from_graph(data)
+    except MappingError:
+        assume(False)
+    first = dt.date.fromisoformat(data["start"]["dateTime"][:10])
+    horizon = first + dt.timedelta(days=400)
+    want = [occ_key(x) for x in _dateutil_outlook(data, horizon)]
+    bounded = data["recurrence"]["range"]["type"] != "noEnd"
+    got = pattern_slots(c, through=None if bounded else horizon)
+    assert got == want

@@ -49,28 +49,34 @@ applies the same rule the other way. A series whose first day is not one of
 its own days is skipped: Outlook starts at the next matching day, RFC 5545
 counts the first day as an occurrence, so the two would differ by one.
 
-What Salesforce cannot hold of a series, and what the engine does about it
-(decided with the sandbox's Salesforce, which like the real API stores a
-series as one Event with fixed ``IsRecurrence2``/``Recurrence2PatternText``
-and offers no child occurrences to address):
+How Salesforce holds a series, and what the engine does with it (engine/series.py
+has the details): a Lightning event series is ONE Event RECORD PER OCCURRENCE,
+all with the same ``IsRecurrence2``/``Recurrence2PatternText``/
+``Recurrence2PatternTimeZone``/``Recurrence2PatternStartDate`` (there is no
+queryable series id; the series-pattern record is not returned by SOQL). The
+create answers with the first occurrence's Id, which the series link keeps, and
+our unique key sits on that occurrence only. The pattern fields cannot be
+updated; from API 58.0 an update of a future occurrence changes the series from
+there on and an update of a past one changes that occurrence only
+(``IsRecurrence2Exception``); below 58.0 any update changes that occurrence only.
 
-- A changed single occurrence in Outlook (``type: exception``, keyed by its
-  series and ``originalStart``) is skipped, with a log entry naming the
-  occurrence and the reason: Salesforce cannot change one occurrence through
-  the API (a changed future occurrence changes the whole series, the
-  exception/exclusion flags are read-only). A separate single Event would
-  show the meeting twice in Salesforce (the series keeps the original slot).
-- A cancelled occurrence arrives as a bare ``@removed`` id: the engine reads
-  the series back, finds it still there and changes nothing; Salesforce keeps
-  the occurrence (its RRULE subset has no EXDATE).
-- A pattern changed in Outlook after the series exists (or a single event
-  turned into a series, or back) cannot reach Salesforce: the other fields
-  are copied, the Salesforce series keeps its pattern, the run log says so,
-  and the link keeps pointing at the same Event. Re-creating the series was
-  rejected: deleting a Salesforce series deletes its past occurrences too —
-  the activity history the CRM exists for — and the Contact/Account relations
-  users set on it. The planner reads a linked Event's recurrence as the
-  synced one, so the old pattern never flows back into Outlook.
+- Reading: the occurrence rows of a series are read whole (one query for many
+  series) and become ONE item — never N Outlook events — with its occurrences
+  keyed by original start (``occurrence_dates`` below places them).
+- A series-wide edit (subject, time…) is written to the first future
+  occurrence; past occurrences keep their values as activity history.
+- A changed single occurrence (Outlook ``type: exception``, keyed by series and
+  ``originalStart``) updates the matching Salesforce occurrence record at API
+  57.0, so only it changes (it becomes an exception there); a cancelled one
+  deletes that record. The same the other way: a Salesforce exception PATCHes
+  the Outlook occurrence (found through ``/instances``), a deleted Salesforce
+  occurrence cancels it. Per-occurrence agreement is kept in ``SyncOccurrence``.
+  The series' first occurrence is never deleted for a cancellation: it holds
+  our key and names the series; the member is told it was kept.
+- A deleted series is deleted from its first future occurrence on
+  (``fromThisEventOnwards``): past occurrences stay as history.
+- A pattern changed in Outlook after the series exists: Salesforce cannot
+  change the pattern of an existing series (see below for what is written).
 
 RRULEs are written in the order Salesforce normalizes them to (FREQ, BYMONTH,
 BYMONTHDAY, BYDAY, WKST, BYSETPOS, INTERVAL, UNTIL, COUNT, with ``RRULE:`` and
@@ -306,6 +312,86 @@ def _month_day_part(r: CanonicalRecurrence, start: date | None, horizon: date | 
         f"{calendar.month_name[short[1]]} {short[0]}); Salesforce's series would skip those "
         "months, so the series is not copied"
     )
+
+
+# ---------------------------------------------------------------- expansion
+
+
+def occurrence_dates(
+    r: CanonicalRecurrence, start: date, *, through: date | None = None
+) -> list[date]:
+    """The series' occurrence days as Outlook places them, from ``start`` (its first
+    day, in its own zone) up to ``through`` and the series' own end.
+
+    The engine needs them to key occurrences by their original start on both sides
+    (Salesforce has no original-start field: an occurrence row sits at its pattern
+    slot unless it is an exception) and to tell a cancelled occurrence (a slot with
+    no occurrence) from one outside the range read. Day-of-month patterns fall on
+    the last day of shorter months, as in Outlook."""
+    last = min(d for d in (r.end_date, through) if d is not None) if (
+        r.end_date or through
+    ) else None
+    if last is None and r.count is None:
+        raise ValueError("an open series needs a last day to expand to")
+    out: list[date] = []
+    for day in _candidate_days(r, start):
+        if day < start:
+            continue
+        if (last is not None and day > last) or (r.count is not None and len(out) >= r.count):
+            break
+        out.append(day)
+        if len(out) >= 4 * MAX_COUNT:  # no series Salesforce holds is longer
+            break
+    return out
+
+
+def _candidate_days(r: CanonicalRecurrence, start: date):
+    """Candidate days in order (callers drop those before ``start`` and stop at the end)."""
+    step = r.interval
+    if r.pattern == "daily":
+        day = start
+        while day.year < YEARS[1]:
+            yield day
+            day = date.fromordinal(day.toordinal() + step)
+        return
+    if r.pattern == "weekly":
+        fdow = DAYS.index(r.first_day_of_week or "sunday")  # 0 = Sunday
+        sunday_based = (start.weekday() + 1) % 7
+        week = start.toordinal() - (sunday_based - fdow) % 7
+        offsets = sorted((DAYS.index(d) - fdow) % 7 for d in r.days_of_week)
+        while week < date(YEARS[1], 1, 1).toordinal():
+            for off in offsets:
+                yield date.fromordinal(week + off)
+            week += 7 * step
+        return
+    months = 12 * step if r.pattern.endswith("Yearly") else step
+    y, m = start.year, (r.month or start.month) if r.pattern.endswith("Yearly") else start.month
+    while y < YEARS[1]:
+        if r.day_of_month is not None:
+            yield date(y, m, min(r.day_of_month, _month_len(y, m)))
+        else:
+            day = _relative_day(y, m, r.days_of_week, r.index or "first")
+            if day is not None:
+                yield day
+        m += months
+        y, m = y + (m - 1) // 12, (m - 1) % 12 + 1
+
+
+def occurrence_starts(
+    r: CanonicalRecurrence,
+    first: datetime,
+    zone: ZoneInfo,
+    *,
+    through: date | None = None,
+) -> list[datetime]:
+    """UTC starts of a timed series' occurrences: the first start's wall-clock time in
+    the series' zone on every occurrence day (so they move with daylight saving)."""
+    local = first.astimezone(zone)
+    wall = local.time().replace(tzinfo=None)
+    return [
+        datetime.combine(d, wall, tzinfo=zone).astimezone(UTC)
+        for d in occurrence_dates(r, local.date(), through=through)
+    ]
 
 
 # ---------------------------------------------------------------- Graph
@@ -601,6 +687,8 @@ __all__ = [
     "from_graph",
     "from_rrule",
     "normalize",
+    "occurrence_dates",
+    "occurrence_starts",
     "starts_on_pattern",
     "to_graph",
     "to_rrule",
