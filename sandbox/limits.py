@@ -27,6 +27,15 @@ processes can never hold the same slot. Each slot expires after the request's ow
 plus `slot_ttl_seconds`: a process killed mid-request frees its slots by itself. (A plain
 counter with incr/decr would either leak a killed holder's count forever or, with an expiry on
 the key, reset under the feet of the requests still holding it.)
+
+Graph's request budget (always on, whatever `SANDBOX_LIMITS` says; its values can be set there):
+`outlook.requests_per_window` (10,000) requests per `outlook.window_seconds` (600) for each app
+ID and mailbox combination, as Graph's "Outlook service limits" are evaluated: another app on the
+same mailbox has a budget of its own. Each inner request of a `$batch` counts, and so does a
+refused one. Over the budget a request answers 429 `ApplicationThrottled` with `Retry-After`: the
+seconds until its window ends. The count is one cache key per (app, mailbox, window), windows
+aligned on multiples of the window; the key lives a minute past its window, so the atomic
+`incr` (INCRBY on Redis) never meets a key expiring under it and a new window starts at 0.
 """
 
 from __future__ import annotations
@@ -47,7 +56,8 @@ from .faults import graph_error, salesforce_error
 # The vendors' documented values: Graph throttling-limits "Outlook service limits"; Salesforce
 # "API Request Limits and Allocations" (concurrent requests lasting 20 s or longer).
 DEFAULT_LIMITS = {
-    "outlook": {"concurrent_per_mailbox": 4, "batch_parallel": 4, "retry_after_seconds": 1},
+    "outlook": {"concurrent_per_mailbox": 4, "batch_parallel": 4, "retry_after_seconds": 1,
+                "requests_per_window": 10_000, "window_seconds": 600},
     "salesforce": {"long_running_seconds": 20, "concurrent_long_running": 25},
     "slot_ttl_seconds": 60,
     "namespace": "sbxlim",
@@ -229,6 +239,26 @@ def mailbox_slots(client_id: str, mailbox_id: int, conf: dict | None = None) -> 
     conf = conf or limits_config() or DEFAULT_LIMITS
     return SlotPool(f"graph:{client_id}:{mailbox_id}", int(_option(conf, "outlook", "concurrent_per_mailbox")),
                     str(_global(conf, "namespace")))
+
+
+def graph_request_budget(client_id: str, mailbox_key: str, conf: dict | None = None) -> int | None:
+    """Count one request of this app on this mailbox; None while within Graph's budget, else
+    the Retry-After (seconds to the end of the window). The caller answers 429 with it."""
+    conf = conf or limits_config() or DEFAULT_LIMITS
+    limit = int(_option(conf, "outlook", "requests_per_window"))
+    window = float(_option(conf, "outlook", "window_seconds"))
+    moment = time.time()
+    index = int(moment // window)
+    key = f"{_global(conf, 'namespace')}:graph-budget:{client_id}:{mailbox_key}:{index}"
+    try:
+        count = cache.incr(key)
+    except ValueError:  # the window's first request (here or in another process)
+        cache.add(key, 0, timeout=math.ceil(window) + 60)
+        count = cache.incr(key)
+    if count <= limit:
+        return None
+    _count_refused("outlook")
+    return max(1, math.ceil((index + 1) * window - moment))
 
 
 def _throttled_entry(rid: str, retry_after: int) -> dict:

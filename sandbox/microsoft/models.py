@@ -31,9 +31,7 @@ class Mailbox(models.Model):
     change_seq = models.PositiveBigIntegerField(default=0)
     # Bumped to invalidate every outstanding delta token (→ 410 syncStateNotFound).
     sync_generation = models.PositiveIntegerField(default=1)
-    # Outlook's per-mailbox budget: 10,000 requests per 10 minutes.
-    throttle_window_start = models.DateTimeField(null=True, blank=True)
-    throttle_count = models.PositiveIntegerField(default=0)
+    # Graph's request budget per app and mailbox is counted in the cache (sandbox/limits.py).
 
     def __str__(self) -> str:
         return self.email

@@ -14,11 +14,11 @@ from functools import wraps
 
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import transaction
-from django.db.models import F
 from django.http import HttpResponse
 from django.urls import Resolver404, get_resolver
 from django.views.decorators.csrf import csrf_exempt
 
+from sandbox import limits
 from sandbox.faults import graph_error
 from sandbox.jsonbody import BadJson, read_json
 
@@ -46,8 +46,6 @@ from .wire import (
 
 logger = logging.getLogger("linkpoint.sandbox")
 
-THROTTLE_LIMIT = 10_000
-THROTTLE_WINDOW = dt.timedelta(minutes=10)
 DEFAULT_PAGE = 10
 MAX_PAGE = 1000
 DELTA_DEFAULT_PAGE = 100  # not documented; a modest page like Exchange's
@@ -156,26 +154,12 @@ def _check_scopes(request, scopes: set[str]) -> None:
             return
 
 
-def _throttle(mailbox: Mailbox) -> None:
-    """Outlook's per-mailbox budget: 10,000 requests per 10 minutes, then 429 + Retry-After."""
-    moment = now()
-    start = mailbox.throttle_window_start
-    if start is None or moment - start >= THROTTLE_WINDOW:
-        Mailbox.objects.filter(pk=mailbox.pk).update(throttle_window_start=moment, throttle_count=1)
-        # The inner requests of one $batch share this object: keep it current.
-        mailbox.throttle_window_start, mailbox.throttle_count = moment, 1
-        if getattr(mailbox, "batch_pending", None) is not None:
-            mailbox.batch_pending = 0  # counted from this request on
-        return
-    if getattr(mailbox, "batch_pending", None) is not None:
-        mailbox.batch_pending += 1  # the batch adds its inner requests with one UPDATE
-    else:
-        Mailbox.objects.filter(pk=mailbox.pk).update(throttle_count=F("throttle_count") + 1)
-    mailbox.throttle_count += 1
-    if mailbox.throttle_count > THROTTLE_LIMIT:
-        wait = max(1, int((start + THROTTLE_WINDOW - moment).total_seconds()) + 1)
-        raise GraphError(429, "ApplicationThrottled", "Application is over its MailboxConcurrency limit.",
-                         {"Retry-After": str(wait)})
+def _throttle(client_id: str, mailbox: Mailbox) -> None:
+    """Outlook's budget per app ID and mailbox: 10,000 requests per 10 minutes, then 429 +
+    Retry-After (sandbox/limits.py; shared by every process through the cache)."""
+    wait = limits.graph_request_budget(client_id, str(mailbox.object_id))
+    if wait is not None:
+        raise GraphError(429, limits.GRAPH_CODE, limits.GRAPH_MESSAGE, {"Retry-After": str(wait)})
 
 
 def _json(body, status: int = 200, headers: dict | None = None) -> HttpResponse:
@@ -209,10 +193,10 @@ def graph_api(func):
             mailbox = getattr(request, "sandbox_mailbox", None)
             if mailbox is None:
                 row = _token_row(request)
-                mailbox, scopes = row.mailbox, set(row.scopes.split())
+                mailbox, scopes, client_id = row.mailbox, set(row.scopes.split()), row.client_id
             else:  # an inner $batch request: its batch authenticated the token
-                scopes = request.sandbox_scopes
-            _throttle(mailbox)  # a refused request still counts against the mailbox's budget
+                scopes, client_id = request.sandbox_scopes, request.sandbox_client_id
+            _throttle(client_id, mailbox)  # a refused request still counts against the budget
             base = _base(request)
             prefer = _parse_prefer(request.META.get("HTTP_PREFER", ""))
             applied: list[str] = []
@@ -681,18 +665,11 @@ def _batch(request):
     with transaction.atomic(using="sandbox"):
         # One commit per batch; each inner request is a savepoint, so one
         # inner failure still leaves its siblings' writes in place.
-        mailbox.batch_pending = 0
-        try:
-            responses = _batch_run(request, mailbox, requests_, set(row.scopes.split()))
-        finally:
-            if mailbox.batch_pending:
-                Mailbox.objects.filter(pk=mailbox.pk).update(
-                    throttle_count=F("throttle_count") + mailbox.batch_pending)
-            mailbox.batch_pending = None
+        responses = _batch_run(request, mailbox, requests_, set(row.scopes.split()), row.client_id)
     return _json({"responses": responses})
 
 
-def _batch_run(request, mailbox: Mailbox, requests_: list, scopes: set[str]) -> list[dict]:
+def _batch_run(request, mailbox: Mailbox, requests_: list, scopes: set[str], client_id: str) -> list[dict]:
     statuses: dict[str, int] = {}
     responses = []
     for r in requests_:
@@ -707,6 +684,7 @@ def _batch_run(request, mailbox: Mailbox, requests_: list, scopes: set[str]) -> 
         inner_request = _inner_request(request, r["method"], r["url"], r.get("headers") or {}, r.get("body"))
         inner_request.sandbox_mailbox = mailbox  # authenticated once for the whole batch
         inner_request.sandbox_scopes = scopes
+        inner_request.sandbox_client_id = client_id  # each inner request counts against the app's budget
         inner = _inner_dispatch(inner_request)
         statuses[rid.lower()] = inner.status_code
         entry = {"id": rid, "status": inner.status_code,

@@ -6,7 +6,7 @@ import requests
 
 from sandbox.accounting import api_counts, api_counts_reset
 from sandbox.faults import fault_add
-from sandbox.microsoft.models import Item, Mailbox
+from sandbox.microsoft.models import Item
 from sandbox.transport import sandbox_session
 
 from .graph_helpers import GRAPH, event_body, graph, mailbox, token  # noqa: F401
@@ -80,15 +80,6 @@ def test_revoked_refresh_token_fault_on_the_token_endpoint(settings):
         "grant_type": "refresh_token", "refresh_token": "x"})
     assert answer.status_code == 400
     assert answer.json()["error"] == "invalid_grant" and 70008 in answer.json()["error_codes"]
-
-
-def test_per_mailbox_throttle_answers_429_with_retry_after(graph, mailbox):
-    graph.get(f"{GRAPH}/me")
-    Mailbox.objects.filter(pk=mailbox.pk).update(throttle_count=10_000)
-    throttled = graph.get(f"{GRAPH}/me")
-    assert throttled.status_code == 429
-    assert throttled.json()["error"]["code"] == "ApplicationThrottled"
-    assert 0 < int(throttled.headers["Retry-After"]) <= 600
 
 
 def test_api_counters_are_exact_per_family_and_token(graph, token):

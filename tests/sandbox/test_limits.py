@@ -255,6 +255,93 @@ def test_processes_sharing_redis_see_each_others_slots_and_a_killed_holders_slot
     assert [r.status_code for r in _in_threads([_contacts(token)] * 4)] == [200] * 4
 
 
+@pytest.fixture
+def budget(settings):
+    """Graph's request budget at 5 requests per 10 minutes (a namespace of this test's own);
+    no latency, and the concurrency limit is never reached by requests one after another."""
+    conf = {"outlook": {"requests_per_window": 5, "window_seconds": 600},
+            "namespace": f"lim-{uuid.uuid4().hex[:10]}"}
+    settings.SANDBOX_LIMITS = conf
+    left = 600 - time.time() % 600  # windows are aligned on multiples of their length
+    if left < 20:  # don't let a window turn in the middle of the test
+        time.sleep(left)
+    return conf
+
+
+def _statuses(token: str, n: int) -> list[int]:
+    graph = _session(token)
+    return [graph.get(f"{GRAPH}/me/contacts").status_code for _ in range(n)]
+
+
+def test_two_apps_on_one_mailbox_each_have_their_own_request_budget_and_over_it_graph_answers_429(
+        budget, token):
+    mailbox = AccessToken.objects.get(token_hash=token_hash(token)).mailbox
+    other_app = access_token_issue(mailbox, client_id="another-app")
+    other_mailbox = access_token_issue(mailbox_ensure("dana@contoso.test", "Dana Scully"))
+
+    assert _statuses(token, 5) == [200] * 5
+    over = _session(token).get(f"{GRAPH}/me/contacts")
+    assert over.status_code == 429
+    assert over.json()["error"]["code"] == "ApplicationThrottled"
+    assert 1 <= int(over.headers["Retry-After"]) <= 600  # the end of the 10-minute window
+    # Another app on the same mailbox, and the same app on another mailbox, have budgets of their own.
+    assert _statuses(other_app, 5) == [200] * 5
+    assert _statuses(other_mailbox, 5) == [200] * 5
+    assert _statuses(other_app, 1) == [429]
+    assert _statuses(token, 2) == [429, 429]  # a refused request counts too: still over
+
+
+def test_each_request_of_a_batch_counts_against_the_apps_budget(budget, token):
+    answer = _session(token).post(f"{GRAPH}/$batch", json=_batch(7))
+    assert answer.status_code == 200
+    responses = answer.json()["responses"]
+    assert [r["status"] for r in responses] == [200] * 5 + [429] * 2
+    assert all(1 <= int(r["headers"]["Retry-After"]) <= 600 for r in responses[5:])
+    assert _statuses(token, 1) == [429]
+
+
+def test_the_budget_is_on_without_the_limits_and_a_new_window_starts_afresh(settings, monkeypatch, token):
+    assert (sandbox_limits.DEFAULT_LIMITS["outlook"]["requests_per_window"],
+            sandbox_limits.DEFAULT_LIMITS["outlook"]["window_seconds"]) == (10_000, 600)  # Graph's figures
+    settings.SANDBOX_LIMITS = None
+    monkeypatch.setitem(sandbox_limits.DEFAULT_LIMITS, "namespace", f"lim-{uuid.uuid4().hex[:10]}")
+    monkeypatch.setitem(sandbox_limits.DEFAULT_LIMITS["outlook"], "requests_per_window", 3)
+    monkeypatch.setitem(sandbox_limits.DEFAULT_LIMITS["outlook"], "window_seconds", 2)
+    statuses = _statuses(token, 4)
+    if statuses != [200, 200, 200, 429]:  # the 2-second window turned between two requests
+        time.sleep(2)
+        statuses = _statuses(token, 4)
+    assert statuses == [200, 200, 200, 429]
+    over = _session(token).get(f"{GRAPH}/me/contacts")
+    assert over.status_code == 429
+    time.sleep(int(over.headers["Retry-After"]))  # as a client is told to
+    assert _statuses(token, 1) == [200]
+
+
+SPENDER = """
+import sys
+import django
+django.setup()
+from sandbox.limits import graph_request_budget
+print([graph_request_budget(sys.argv[1], sys.argv[2]) for _ in range(int(sys.argv[3]))], flush=True)
+"""
+
+
+def test_processes_sharing_redis_share_the_request_budget(settings, budget, token):
+    url = _redis_url()
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": url, "KEY_PREFIX": ""}}
+    row = AccessToken.objects.select_related("mailbox").get(token_hash=token_hash(token))
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "linkpoint.settings", "REDIS_URL": url,
+           "SANDBOX_LIMITS": json.dumps(budget)}
+    env.pop("PYTEST_XDIST_WORKER", None)
+    out = subprocess.run([sys.executable, "-c", SPENDER, row.client_id, str(row.mailbox.object_id), "3"],
+                         cwd=Path(__file__).resolve().parents[2], env=env, capture_output=True, text=True,
+                         timeout=60, check=True)
+    assert out.stdout.strip() == "[None, None, None]"  # another process served three of the five
+    assert _statuses(token, 3) == [200, 200, 429]
+
+
 def test_salesforce_refuses_new_requests_while_the_org_has_its_limit_of_long_running_ones(settings, limits):
     settings.SANDBOX_LIMITS = {**limits, "salesforce": {"long_running_seconds": 0.2,
                                                         "concurrent_long_running": 2}}
