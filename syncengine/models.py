@@ -62,6 +62,10 @@ class SyncLink(models.Model):
     relation_by_member = models.BooleanField(default=False)
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.CharField(max_length=500, blank=True, default="")
+    # A remote change of several steps under way, saved before its first step so a run
+    # that dies half-way carries on (a Salesforce series re-created for a pattern
+    # change: engine.series.Repattern); None when nothing is under way.
+    resume = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_synced_at = models.DateTimeField(null=True, blank=True)

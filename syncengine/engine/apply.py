@@ -159,7 +159,9 @@ class Applier:
         if side == SALESFORCE:
             return _guard(lambda: self.sf.delete_many([ch.target_id for ch in changes]), len(group))
         if op == "update":
-            patches = [(ch.target_id, ch.target_version, occurrence_graph_body(ch)) for ch in changes]
+            patches = [
+                (ch.target_id, ch.target_version, occurrence_graph_body(ch)) for ch in changes
+            ]
             return _guard(lambda: self.outlook.update_many(patches), len(group))
         targets = [(ch.target_id, ch.target_version) for ch in changes]
         return _guard(lambda: self.outlook.delete_many(targets), len(group))
@@ -294,6 +296,9 @@ class Applier:
                     # The intended content: a resumed create compares against it.
                     link.snapshot = d.result.projection()
                     link.snapshot_hash = canonical_hash(d.result)
+                if d.repattern is not None:
+                    # The old series to retire, saved before the first step (engine.series).
+                    link.resume = d.repattern.as_json()
             _save_links(changed)
             if new_links:
                 SyncLink.objects.bulk_create(new_links)
@@ -353,7 +358,9 @@ class Applier:
             if failure:
                 self.out.counts.errors[SALESFORCE] += 1
                 self.out.note(
-                    "error", d, f"Not written: the Salesforce check failed ({failure}); next run retries."
+                    "error",
+                    d,
+                    f"Not written: the Salesforce check failed ({failure}); next run retries.",
                 )
             else:
                 self.out.counts.skipped += 1
@@ -561,7 +568,9 @@ class Applier:
             else:
                 # Outlook did not change this run (not read): compare with what was last synced.
                 snapshot = self._links[d.link_key].snapshot or {}
-                unchanged = "body" in snapshot and snapshot["body"] == getattr(d.result, "body", None)
+                unchanged = "body" in snapshot and snapshot["body"] == getattr(
+                    d.result, "body", None
+                )
             if unchanged:
                 del body["body"]  # never write a text rendition over the stored HTML
             else:
@@ -583,6 +592,8 @@ class Applier:
                 )
 
     def _salesforce(self, op: str, group: list[Decision]) -> list[WriteResult]:
+        if self.kind == CALENDAR and op == "create" and any(d.repattern for d in group):
+            return self._repattern(group)
         if self.kind == CALENDAR and op in ("update", "delete"):
             series = [i for i, d in enumerate(group) if _is_series(d, self._links[d.link_key])]
             if series:
@@ -689,13 +700,83 @@ class Applier:
             from .kinds import SF_KEY_FIELD
             from .series import OCCURRENCE_API_VERSION
 
-            keyed = [{"Id": self._links[group[i].link_key].sf_id, SF_KEY_FIELD: group[i].link_key}
-                     for i in stamps]
-            out = _guard(lambda: self.sf.update_many(keyed, api_version=OCCURRENCE_API_VERSION),
-                         len(stamps))
+            keyed = [
+                {"Id": self._links[group[i].link_key].sf_id, SF_KEY_FIELD: group[i].link_key}
+                for i in stamps
+            ]
+            out = _guard(
+                lambda: self.sf.update_many(keyed, api_version=OCCURRENCE_API_VERSION), len(stamps)
+            )
             for i, r in zip(stamps, out, strict=True):
                 if not r.ok:
                     results[i] = r
+        return results
+
+    def _repattern(self, group: list[Decision]) -> list[WriteResult]:
+        """Re-create linked Salesforce series whose pattern changed (engine.series): the
+        old key holder gets the history key, the old series is deleted from its first
+        occurrence not past, the new series is created with our key. Each step is safe
+        to repeat (the link's ``resume`` was committed before the first)."""
+        from .kinds import SF_KEY_FIELD
+        from .series import OCCURRENCE_API_VERSION, history_key, restart_from
+
+        results: list[WriteResult | None] = [None] * len(group)
+        mine = [i for i, d in enumerate(group) if d.repattern is not None]
+        rest = [i for i in range(len(group)) if group[i].repattern is None]
+        if rest:
+            for i, r in zip(
+                rest, self._salesforce("create", [group[i] for i in rest]), strict=True
+            ):
+                results[i] = r
+        now = self.now()
+        # 1. Our key cannot be on two records: the old series' holder keeps the history key
+        # (written alone, below API 58.0, so no other occurrence changes).
+        retire = [
+            i
+            for i in mine
+            if group[i].repattern.head and group[i].repattern.head != group[i].repattern.onwards
+        ]
+        if retire:
+            bodies = [
+                {"Id": group[i].repattern.head, SF_KEY_FIELD: history_key(group[i].link_key)}
+                for i in retire
+            ]
+            out = _guard(
+                lambda: self.sf.update_many(bodies, api_version=OCCURRENCE_API_VERSION), len(retire)
+            )
+            for i, r in zip(retire, out, strict=True):
+                if not r.ok and not _gone(r):
+                    results[i] = r
+        # 2. The old series from its first occurrence not past on (the past stays).
+        cut = [i for i in mine if results[i] is None and group[i].repattern.onwards]
+        if cut:
+            out = _guard(
+                lambda: self.sf.delete_onwards([group[i].repattern.onwards for i in cut]), len(cut)
+            )
+            for i, r in zip(cut, out, strict=True):
+                if not r.ok:
+                    results[i] = r
+        # 3. The new series, from the new pattern's first occurrence not past.
+        make, bodies = [], []
+        for i in mine:
+            if results[i] is not None:
+                continue
+            d = group[i]
+            restarted = restart_from(d.result, now)
+            if restarted is None:
+                results[i] = WriteResult(
+                    ok=False, error="none of the series' new occurrences is ahead"
+                )
+                continue
+            make.append(i)
+            bodies.append(
+                sf_body(self.kind, restarted[0], key=d.link_key, policy=self.policy, create=True)
+            )
+        if make:
+            self._relate_contacts("create", [group[i] for i in make], bodies)
+            out = _guard(lambda: self.sf.create_many(bodies), len(make))
+            for i, r in zip(make, out, strict=True):
+                results[i] = r
         return results
 
     def _relate_contacts(self, op: str, group: list[Decision], bodies: list[dict]) -> None:
@@ -705,7 +786,9 @@ class Applier:
         if op == "update":
             # Related by the member in the Relate panel (issue 16): even a Name they cleared
             # stays cleared, so these events never get an attendee's WhoId from us.
-            keep = [i for i, d in enumerate(group) if not self._links[d.link_key].relation_by_member]
+            keep = [
+                i for i, d in enumerate(group) if not self._links[d.link_key].relation_by_member
+            ]
             if len(keep) < len(group):
                 group, bodies = [group[i] for i in keep], [bodies[i] for i in keep]
         if not any(getattr(d.result, "attendees", ()) for d in group):
@@ -789,8 +872,13 @@ class Applier:
                     self.out.note("info", d, d.message or "Linked.")
                 else:
                     # Both ids as recorded: a create's entry then names the new copy too.
-                    self.out.note("info", d, _describe(d), fields=_changed_fields(d),
-                                  ids=(link.outlook_id or "", link.sf_id or ""))
+                    self.out.note(
+                        "info",
+                        d,
+                        _describe(d),
+                        fields=_changed_fields(d),
+                        ids=(link.outlook_id or "", link.sf_id or ""),
+                    )
                 link._dirty = False
                 done.append(link)
             _save_links(done)
@@ -846,6 +934,12 @@ class Applier:
         link.state = d.state
         if d.one_way_from:
             link.one_way_from = d.one_way_from
+        if link.resume and link.sf_id and link.sf_id != link.resume.get("head"):
+            # A re-created series is recorded: the old one's agreed occurrences went with it.
+            from ..models import SyncOccurrence
+
+            SyncOccurrence.objects.filter(link_id=link.pk).delete()
+            link.resume = None
         link.attempts = 0
         link.last_error = ""
         link.last_synced_at = self.now()
@@ -856,6 +950,14 @@ class Applier:
         for i in range(0, len(missing), 500):
             for link in SyncLink.objects.filter(link_key__in=missing[i : i + 500]):
                 self._links[str(link.link_key)] = link
+
+
+def _gone(r: WriteResult) -> bool:
+    """A write to a record already deleted (what a repeated step finds)."""
+    return any(
+        code in (r.error or "")
+        for code in ("ENTITY_IS_DELETED", "NOT_FOUND", "INVALID_CROSS_REFERENCE_KEY")
+    )
 
 
 def _is_series(d: Decision, link: SyncLink) -> bool:
@@ -884,7 +986,9 @@ def _save_links(links: list[SyncLink]) -> None:
     rows = []
     for link in links:
         link.updated_at = stamp
-        rows.append([f.get_db_prep_save(getattr(link, f.attname), connection) for f in fields] + [link.pk])
+        rows.append(
+            [f.get_db_prep_save(getattr(link, f.attname), connection) for f in fields] + [link.pk]
+        )
     with connection.cursor() as cursor:
         cursor.executemany(sql, rows)
 
@@ -923,6 +1027,7 @@ _LINK_FIELDS = [
     "attempts",
     "last_error",
     "last_synced_at",
+    "resume",
 ]
 # Deletes last: a batch that fails half-way has created and updated before it removes anything.
 _ORDER = {"create": 0, "update": 1, "delete": 2}

@@ -23,7 +23,16 @@ from .mapping.recurrence import CanonicalRecurrence
 from .mapping.tasks import CanonicalTask
 from .match import match_unlinked
 from .records import OUTLOOK, SALESFORCE, Decision, EnginePolicy, Item, LinkView, Write, other
-from .series import decide_occurrences, key_words, truncated_at
+from .series import (
+    Repattern,
+    as_series_of,
+    decide_occurrences,
+    holds_series,
+    key_words,
+    plan_repattern,
+    series_from_snapshot,
+    truncated_at,
+)
 
 RECORD_CLASS: dict[str, type[Canonical]] = {
     "calendar": CanonicalEvent,
@@ -164,7 +173,10 @@ def decide_linked(
             )
         if policy.deletes_to(keep) and keep != source:
             return dec(
-                "delete", writes=(Write(keep, "delete"),), state="tombstoned", rule="deleted_on_" + gone
+                "delete",
+                writes=(Write(keep, "delete"),),
+                state="tombstoned",
+                rule="deleted_on_" + gone,
             )
         return dec(
             "tombstone",
@@ -260,7 +272,7 @@ def decide_with_winner(kind: str, policy: EnginePolicy, d: Decision, winner: str
     again = decide_linked(kind, policy.replace(conflict_winner=winner), d.link, d.outlook, d.sf)
     if again is None:
         return d
-    return _note_fixed_pattern(again) if kind == "calendar" else again
+    return _pattern_change(again, d.sf, _now()) if kind == "calendar" else again
 
 
 def _error_or_skip(item: Item) -> tuple[str, str]:
@@ -287,26 +299,41 @@ def _recurrence_from_json(value: dict | None) -> CanonicalRecurrence | None:
 
 
 def _sf_series_as_synced(link: LinkView, s: Item | None) -> Item | None:
-    """Salesforce fixes an Event's recurrence when it is created (IsRecurrence2
-    and Recurrence2PatternText cannot be updated, nor a single event turned
-    into a series or back), so a linked Event's recurrence that differs from
-    the snapshot is a change we could not write, not an edit by the user: it
-    reads as the snapshot's. Otherwise a pattern changed in Outlook would come
-    back from Salesforce as the old pattern and revert the user's change."""
+    """A linked Salesforce series read in the terms of the series last synced.
+
+    The API cannot change a series' pattern, start or zone, so the Salesforce series
+    can differ from Outlook's without anyone having changed it: an open series is
+    written up to the horizon, a series ended earlier keeps its old range text, and a
+    series LinkPoint re-created for a pattern change starts at its first occurrence not
+    past (engine.series). When it holds the synced series' occurrences from its own
+    start on, it reads as the synced series; the same series (the record our link
+    holds) reads with the synced pattern whatever its text says — a pattern change not
+    applied yet is written, never taken back from Salesforce. Only a series re-created
+    in Salesforce (a user changed its pattern there: our key moved to a new record)
+    differs: that is an edit, and it reaches Outlook."""
     if s is None or s.record is None or not link.snapshot or "recurrence" not in link.snapshot:
         return s
-    synced = link.snapshot["recurrence"]
-    if s.record.projection().get("recurrence") == synced:
+    synced_json = link.snapshot["recurrence"]
+    if s.record.projection().get("recurrence") == synced_json and s.record.projection().get(
+        "start"
+    ) == link.snapshot.get("start"):
         return s
-    try:
-        rec = dataclasses.replace(s.record, recurrence=_recurrence_from_json(synced))
-    except (TypeError, ValueError):
+    synced = series_from_snapshot(link.snapshot, s.record)
+    if synced is not None and holds_series(s.record, synced):
+        rec = as_series_of(s.record, synced)
+    elif not link.sf_id or s.id == link.sf_id or s.record.recurrence is None or synced_json is None:
+        try:
+            rec = dataclasses.replace(s.record, recurrence=_recurrence_from_json(synced_json))
+        except (TypeError, ValueError):
+            return s
+    else:
         return s
     return dataclasses.replace(s, record=rec, hash=canonical_hash(rec))
 
 
-def _note_fixed_pattern(d: Decision) -> Decision:
-    """Say so when a series' pattern changes and Salesforce cannot follow."""
+def _pattern_change(d: Decision, s_raw: Item | None, now) -> Decision:
+    """A series' pattern changed in Outlook: re-create the Salesforce series (engine.series)
+    when Salesforce does not hold the new pattern; say what happens either way."""
     if (
         d.link is None
         or d.result is None
@@ -316,27 +343,98 @@ def _note_fixed_pattern(d: Decision) -> Decision:
         return d
     before = d.link.snapshot.get("recurrence")
     after = d.result.projection().get("recurrence")
+    sf_series = (
+        s_raw is not None and s_raw.record is not None and s_raw.record.recurrence is not None
+    )
+    if after is not None and before is not None and sf_series:
+        last = truncated_at(d.link.snapshot, d.result)
+        if last is not None:
+            note = (
+                f"The series now ends earlier in Outlook (last occurrence {key_words(last)}): "
+                "Salesforce's later occurrences that are not past are deleted; the earlier ones "
+                "(and every past one: activity history) are kept."
+            )
+            return _said(d, note)
+        if holds_series(s_raw.record, d.result):
+            return d
+        rp = plan_repattern(d.link, s_raw, d.result, now)
+        if rp is None:
+            return _said(d, (
+                "The series' pattern changed in Outlook, but none of its new occurrences is "
+                "ahead: Salesforce keeps the series as it was (activity history)."
+            ))  # fmt: skip
+        writes = tuple(w for w in d.writes if w.side != SALESFORCE) + (Write(SALESFORCE, "create"),)
+        return dataclasses.replace(
+            d, writes=writes, repattern=rp, state="pending_update_salesforce",
+            message=_join(d.message, repattern_words(rp)), rule="series_repattern",
+        )  # fmt: skip
     if before == after:
         return d
-    last = truncated_at(d.link.snapshot, d.result) if after is not None else None
-    if last is not None:
-        note = (
-            f"The series now ends earlier in Outlook (last occurrence {key_words(last)}): "
-            "Salesforce's later occurrences that are not past are deleted; the earlier ones "
-            "(and every past one: activity history) are kept."
-        )
-        return dataclasses.replace(d, message=(d.message + " " if d.message else "") + note)
     if before is None:
         why = "the event became a series in Outlook"
     elif after is None:
         why = "the series became a single event in Outlook"
     else:
         why = "the series' pattern changed in Outlook"
-    note = (
+    return _said(d, (
         f"Warning: {why}, but Salesforce fixes an event's recurrence when it is created, "
         "so the Salesforce event keeps its old recurrence (other changes were copied)."
+    ))  # fmt: skip
+
+
+def repattern_words(rp: Repattern) -> str:
+    kept = (
+        f"its {rp.kept} past occurrence{'s' if rp.kept != 1 else ''} stay there as activity "
+        "history, with the old pattern"
+        if rp.kept
+        else "none of its occurrences was past"
     )
-    return dataclasses.replace(d, message=(d.message + " " if d.message else "") + note)
+    return (
+        "The series' pattern changed in Outlook. Salesforce cannot change a series' pattern, "
+        "so the series is created again there with the new pattern from its first occurrence "
+        f"not past ({key_words(rp.cut)}); the old series' occurrences from then on are "
+        f"deleted and {kept}."
+    )
+
+
+def _join(a: str, b: str) -> str:
+    return (a + " " if a else "") + b
+
+
+def _said(d: Decision, note: str) -> Decision:
+    return dataclasses.replace(d, message=_join(d.message, note))
+
+
+def _resume_repattern(policy, lk: LinkView, o: Item | None, s: Item | None, now) -> Decision | None:
+    """A series re-creation a run left half-done (SyncLink.resume): carry it on, unless
+    the new series exists already (our key found on a series other than the old one)."""
+    head = str((lk.resume or {}).get("head") or "")
+    if s is not None and not s.deleted and s.id and s.id != head:
+        return None  # done: the new series is recorded like a create whose answer was lost
+    if o is None or o.deleted or o.record is None or getattr(o.record, "recurrence", None) is None:
+        return None
+    old = s if s is not None and not s.deleted else None
+    rp = plan_repattern(dataclasses.replace(lk, sf_id=head), old, o.record, now)
+    if rp is None:
+        return None
+    saved = lk.resume or {}
+    # What the first attempt found stays the truth: the old series may be half deleted now.
+    rp = dataclasses.replace(
+        rp, head=head, onwards=str(saved.get("onwards") or rp.onwards),
+        kept=int(saved.get("kept") or rp.kept),
+    )  # fmt: skip
+    return Decision(
+        link_key=lk.link_key, action="update", link=lk, outlook=o, sf=old, result=o.record,
+        writes=(Write(SALESFORCE, "create"),), state="pending_update_salesforce",
+        one_way_from=lk.one_way_from, repattern=rp, message=repattern_words(rp),
+        rule="series_repattern",
+    )  # fmt: skip
+
+
+def _now():
+    from django.utils import timezone
+
+    return timezone.now()
 
 
 def _touch_or_none(
@@ -470,6 +568,7 @@ def decide_links(
     }
     seen: dict[str, dict[str, Item]] = {}
     unlinked: dict[str, dict[str, Item]] = {OUTLOOK: {}, SALESFORCE: {}}
+    now = _now()
 
     for side, stream in ((OUTLOOK, outlook), (SALESFORCE, salesforce)):
         for it in stream:
@@ -477,12 +576,20 @@ def decide_links(
             if link is None and it.link_key and it.link_key in by_key:
                 cand = by_key[it.link_key]
                 # Our key on an item we have no id for: the lost answer of our own create.
-                if cand.id_on(side) is None:
+                # A Salesforce series re-created there keeps our key on a new occurrence.
+                if cand.id_on(side) is None or (
+                    side == SALESFORCE and it.occurrences is not None and not it.deleted
+                ):
                     link = cand
             if link is None:
                 unlinked[side][it.id] = it  # the latest report of an id wins
             else:
-                seen.setdefault(link.link_key, {})[side] = it
+                pair = seen.setdefault(link.link_key, {})
+                prev = pair.get(side)
+                # One id: its latest report. Two ids for one link (an old series and the one
+                # that replaced it): the live one.
+                if prev is None or prev.id == it.id or prev.deleted or not it.deleted:
+                    pair[side] = it
 
     decisions: list[Decision] = []
     touched = set(seen)
@@ -492,13 +599,18 @@ def decide_links(
         if only_one_way and not lk.one_way_from:
             continue
         pair = seen.get(lk.link_key, {})
-        s_item = pair.get(SALESFORCE)
+        s_raw = s_item = pair.get(SALESFORCE)
+        if kind == "calendar" and lk.resume:
+            d = _resume_repattern(policy, lk, pair.get(OUTLOOK), s_raw, now)
+            if d is not None:
+                decisions.append(d)
+                continue
         if kind == "calendar":
             s_item = _sf_series_as_synced(lk, s_item)
         d = decide_linked(kind, policy, lk, pair.get(OUTLOOK), s_item)
         if d is not None:
             if kind == "calendar":
-                d = _note_fixed_pattern(d)
+                d = _pattern_change(d, s_raw, now)
             decisions.append(d)
         if kind == "calendar" and (d is None or d.action in ("touch", "update", "conflict")):
             # A series' occurrences changed or cancelled on their own (engine.series).

@@ -89,6 +89,8 @@ class LinkView:
     # A series link's occurrences that differ from the pattern, as last agreed
     # (engine.series.Stored per SyncOccurrence row); loaded for calendar links only.
     occurrences: tuple = ()
+    # SyncLink.resume: a multi-step change under way (engine.series.Repattern as JSON).
+    resume: dict | None = None
 
     def id_on(self, side: str) -> str | None:
         return self.outlook_id if side == OUTLOOK else self.sf_id
@@ -128,6 +130,9 @@ class Decision:
     # One occurrence of a linked series (engine.series.OccurrenceChange): the applier
     # writes that occurrence only and records it on the series link's occurrences.
     occurrence: Any = field(default=None, compare=False)
+    # A linked Salesforce series re-created for a changed pattern (engine.series.Repattern):
+    # its Salesforce write is a "create" that first retires the old series' future.
+    repattern: Any = field(default=None, compare=False)
 
     @property
     def title(self) -> str:

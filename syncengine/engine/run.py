@@ -187,6 +187,7 @@ def _view(link: SyncLink) -> LinkView:
         container=link.outlook_container,
         ical_uid=link.outlook_ical_uid,
         occurrences=stored_occurrences(link),
+        resume=link.resume,
     )
 
 

@@ -233,7 +233,9 @@ def _row_content(row: dict, all_day: bool) -> dict[str, str]:
         start, end = first.isoformat(), (first + timedelta(days=days)).isoformat()
     else:
         s = _parse_sf(row.get("StartDateTime"))
-        e = _parse_sf(row.get("EndDateTime")) or (s + timedelta(minutes=_duration(row)) if s else None)
+        e = _parse_sf(row.get("EndDateTime")) or (
+            s + timedelta(minutes=_duration(row)) if s else None
+        )
         start, end = (occ_key(s) if s else ""), (occ_key(e) if e else "")
     return {
         "start": start,
@@ -304,6 +306,8 @@ class SeriesReader:
         self.known = known
 
     def add(self, row: dict) -> None:
+        if is_history_row(row):
+            return  # activity history of a re-created series: not synced, never deleted
         self.reported.setdefault(group_key(row), []).append(row)
 
     def items(self) -> Iterable[Item]:
@@ -324,18 +328,25 @@ class SeriesReader:
         starts = sorted({k[1] for k in self.reported if k[1]})
         groups: dict[tuple, list[dict]] = {}
         stamps: dict[tuple, str] = {}
+        retired: set[tuple] = set()
         for i in range(0, len(starts), GROUP_QUERY_SERIES):
             for page in self.side.series_pages(starts[i : i + GROUP_QUERY_SERIES]):
                 for row in page:
                     if not is_series_row(row):
                         continue
                     key = group_key(row)
+                    if is_history_row(row):
+                        if not read_flag(row, "IsRecurrence2Exclusion"):
+                            retired.add(key)  # our history key: the whole old series is history
+                        continue
                     # Deleted occurrences count for the version: a deletion is a change.
                     stamps[key] = max(stamps.get(key, ""), str(row.get("SystemModstamp") or ""))
                     if not read_flag(row, "IsDeleted"):
                         groups.setdefault(key, []).append(row)
         out: list[Item] = []
         for key, reported in self.reported.items():
+            if key in retired:
+                continue  # the past of a series LinkPoint re-created: history, not synced
             live = groups.get(key)
             if live:
                 it = sf_series_item(self.kind, live, self.policy, self.now)
@@ -557,7 +568,13 @@ def decide_occurrences(policy, link, o: Item | None, s: Item | None) -> list:
     since they were last agreed (changed or cancelled on their own)."""
     from .records import Decision, Write, other
 
-    settled = ("synced", "out_of_scope", "conflict", "pending_update_outlook", "pending_update_salesforce")
+    settled = (
+        "synced",
+        "out_of_scope",
+        "conflict",
+        "pending_update_outlook",
+        "pending_update_salesforce",
+    )
     if link is None or link.state not in settled:
         return []
     if o is None or s is None or o.record is None or s.record is None:
@@ -601,12 +618,16 @@ def decide_occurrences(policy, link, o: Item | None, s: Item | None) -> list:
         label = f"occurrence of {key_words(key)} “{c.subject[:80] or '(no subject)'}”"
         items = {
             "outlook": Item(
-                side=OUTLOOK, id=(o_slot.id if o_slot else "") or "",
-                version=o_slot.version if o_slot else "", label="Outlook " + label,
+                side=OUTLOOK,
+                id=(o_slot.id if o_slot else "") or "",
+                version=o_slot.version if o_slot else "",
+                label="Outlook " + label,
             ),
             "sf": Item(
-                side=SALESFORCE, id=(s_slot.id if s_slot else "") or "",
-                version=s_slot.version if s_slot else "", label="Salesforce " + label,
+                side=SALESFORCE,
+                id=(s_slot.id if s_slot else "") or "",
+                version=s_slot.version if s_slot else "",
+                label="Salesforce " + label,
             ),
         }
         where = "Outlook" if src == OUTLOOK else "Salesforce"
@@ -653,7 +674,9 @@ def decide_occurrences(policy, link, o: Item | None, s: Item | None) -> list:
             op, rule = "update", "occurrence_changed"
             note = f"{said}: copied to {there} (that occurrence only)."
         if o_moved and s_moved:
-            note += f" It was changed in {there} too ({_words(current, key)}); that change gave way."
+            note += (
+                f" It was changed in {there} too ({_words(current, key)}); that change gave way."
+            )
         body = {**expected_content(c, key), **dict(value[1])}
         out.append(Decision(
             link_key=link.link_key, action="occurrence", link=link, **items,
@@ -804,3 +827,177 @@ def slots_after(occ: Occurrences | None, last: str, now: datetime) -> Occurrence
         if slot.original > last and key >= cut and slot.id and not slot.cancelled:
             return slot
     return None
+
+
+# ---------------------------------------------------------------- pattern changes
+#
+# Salesforce fixes a series' pattern, start and zone when it is created. When the
+# pattern changes in Outlook, the series is re-created there the way Salesforce's own
+# UI does it ("Updating Recurring Calendar Events": the series is deleted and created
+# again, past occurrences stay as activity history): its occurrences from the first
+# one not past are deleted (``fromThisEventOnwards``), and a new series with the new
+# pattern starts at the new pattern's first occurrence not past. The past occurrences
+# stay, with their old pattern. Steps, each safe to repeat, with the link saved first
+# (``SyncLink.resume``, committed before any remote call, like a create's intent):
+#
+# 1. the old series' key holder gets the history key (our key cannot be on two records);
+# 2. the old series is deleted from its first occurrence not past on;
+# 3. the new series is created with our key.
+#
+# A run that dies in between finds the link pending with ``resume`` and carries on:
+# the key still on the old series (step 1 not done) or on no series (1, maybe 2 done)
+# means "do it again from where it is" (a deleted occurrence is not deleted twice, a
+# key already moved is not moved again); the key on a new series means done.
+
+HISTORY_VERSION = "8"
+
+
+def history_key(key: str) -> str:
+    """The key the past occurrences of a re-created series keep: the link key with its
+    UUID version digit set to 8 (ours are version 4), so it fits LinkPoint_Key__c (36
+    characters, unique) and can never be taken for a link key."""
+    return key[:14] + HISTORY_VERSION + key[15:]
+
+
+def is_history_key(value: Any) -> bool:
+    from .kinds import _our_key
+
+    key = _our_key(str(value or ""))
+    return key is not None and key[14] == HISTORY_VERSION
+
+
+def is_history_row(row: dict) -> bool:
+    """An occurrence that no longer follows a series: kept as activity history when the
+    series was re-created — by LinkPoint for a pattern change (history key), or by a
+    Salesforce user changing the pattern (``IsRecurrence2Exclusion``)."""
+    from .kinds import SF_KEY_FIELD
+
+    return read_flag(row, "IsRecurrence2Exclusion") or is_history_key(row.get(SF_KEY_FIELD))
+
+
+@dataclass(frozen=True)
+class Repattern:
+    """Re-create a linked Salesforce series with a changed pattern (see above)."""
+
+    head: str  # the old series' occurrence holding our key
+    onwards: str  # its first occurrence not past ("" when every one is past)
+    cut: str  # the new series' first occurrence (a key)
+    kept: int  # the old series' past occurrences that stay as history
+
+    def as_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _bare(r: rec.CanonicalRecurrence) -> rec.CanonicalRecurrence:
+    return dataclasses.replace(r, end_date=None, count=None)
+
+
+def _not_past(slot: str, now: datetime) -> bool:
+    return slot >= (occ_key(now)[:10] if "T" not in slot else occ_key(now))
+
+
+def restart_from(c: CanonicalEvent, now: datetime) -> tuple[CanonicalEvent, str] | None:
+    """The series ``c`` from its first occurrence not past on (same occurrences from
+    there, a numbered range shortened by the ones before), and that occurrence's key;
+    None when every occurrence is past."""
+    slots = pattern_slots(c, through=(now + timedelta(days=366 * 5)).date())
+    ahead = next((i for i, slot in enumerate(slots) if _not_past(slot, now)), None)
+    if ahead is None:
+        return None
+    cut = slots[ahead]
+    r = c.recurrence
+    if r.count is not None:
+        r = dataclasses.replace(r, count=r.count - ahead)
+    if c.is_all_day:
+        day = date.fromisoformat(cut)
+        moved = dataclasses.replace(c, start_date=day, end_date=day + (c.end_date - c.start_date))
+    else:
+        start = key_instant(cut)
+        moved = dataclasses.replace(c, start=start, end=start + (c.end - c.start))
+    return dataclasses.replace(moved, recurrence=r), cut
+
+
+def holds_series(sf: CanonicalEvent | None, c: CanonicalEvent) -> bool:
+    """Does the Salesforce series ``sf`` hold the occurrences of ``c`` from its own start
+    on — the same series, or the same one re-created from a later occurrence, or an
+    open series written up to the horizon?"""
+    if sf is None or sf.recurrence is None or c.recurrence is None:
+        return False
+    if sf.recurrence == c.recurrence and sf.projection().get("start") == c.projection().get(
+        "start"
+    ):
+        return True
+    if _bare(sf.recurrence) != _bare(c.recurrence) or sf.is_all_day != c.is_all_day:
+        return False
+    if (sf.days if c.is_all_day else sf.duration_minutes) != (
+        c.days if c.is_all_day else c.duration_minutes
+    ):
+        return False
+    try:
+        theirs = pattern_slots(sf)
+        if not theirs:
+            return False
+        last = date.fromisoformat(theirs[-1][:10])
+        ours = [s for s in pattern_slots(c, through=last) if s >= theirs[0]]
+        if c.recurrence.end_date is not None or c.recurrence.count is not None:
+            full = pattern_slots(c)
+            if not full or full[-1] != theirs[-1]:
+                return False
+    except (ValueError, OverflowError):
+        return False
+    return ours == theirs
+
+
+def as_series_of(sf: CanonicalEvent, c: CanonicalEvent) -> CanonicalEvent:
+    """``sf`` (which :func:`holds_series` of ``c``) read with ``c``'s start and range."""
+    if c.is_all_day:
+        return dataclasses.replace(
+            sf, recurrence=c.recurrence, start_date=c.start_date, end_date=c.end_date
+        )
+    return dataclasses.replace(sf, recurrence=c.recurrence, start=c.start, end=c.end)
+
+
+def plan_repattern(link, s, result: CanonicalEvent, now: datetime) -> Repattern | None:
+    """The re-creation of the linked Salesforce series ``s`` for ``result``'s pattern;
+    None when nothing of the new pattern is ahead (history stays as it is)."""
+    restarted = restart_from(result, now)
+    if restarted is None:
+        return None
+    occ = s.occurrences if s is not None else None
+    ahead = first_not_past(occ, now)
+    kept = 0
+    if occ is not None:
+        kept = sum(1 for x in occ.slots if x.id and not _not_past(x.original, now))
+    return Repattern(
+        head=link.sf_id or "", onwards=ahead.id if ahead else "", cut=restarted[1], kept=kept
+    )
+
+
+def first_not_past(occ: Occurrences | None, now: datetime) -> Occurrence | None:
+    """The first occurrence held in Salesforce that is not past (changed or not)."""
+    if occ is None:
+        return None
+    for slot in occ.slots:
+        if slot.id and not slot.cancelled and _not_past(slot.original, now):
+            return slot
+    return None
+
+
+def series_from_snapshot(snapshot: dict, like: CanonicalEvent) -> CanonicalEvent | None:
+    """``like`` with the start, end and pattern the snapshot holds (the series as last
+    synced); None when the snapshot holds no readable series."""
+    recurrence = _recurrence_from_json(snapshot.get("recurrence"))
+    if recurrence is None:
+        return None
+    try:
+        if like.is_all_day:
+            return dataclasses.replace(
+                like, recurrence=recurrence,
+                start_date=date.fromisoformat(str(snapshot["start_date"])),
+                end_date=date.fromisoformat(str(snapshot["end_date"])),
+            )  # fmt: skip
+        start = datetime.fromisoformat(str(snapshot["start"]).replace("Z", "+00:00"))
+        end = datetime.fromisoformat(str(snapshot["end"]).replace("Z", "+00:00"))
+    except (KeyError, ValueError, TypeError):
+        return None
+    return dataclasses.replace(like, recurrence=recurrence, start=start, end=end)

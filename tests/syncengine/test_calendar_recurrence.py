@@ -375,49 +375,6 @@ def test_this_and_following_in_outlook_ends_one_series_and_starts_the_other(memb
     assert len(_occurrences(member)) == 6
 
 
-def test_pattern_change_in_outlook_keeps_the_salesforce_series_and_warns(member):
-    from sandbox.microsoft.services import item_update
-
-    start = _monday()
-    master = _o_series(member, "Team sync", start)
-    _sync(member)
-    row = _sf_row(member, "Team sync")
-    old_rule = row["Recurrence2PatternText"]
-    new_recurrence = {
-        "pattern": {
-            "type": "weekly",
-            "interval": 2,
-            "daysOfWeek": ["monday"],
-            "firstDayOfWeek": "sunday",
-        },
-        "range": {
-            "type": "numbered",
-            "startDate": start.date().isoformat(),
-            "numberOfOccurrences": 3,
-        },
-    }
-    item_update(master, {"subject": "Team sync (fortnightly)", "recurrence": new_recurrence})
-
-    result = _sync(member)
-    assert result.counts.updated == {"outlook": 0, "salesforce": 1}
-    row = _occurrences(member)[0]
-    assert row["Subject"] == "Team sync (fortnightly)"
-    assert row["Recurrence2PatternText"] == old_rule  # Salesforce cannot change it
-    (warning,) = [
-        m for m in _messages(result) if "Warning: the series' pattern changed in Outlook" in m
-    ]
-    assert "keeps its old recurrence" in warning
-
-    # The user's new pattern is never reverted from Salesforce's old one, and it goes quiet.
-    for _ in range(2):
-        assert _sync(member).counts.writes == 0
-    (o,) = member.events_o()
-    assert o.data["recurrence"]["pattern"]["interval"] == 2
-    assert o.data["recurrence"]["range"]["numberOfOccurrences"] == 3
-    link = SyncLink.objects.get()
-    assert link.state == "synced" and link.sf_id == row["Id"]
-
-
 # ---------------------------------------------------------------- fidelity (issue 12)
 
 

@@ -1,0 +1,207 @@
+"""A series' pattern changed after it was synced: what a user sees on both sides.
+
+Salesforce cannot change a series' pattern through the API, so LinkPoint re-creates
+the Salesforce series the way Salesforce's own calendar does: the occurrences already
+past stay as activity history (old pattern), the rest is deleted, and the new pattern
+starts at its first occurrence not past. Nothing twice, nothing lost, even when the
+run dies half-way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextlib import suppress
+from unittest import mock
+
+import pytest
+from django.utils import timezone
+
+from syncengine.engine.series import history_key
+from syncengine.models import SyncLink
+
+from .conftest import SANDBOX_DBS
+from .test_calendar_recurrence import _messages, _monday, _o_series, _sf_when, _sync
+
+pytestmark = pytest.mark.django_db(databases=SANDBOX_DBS, transaction=True)
+
+
+def _weekly(start, *, interval=1, count=6, days=("monday",)):
+    return {
+        "pattern": {
+            "type": "weekly",
+            "interval": interval,
+            "daysOfWeek": list(days),
+            "firstDayOfWeek": "sunday",
+        },
+        "range": {
+            "type": "numbered",
+            "startDate": start.date().isoformat(),
+            "numberOfOccurrences": count,
+        },
+    }
+
+
+def _rows(member):
+    return sorted(member.sf("Event"), key=lambda r: r["StartDateTime"])
+
+
+def _now_sf() -> str:
+    return _sf_when(timezone.now().astimezone(dt.UTC).replace(tzinfo=None))
+
+
+class _Crash(Exception):
+    pass
+
+
+def _fortnightly_change(member):
+    """A weekly series (two occurrences past) synced, then made fortnightly in Outlook."""
+    from sandbox.microsoft.services import item_update
+
+    start = _monday(-2)
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    link = SyncLink.objects.get()
+    old_head = link.sf_id
+    item_update(
+        master,
+        {"subject": "Team sync (fortnightly)", "recurrence": _weekly(start, interval=2, count=4)},
+    )
+    return start, master, old_head
+
+
+def _assert_repatterned(member, start, old_head):
+    now = _now_sf()
+    rows = _rows(member)
+    old = [r for r in rows if r["Subject"] == "Team sync"]
+    new = [r for r in rows if r["Subject"] == "Team sync (fortnightly)"]
+    weekly = [_sf_when(start + dt.timedelta(days=7 * k)) for k in range(6)]
+    fortnightly = [_sf_when(start + dt.timedelta(days=14 * k)) for k in range(4)]
+    # The past stays as it was (activity history); nothing of the old pattern is ahead.
+    assert [r["StartDateTime"] for r in old] == [w for w in weekly if w < now]
+    assert {r["Recurrence2PatternText"] for r in old} == {
+        "RRULE:FREQ=WEEKLY;BYDAY=MO;WKST=SU;INTERVAL=1;COUNT=6"
+    }
+    # The new pattern, once, from its first occurrence not past.
+    assert [r["StartDateTime"] for r in new] == [f for f in fortnightly if f >= now]
+    assert len({r["Recurrence2PatternText"] for r in new}) == 1
+    assert "INTERVAL=2" in new[0]["Recurrence2PatternText"]
+    link = SyncLink.objects.get()
+    assert link.sf_id == new[0]["Id"] and link.resume is None
+    assert new[0]["LinkPoint_Key__c"] == str(link.link_key)
+    (head,) = [r for r in old if r["Id"] == old_head]
+    assert head["LinkPoint_Key__c"] == history_key(str(link.link_key))
+    return old, new
+
+
+def _assert_quiet(member):
+    for _ in range(2):
+        again = _sync(member)
+        assert again.counts.writes == 0, _messages(again)
+    assert len(member.events_o()) == 1  # one Outlook series; Salesforce's history never comes back
+    assert SyncLink.objects.count() == 1
+    (o,) = member.events_o()
+    assert o.data["recurrence"]["pattern"]["interval"] == 2  # the user's change is never reverted
+
+
+def test_pattern_change_in_outlook_recreates_the_salesforce_series_and_keeps_the_past(member):
+    start, _, old_head = _fortnightly_change(member)
+    result = _sync(member)
+    assert result.counts.created == {"outlook": 0, "salesforce": 1}
+    old, new = _assert_repatterned(member, start, old_head)
+    (note,) = [m for m in _messages(result) if "pattern changed in Outlook" in m]
+    assert f"its {len(old)} past occurrences stay there as activity history" in note
+    assert "created again there with the new pattern" in note
+    _assert_quiet(member)
+
+
+def test_a_later_end_in_outlook_is_a_pattern_change_too(member):
+    """Six occurrences become ten: the Salesforce series gets the four more."""
+    from sandbox.microsoft.services import item_update
+
+    start = _monday(-1)
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    item_update(master, {"recurrence": _weekly(start, count=10)})
+    _sync(member)
+    now = _now_sf()
+    starts = [r["StartDateTime"] for r in _rows(member)]
+    assert starts == [_sf_when(start + dt.timedelta(days=7 * k)) for k in range(10)]
+    assert sum(1 for s in starts if s < now) == 1
+    for _ in range(2):
+        assert _sync(member).counts.writes == 0
+    assert SyncLink.objects.count() == 1 and len(member.events_o()) == 1
+
+
+def test_a_series_wholly_ahead_is_replaced_without_history(member):
+    from sandbox.microsoft.services import item_update
+
+    start = _monday(1)
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    item_update(master, {"recurrence": _weekly(start, count=3, days=("monday", "thursday"))})
+    result = _sync(member)
+    assert any("none of its occurrences was past" in m for m in _messages(result))
+    starts = [r["StartDateTime"] for r in _rows(member)]
+    assert starts == [
+        _sf_when(start + dt.timedelta(days=d)) for d in (0, 3, 7)
+    ]  # Monday, Thursday, Monday: COUNT=3 of the new pattern, nothing of the old
+    link = SyncLink.objects.get()
+    assert {r["LinkPoint_Key__c"] for r in _rows(member)} == {str(link.link_key), None}
+    for _ in range(2):
+        assert _sync(member).counts.writes == 0
+
+
+@pytest.mark.parametrize("dies_in", ["delete_onwards", "create_many", "record"])
+def test_a_run_that_dies_half_way_through_a_pattern_change_is_finished_by_the_next(member, dies_in):
+    """Killed after retiring the old key, after deleting the old future, or after creating
+    the new series but before recording it: the next run ends in the same place, with
+    the new series once and the past kept."""
+    from syncengine.engine.apply import Applier
+    from syncengine.engine.remote import SalesforceSide
+
+    start, _, old_head = _fortnightly_change(member)
+
+    def crash(*args, **kwargs):
+        raise _Crash()
+
+    target = (Applier, "_finish") if dies_in == "record" else (SalesforceSide, dies_in)
+    real = getattr(*target)
+    calls = []
+
+    def first_series_call(self, *args, **kwargs):
+        # Only the re-creation's step dies (other writes of the run go through).
+        if dies_in == "record" or not calls:
+            calls.append(1)
+            raise _Crash()
+        return real(self, *args, **kwargs)
+
+    from syncengine.engine.run import run_sync
+
+    with mock.patch.object(*target, first_series_call), suppress(_Crash):
+        run_sync(member.membership, "calendar", "manual")
+    link = SyncLink.objects.get()
+    assert (
+        link.resume is not None and link.resume["head"] == old_head
+    )  # saved before the first step
+    _sync(member)
+    _assert_repatterned(member, start, old_head)
+    _assert_quiet(member)
+
+
+def test_pattern_change_waits_for_the_review_in_manual_mode_and_says_what_is_kept(member):
+    """Manual mode: the plan a member reviews names the re-creation and what stays as
+    history before anything is written; applying it does exactly that."""
+    from syncengine.engine.run import plan_apply, run_sync
+    from syncengine.models import PlannedChange
+
+    start, _, old_head = _fortnightly_change(member)
+    before = _rows(member)
+    plan = run_sync(member.membership, "calendar", "manual", plan_only=True)
+    assert plan.status == "planned", plan.message
+    (row,) = PlannedChange.objects.filter(run_id=plan.run_id)
+    assert "pattern changed in Outlook" in row.reason and "activity history" in row.reason
+    assert _rows(member) == before  # nothing written yet
+    result = plan_apply(member.membership, plan.run_id)
+    assert result.status == "succeeded", result.message
+    _assert_repatterned(member, start, old_head)
+    _assert_quiet(member)
