@@ -64,10 +64,11 @@ def say(line: str = "") -> None:
 def _env(args) -> dict:
     pg = f"postgres://postgres@{args.pg_host}:5432"
     jitter = args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms
+    site = f"lp-scale-{uuid.uuid4().hex[:8]}"
     env = {
         "DATABASE_URL": f"{pg}/{args.db}", "SANDBOX_DATABASE_URL": f"{pg}/{args.db}_sandbox",
         "REDIS_URL": args.redis, "SCALE_RECORDS_URL": args.redis,
-        "Q_CLUSTER_NAME": f"lp-scale-{uuid.uuid4().hex[:8]}", "Q_WORKERS": str(args.workers_per_cluster),
+        "Q_SITE_NAME": site, "Q_WORKERS": str(args.workers_per_cluster),
         "SYNC_CLUSTERS": str(args.clusters), "SANDBOX_ENABLED": "1", "DEBUG": "0",
         "SANDBOX_LATENCY_MS": f"{args.latency_ms:g},{jitter:g},{args.op_ms:g}" if args.latency_ms else "",
         # DEBUG off as in production: whitenoise's manifest, so collectstatic first (_django)
@@ -77,6 +78,8 @@ def _env(args) -> dict:
         env["SANDBOX_LIMITS"] = "on"
     if args.runs_per_worker_minute:
         env["SYNC_RUNS_PER_WORKER_MINUTE"] = str(args.runs_per_worker_minute)
+    # The minute tick in a qcluster of its own (as bin/prod-local runs it), unless asked not to.
+    env["SYNC_DISPATCH_CLUSTER"] = f"{site}-dispatch" if args.dispatch_cluster else ""
     return env
 
 
@@ -268,12 +271,13 @@ class Clusters:
         self.procs: dict[str, subprocess.Popen] = {}
         self.cpu: dict[str, float] = {}  # last CPU seen per cluster instance (kept after a kill)
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, queue: str = "") -> None:
+        """A qcluster serving the run queue, or `queue` (the dispatcher's)."""
         log = open(self.log_dir / f"qcluster-{name}.log", "wb")  # noqa: SIM115
         self.procs[name] = subprocess.Popen(
             [sys.executable, str(ROOT / "bench" / "scale_worker.py")], cwd=ROOT,
-            env={**os.environ, **self.env, "SCALE_CLUSTER": name}, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+            env={**os.environ, **self.env, "SCALE_CLUSTER": name, "Q_CLUSTER_NAME": queue},
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def sample(self) -> None:
         procs = _proc_cpu()
@@ -665,8 +669,15 @@ def _report_cost(args, rows, records, clusters, pg0, pg1, window) -> dict:
                 f"{_spread([t['q_default'] for t in rest], '', 0)}; CPU {statistics.mean([t['cpu'] for t in rest]):.3f} s mean; "
                 f"claimed per tick {_spread([t['claimed'] or 0 for t in rest], '', 0)}")
             starts = sorted(t["t"] for t in ticks)
-            say(f"  time between tick starts (scheduled every minute; the tick is a task in the same queue "
-                f"as the runs): {_spread([b - a for a, b in zip(starts, starts[1:], strict=False)])}")
+            where = ("in the dispatcher's own qcluster" if args.dispatch_cluster
+                     else "a task in the same queue as the runs")
+            say(f"  time between tick starts (scheduled every minute; the tick is {where}): "
+                f"{_spread([b - a for a, b in zip(starts, starts[1:], strict=False)])}")
+            budgets = [t["budget"] for t in ticks if t.get("budget") is not None]
+            if budgets:
+                say(f"  budget per tick (measured: runs finished in the last 5 min, less the run queue): "
+                    f"{_spread(budgets, '', 0)}; run queue at tick start "
+                    f"{_spread([t['queued'] for t in ticks if t.get('queued') is not None], '', 0)}")
     return {"runs": n, "cpu_run": statistics.mean(product), "cpu_all_run": total / max(1, n),
             "wall_run": statistics.mean(r["end"]["wall"] for r in done),
             "queries_run": statistics.mean(qd)}
@@ -695,8 +706,9 @@ def _report_extrapolation(args, cost: dict, rows) -> None:
         say(f"this machine ({os.cpu_count()} CPUs shared with other work, emulators in-process) peaked at {peak} "
             f"runs in a minute with {args.clusters} x {args.workers_per_cluster} workers: 2,000/min needs "
             f"{math.ceil(per_min / peak)} such machines")
-    say(f"dispatcher budget for it: SYNC_DISPATCH_CAPACITY >= 2,000 per tick (or Q_WORKERS x SYNC_CLUSTERS x "
-        f"SYNC_RUNS_PER_WORKER_MINUTE >= 2,000; one worker does about {60 / wall:.0f} runs a minute at this wall time)")
+    say(f"dispatcher budget for it: measured from the runs that finish (no setting to size; one worker does "
+        f"about {60 / wall:.0f} runs a minute at this wall time); SYNC_CLUSTERS x Q_WORKERS should count the run "
+        f"workers, which the budget spreads the measured run time over when they have room")
     first = [r for r in rows if r["end"] and r["cycle"] == 1]
     if first:
         fw = statistics.mean(r["end"]["wall"] for r in first)
@@ -722,7 +734,10 @@ def _parse(argv):
     p.add_argument("--clusters", type=int, default=2)
     p.add_argument("--workers-per-cluster", type=int, default=2)
     p.add_argument("--runs-per-worker-minute", type=int, default=0,
-                   help="SYNC_RUNS_PER_WORKER_MINUTE for the dispatcher's budget (0: the product's default)")
+                   help="SYNC_RUNS_PER_WORKER_MINUTE, the dispatcher's budget before any run has finished "
+                        "(0: the product's default); later budgets are measured")
+    p.add_argument("--no-dispatch-cluster", dest="dispatch_cluster", action="store_false",
+                   help="the minute tick in the runs' own queue, as before the dispatcher qcluster")
     p.add_argument("--kill", action="store_true", help="SIGKILL one qcluster mid-cycle")
     p.add_argument("--kill-cycle", type=int, default=0, help="the cycle to kill in (default: the last)")
     p.add_argument("--max-minutes", type=float, default=0, help="stop then even if cycles are unfinished "
@@ -747,7 +762,9 @@ def main(argv=None) -> None:
         f"{env['SANDBOX_LATENCY_MS'] or 'off'} ms (request, jitter, per inner op), limits "
         f"{'on' if args.limits else 'off'}, SYNC_CONCURRENCY {os.environ.get('SYNC_CONCURRENCY', '4,4')}, {args.clusters} qclusters x "
         f"{args.workers_per_cluster} workers, SYNC_RUNS_PER_WORKER_MINUTE "
-        f"{args.runs_per_worker_minute or 'default (6)'}{f', kill in cycle {args.kill_cycle}' if args.kill else ''}; "
+        f"{args.runs_per_worker_minute or 'default (6)'} (first tick only), tick in "
+        f"{'a dispatcher qcluster' if args.dispatch_cluster else 'the run queue'}"
+        f"{f', kill in cycle {args.kill_cycle}' if args.kill else ''}; "
         f"machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     saved = _saved_seed(args)
     _databases(args, template=saved)
@@ -783,7 +800,11 @@ def main(argv=None) -> None:
     start = time.time()
     for i in range(args.clusters):
         clusters.start(str(i + 1))
-    say(f"== {args.clusters} qclusters started at {_hms(start)} (logs in {log_dir})")
+    if env["SYNC_DISPATCH_CLUSTER"]:
+        clusters.start("dispatch", env["SYNC_DISPATCH_CLUSTER"])
+    say(f"== {args.clusters} qclusters started at {_hms(start)}"
+        f"{' with a dispatcher qcluster (1 worker, the tick only)' if env['SYNC_DISPATCH_CLUSTER'] else ''} "
+        f"(logs in {log_dir})")
     last_line = 0.0
     try:
         while time.time() - start < cap:

@@ -107,18 +107,33 @@ def _wrap_run_sync(tasks) -> None:
 
 
 def _wrap_dispatch(tasks) -> None:
+    from syncengine import dispatch
+
     real = tasks.dispatch_due
+    seen: dict = {}
+    real_budget, real_queued = dispatch.tick_budget, dispatch.run_queue_size
+
+    def tick_budget(*args, **kwargs):
+        seen["budget"] = real_budget(*args, **kwargs)
+        return seen["budget"]
+
+    def run_queue_size():
+        seen["queued"] = real_queued()
+        return seen["queued"]
+
+    dispatch.tick_budget, dispatch.run_queue_size = tick_budget, run_queue_size
 
     def dispatch_due(limit=None):
         t0, c0 = time.time(), time.process_time()
         claimed, meter = None, _Meter()
+        seen.clear()
         try:
             with meter:
                 claimed = real(limit)
             return claimed
         finally:
             _push({"ev": "tick", "t": t0, "wall": time.time() - t0, "cpu": time.process_time() - c0,
-                   "q_default": meter.counts["default"], "claimed": claimed})
+                   "q_default": meter.counts["default"], "claimed": claimed, **seen})
 
     tasks.dispatch_due = dispatch_due
 

@@ -151,25 +151,50 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# The minute dispatcher's own qcluster (syncengine/dispatch.py): its tick schedule targets this
+# cluster, whose broker queue holds nothing but ticks, so a tick never waits behind the runs it
+# enqueued. Start it with `Q_CLUSTER_NAME=<this name> manage.py qcluster` (bin/prod-local), on one
+# machine or several (concurrent ticks are safe). Empty: no such cluster, the run clusters tick
+# too (`make run`, one qcluster).
+SYNC_DISPATCH_CLUSTER = os.environ.get("SYNC_DISPATCH_CLUSTER", "")
+_q_workers = int(os.environ.get("Q_WORKERS", "2"))
 Q_CLUSTER = {
-    # Every qcluster sharing a broker queue uses the same name; tests use their own.
-    "name": os.environ.get("Q_CLUSTER_NAME", "linkpoint"),
-    "workers": int(os.environ.get("Q_WORKERS", "2")),
+    # The site: the run queue every run qcluster shares and the tasks' signing salt, the same for
+    # every process of the site (tests and the benchmarks use their own). A qcluster started with
+    # Q_CLUSTER_NAME set to another name serves that queue instead (django-q2's multiple queues).
+    "name": os.environ.get("Q_SITE_NAME", "linkpoint"),
+    "workers": _q_workers,
     "timeout": 600,
     "retry": 720,  # retry must exceed timeout, or a slow task runs twice
     "max_attempts": 3,
-    "queue_limit": 50,
+    # A cluster takes one task ahead per worker: what waits is in the broker, where the
+    # dispatcher sees it (it subtracts the run queue's size from each tick's budget).
+    "queue_limit": _q_workers,
     "catch_up": False,
     "label": "Task queue",
+    # django-q2 reads this whenever Q_CLUSTER_NAME names another queue (it must exist then).
+    "ALT_CLUSTERS": {
+        SYNC_DISPATCH_CLUSTER or "linkpoint-dispatch": {
+            # One tick at a time per dispatcher cluster; a failed tick is not retried (the next
+            # minute's is the retry).
+            "workers": int(os.environ.get("Q_DISPATCH_WORKERS", "1")),
+            "queue_limit": 1,
+            "timeout": 300,
+            "retry": 360,
+            "max_attempts": 1,
+        },
+    },
 }
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
     Q_CLUSTER["orm"] = "default"
 
-# The dispatcher's per-tick budget (syncengine/dispatch.py): how many runs the workers can start
-# in a minute. 0 derives it: Q_WORKERS × SYNC_CLUSTERS (qcluster processes on all machines)
-# × SYNC_RUNS_PER_WORKER_MINUTE; what already waits in the broker is subtracted each tick.
+# The dispatcher's per-tick budget (syncengine/dispatch.py) is measured: the runs that finished
+# in the last minutes, less what waits in the run queue. These settings are the fallback before
+# there is any history: SYNC_DISPATCH_CAPACITY runs a minute, or (0) Q_WORKERS × SYNC_CLUSTERS
+# (run qclusters on all machines) × SYNC_RUNS_PER_WORKER_MINUTE. SYNC_CLUSTERS × Q_WORKERS is
+# also the worker count the measured run time is spread over when the workers have room.
 SYNC_DISPATCH_CAPACITY = int(os.environ.get("SYNC_DISPATCH_CAPACITY", "0"))
 SYNC_CLUSTERS = int(os.environ.get("SYNC_CLUSTERS", "1"))
 SYNC_RUNS_PER_WORKER_MINUTE = int(os.environ.get("SYNC_RUNS_PER_WORKER_MINUTE", "6"))

@@ -25,12 +25,17 @@ without waiting for each other; elsewhere one conditional UPDATE claims them.
 Either way the claim writes a holder unique to this tick, so two dispatchers can
 never both start the same (member, kind).
 
-The budget (`tick_budget`): the cluster's capacity for one minute
-(`SYNC_DISPATCH_CAPACITY`, default workers × clusters × runs a worker does per
-minute) minus what is already waiting in the broker, never below a quarter of it. Whatever is left due waits
-for the next tick, oldest first, so a crowd due in the same minute is spread
-over the minutes the workers need, and `sync_schedule_next` adds a little
-jitter so that cohort drifts apart.
+The budget (`tick_budget`): what the workers measurably get through in a minute (the
+runs finished in the last five minutes; the settings only before there is any history)
+minus what already waits in the run queue, never below a quarter of it, so the queue
+holds about a minute of work. Whatever is left due waits for the next tick, oldest
+first, so a crowd due in the same minute is spread over the minutes the workers need,
+and `sync_schedule_next` adds a little jitter so that cohort drifts apart.
+
+The tick itself runs in a qcluster of its own when `SYNC_DISPATCH_CLUSTER` names one
+(`tasks.schedule_ensure` points the schedule at it): its broker queue holds only ticks,
+so a backlog of runs never delays the next tick. The runs it claims go to the site's
+run queue (`tasks.run_queue`), named explicitly.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ ELIGIBLE_MODES = ("auto", "snaprecord")
 RECONCILE_OVERLAP = timedelta(minutes=5)
 CHUNK = 500
 MAX_ROUNDS = 3
+# How far back the budget looks at finished runs (tick_budget).
+THROUGHPUT_WINDOW = timedelta(minutes=5)
 
 
 def _free(t):
@@ -69,23 +76,85 @@ def _due(t):
     return (Q(next_run_at__lte=t) & _free(t)) | (~Q(holder="") & Q(expires_at__lt=t))
 
 
-def tick_budget() -> int:
-    """How many runs one tick may start: the cluster's capacity minus what is queued."""
+def _fallback_capacity() -> int:
+    """Runs a minute before there is any history: the settings' figure."""
     capacity = int(getattr(settings, "SYNC_DISPATCH_CAPACITY", 0) or 0)
     if capacity <= 0:
-        q = getattr(settings, "Q_CLUSTER", {})
-        capacity = (int(q.get("workers", 2)) * int(getattr(settings, "SYNC_CLUSTERS", 1))
-                    * int(getattr(settings, "SYNC_RUNS_PER_WORKER_MINUTE", 6)))
-    try:
-        from django_q.brokers import get_broker
+        capacity = _workers() * int(getattr(settings, "SYNC_RUNS_PER_WORKER_MINUTE", 6))
+    return max(1, capacity)
 
-        queued = int(get_broker().queue_size() or 0)
+
+def _workers() -> int:
+    """Run workers of the site: Q_WORKERS × SYNC_CLUSTERS (run qclusters on all machines)."""
+    q = getattr(settings, "Q_CLUSTER", {})
+    return max(1, int(q.get("workers", 2)) * int(getattr(settings, "SYNC_CLUSTERS", 1)))
+
+
+def run_queue_size() -> int:
+    """Tasks waiting in the run queue (not the dispatcher's own), 0 if the broker cannot say."""
+    from django_q.brokers import get_broker
+
+    from .tasks import run_queue
+
+    try:
+        return int(get_broker(run_queue()).queue_size() or 0)
     except Exception:  # a broker fault must not stop the schedule; the claim is still exclusive
         logger.exception("dispatcher: broker queue size unavailable")
-        queued = 0
-    # A floor of a quarter of the capacity: a backlog (or tasks nobody will consume) slows
-    # the schedule down but never stops it.
-    return max(capacity - queued, max(1, capacity // 4))
+        return 0
+
+
+def measured_throughput(t: datetime) -> tuple[int, float, float]:
+    """(runs finished, minutes they span, their run seconds) over the last THROUGHPUT_WINDOW.
+
+    One aggregate over the `finished_at` index, whatever the size of the history. Every kind
+    of run counts (manual runs and previews take a worker too). The span starts at the
+    window's start, or later when the first of those runs started later (a cluster that came
+    up two minutes ago has two minutes of history, not five), and is at least a minute."""
+    from django.db.models import Count, DurationField, ExpressionWrapper, Min, Sum
+
+    from .models import SyncRun
+
+    since = t - THROUGHPUT_WINDOW
+    row = SyncRun.objects.filter(finished_at__gte=since, finished_at__lte=t).aggregate(
+        n=Count("pk"), first=Min("started_at"),
+        busy=Sum(ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())))
+    n = int(row["n"] or 0)
+    start = max(since, row["first"]) if row["first"] else since
+    minutes = max(1.0, (t - start).total_seconds() / 60)
+    busy = row["busy"].total_seconds() if row["busy"] else 0.0
+    return n, minutes, busy
+
+
+def tick_budget(t: datetime | None = None) -> int:
+    """How many runs one tick may start: what the workers measurably get through in a minute,
+    less what already waits in the run queue (so the queue holds about a minute of work).
+
+    The capacity is the larger of two measurements over the runs finished in the last
+    THROUGHPUT_WINDOW (`measured_throughput`, one indexed query):
+
+    - the runs finished per minute: what the workers did. While they are all busy that is
+      what they can do, whatever the settings guessed;
+    - the workers (Q_WORKERS × SYNC_CLUSTERS) over the measured time a run takes
+      (workers × 60 s ÷ mean run seconds): what they can do when they had room, so a crowd
+      coming due after a quiet hour starts at the workers' pace, not at the quiet hour's.
+
+    No run finished in the window (a new site, or every worker stopped): the settings.
+    Never below a quarter of the capacity: a backlog (or tasks nobody will consume) slows the
+    schedule down but never stops it; with that floor a queue longer than a minute still
+    shrinks each minute (the workers take a capacity's worth, the tick adds a quarter)."""
+    from .engine.run import now
+
+    t = t or now()
+    queued = run_queue_size()
+    n, minutes, busy = measured_throughput(t)
+    if n == 0:
+        capacity = float(_fallback_capacity())
+    else:
+        capacity = n / minutes
+        if busy > 0:
+            capacity = max(capacity, _workers() * 60 * n / busy)
+    cap = max(1, round(capacity))
+    return max(cap - queued, max(1, cap // 4))
 
 
 # ---------------------------------------------------------------- reconciliation
@@ -311,13 +380,14 @@ def dispatch(*, budget: int | None = None) -> int:
 
     from .engine.run import now
     from .models import DispatcherState
-    from .tasks import RUN_TIMEOUT
+    from .tasks import RUN_TIMEOUT, run_queue
 
     t = now()
     state, _ = DispatcherState.objects.get_or_create(name=STATE_NAME)
     since = state.reconciled_until - RECONCILE_OVERLAP if state.reconciled_until else None
     reconcile(since=since, t=t)
-    budget = tick_budget() if budget is None else budget
+    budget = tick_budget(t) if budget is None else budget
+    queue = run_queue()
     tick = uuid.uuid4().hex
     claimed = 0
     for _round in range(MAX_ROUNDS):
@@ -332,7 +402,7 @@ def dispatch(*, budget: int | None = None) -> int:
             if pk in got:
                 claimed += 1
                 async_task("syncengine.tasks.run_sync", mid, kind, trigger, f"dispatch-{tick}-{pk}",
-                           task_name=f"sync-{kind}-{mid}", timeout=RUN_TIMEOUT)
+                           task_name=f"sync-{kind}-{mid}", timeout=RUN_TIMEOUT, cluster=queue)
         if len(start) == len(cands):
             break  # every candidate was startable: no parked row left room for more
     DispatcherState.objects.filter(pk=state.pk).update(last_tick_at=t, reconciled_until=t, last_claimed=claimed)

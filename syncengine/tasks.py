@@ -181,14 +181,36 @@ def dispatch_due(limit: int | None = None) -> int:
     return dispatch(budget=limit)
 
 
+def run_queue() -> str:
+    """The broker queue the runs go to: the site's own (every run qcluster serves it).
+
+    Named explicitly wherever a task enqueues runs, because the dispatcher's tick runs in a
+    cluster of its own, whose default queue is the ticks'."""
+    from django_q.conf import Conf
+
+    return Conf.PREFIX
+
+
+def dispatch_cluster() -> str | None:
+    """The qcluster that runs the minute tick: `SYNC_DISPATCH_CLUSTER`, or None (the run clusters)."""
+    from django.conf import settings
+
+    return getattr(settings, "SYNC_DISPATCH_CLUSTER", "") or None
+
+
 def schedule_ensure() -> None:
-    """Create (or repair) the dispatcher's and the plan purge's schedules; safe to call any time."""
+    """Create (or repair) the dispatcher's and the plan purge's schedules; safe to call any time.
+
+    The tick's schedule targets the dispatcher cluster when there is one: that cluster's
+    scheduler puts the tick in its own queue, which holds nothing else, so a backlog of runs
+    never delays it (bench/results/scale_bench-2026-12-01.txt: ticks 648 s apart when it
+    shared the runs' queue). Without one, the run clusters' scheduler runs it as before."""
     from django_q.models import Schedule
 
     Schedule.objects.update_or_create(
         name=DISPATCH_SCHEDULE,
         defaults={"func": "syncengine.tasks.dispatch_due", "schedule_type": Schedule.MINUTES, "minutes": 1,
-                  "repeats": -1},
+                  "repeats": -1, "cluster": dispatch_cluster()},
     )
     Schedule.objects.update_or_create(
         name=PURGE_SCHEDULE,

@@ -196,7 +196,7 @@ def test_concurrent_dispatchers_never_start_the_same_run_twice(enqueued):
     assert sum(claims) == 50 and len(started) == 50 and len(set(started)) == 50
 
 
-def test_the_budget_is_the_capacity_less_the_backlog_never_nothing(settings, monkeypatch):
+def test_without_history_the_budget_is_the_setting_less_the_backlog_never_nothing(settings, monkeypatch):
     from django_q.brokers import get_broker
 
     from syncengine.dispatch import tick_budget
@@ -211,3 +211,108 @@ def test_the_budget_is_the_capacity_less_the_backlog_never_nothing(settings, mon
     assert tick_budget() == 15  # a backlog slows the schedule, never stops it
     settings.SYNC_DISPATCH_CAPACITY = 8
     assert tick_budget() == 2
+
+
+@pytest.fixture
+def run_queue(monkeypatch):
+    """The site's run queue on the configured broker (Redis in CI, the ORM elsewhere), under a
+    name of this test's own; `put(n)` leaves n tasks waiting in it, as a backlog would."""
+    import uuid
+
+    from django_q.brokers import get_broker
+    from django_q.conf import Conf
+    from django_q.tasks import async_task
+
+    name = f"lp-test-{uuid.uuid4().hex[:12]}"
+    monkeypatch.setattr(Conf, "PREFIX", name)
+    monkeypatch.setattr(Conf, "SYNC", False)
+
+    class Queue:
+        def put(self, n: int) -> None:
+            for _ in range(n):
+                async_task("math.floor", 1.5, cluster=name)
+
+    yield Queue()
+    get_broker(name).purge_queue()
+
+
+def _finished(member, n: int, *, over: timedelta, run_seconds: float) -> None:
+    """`n` runs that finished evenly over the last `over`, each `run_seconds` long."""
+    from syncengine.models import SyncRun
+
+    t = timezone.now()
+    ends = [t - over * (i + 0.5) / n for i in range(n)]
+    SyncRun.objects.bulk_create([
+        SyncRun(membership=member, kind="calendar", trigger="auto", status="succeeded",
+                started_at=end - timedelta(seconds=run_seconds), finished_at=end) for end in ends])
+
+
+def _workers(settings, q_workers: int, clusters: int) -> None:
+    settings.Q_CLUSTER = {**settings.Q_CLUSTER, "workers": q_workers}
+    settings.SYNC_CLUSTERS = clusters
+
+
+def test_the_budget_follows_the_runs_that_finished_not_the_setting(settings, run_queue):
+    """bench/results/scale_bench-2026-12-01.txt: the setting said 30 runs a worker-minute, the
+    workers did ~10, the queue grew from the first tick. Two workers busy for five minutes
+    finished 50 runs (10 a minute): the budget is 10 a minute, less what waits."""
+    from syncengine.dispatch import tick_budget
+
+    _, (member,) = _org_with_members("acme", 1, due=0)
+    settings.SYNC_DISPATCH_CAPACITY = 500  # a guess; the history overrules it
+    _workers(settings, 2, 1)
+    _finished(member, 50, over=timedelta(minutes=5), run_seconds=12)
+    assert tick_budget() == 10
+    run_queue.put(6)
+    assert tick_budget() == 4  # the queue holds about a minute of work, not more
+    run_queue.put(20)
+    assert tick_budget() == 2  # a quarter: a backlog slows the schedule, never stops it
+
+
+def test_more_workers_than_configured_are_seen_in_what_they_finish(settings, run_queue):
+    """Four workers did the work while the settings count two: the 80 runs they finished in
+    five minutes, 16 a minute, are the capacity."""
+    from syncengine.dispatch import tick_budget
+
+    _, (member,) = _org_with_members("acme", 1, due=0)
+    _workers(settings, 2, 1)
+    _finished(member, 80, over=timedelta(minutes=5), run_seconds=15)
+    assert tick_budget() == 16
+
+
+def test_after_a_quiet_spell_the_budget_is_the_workers_pace(settings, run_queue):
+    """Five quick runs in five minutes say little about what four workers can do: each took
+    6 s, so together they can do 40 a minute; a crowd coming due gets that, not 1 a minute."""
+    from syncengine.dispatch import tick_budget
+
+    _, (member,) = _org_with_members("acme", 1, due=0)
+    settings.SYNC_DISPATCH_CAPACITY = 0
+    _workers(settings, 2, 2)
+    _finished(member, 5, over=timedelta(minutes=5), run_seconds=6)
+    assert tick_budget() == 40
+    run_queue.put(15)
+    assert tick_budget() == 25
+
+
+def test_a_young_site_measures_over_its_own_history(settings, run_queue):
+    """A cluster that came up two minutes ago and finished 30 runs does 15 a minute, not the
+    6 that 30 runs over the whole five-minute window would say."""
+    from syncengine.dispatch import tick_budget
+
+    _, (member,) = _org_with_members("acme", 1, due=0)
+    _workers(settings, 1, 1)
+    _finished(member, 30, over=timedelta(minutes=2), run_seconds=4)
+    assert tick_budget() == 15
+
+
+def test_the_dispatcher_uses_the_measured_budget(settings, run_queue, enqueued):
+    """One tick claims what the measured budget allows; the rest waits for the next tick."""
+    from syncengine.tasks import dispatch_due
+
+    _, members = _org_with_members("acme", 30, due=30)
+    settings.SYNC_DISPATCH_CAPACITY = 500
+    _workers(settings, 1, 1)
+    _finished(members[0], 50, over=timedelta(minutes=5), run_seconds=6)  # 10 a minute
+    run_queue.put(3)
+    assert dispatch_due() == 7
+    assert len(enqueued) == 7

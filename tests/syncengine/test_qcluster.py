@@ -48,9 +48,11 @@ def cluster_env():
 
     schedule_ensure()  # a transactional test's flush removed the migration's schedule rows
     env = {**os.environ, "DATABASE_URL": url("default"), "SANDBOX_DATABASE_URL": url("sandbox"),
-           "REDIS_URL": REDIS_URL, "Q_CLUSTER_NAME": f"lp-test-{uuid.uuid4().hex[:12]}",
+           "REDIS_URL": REDIS_URL, "Q_SITE_NAME": f"lp-test-{uuid.uuid4().hex[:12]}",
            "Q_WORKERS": "1", "SANDBOX_ENABLED": "1", "SYNC_DISPATCH_CAPACITY": "100"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
+    env.pop("Q_CLUSTER_NAME", None)  # the site's run queue
+    env.pop("SYNC_DISPATCH_CLUSTER", None)  # the run cluster ticks (dispatch_now() here)
     return env
 
 
@@ -88,7 +90,7 @@ def clusters(cluster_env, tmp_path, monkeypatch):
     # dispatcher tick starts now rather than at the clusters' first scheduler pass (~30 s).
     from django_q.conf import Conf
 
-    for attr, value in (("PREFIX", cluster_env["Q_CLUSTER_NAME"]), ("CLUSTER_NAME", cluster_env["Q_CLUSTER_NAME"]),
+    for attr, value in (("PREFIX", cluster_env["Q_SITE_NAME"]), ("CLUSTER_NAME", cluster_env["Q_SITE_NAME"]),
                         ("REDIS", REDIS_URL), ("ORM", None), ("BROKER_CLASS", None), ("SYNC", False)):
         monkeypatch.setattr(Conf, attr, value)
     c = Clusters(cluster_env, tmp_path)
