@@ -94,6 +94,7 @@ SF_FIELDS = {
         "Recurrence2PatternTimeZone",
         "Recurrence2PatternStartDate",
         "IsRecurrence2Exception",
+        "IsRecurrence2Exclusion",
         "IsChild",
     ),
 }
@@ -263,7 +264,11 @@ def exception_reason(payload: dict) -> str:
 
 _NOUN = {
     OUTLOOK: {CALENDAR: "Outlook event", CONTACTS: "Outlook contact", TASKS: "To Do task"},
-    SALESFORCE: {CALENDAR: "Salesforce Event", CONTACTS: "Salesforce Contact", TASKS: "Salesforce Task"},
+    SALESFORCE: {
+        CALENDAR: "Salesforce Event",
+        CONTACTS: "Salesforce Contact",
+        TASKS: "Salesforce Task",
+    },
 }
 _NAME_FIELDS = {
     OUTLOOK: {

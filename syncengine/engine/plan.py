@@ -318,6 +318,8 @@ def _sf_series_as_synced(link: LinkView, s: Item | None) -> Item | None:
         "start"
     ) == link.snapshot.get("start"):
         return s
+    if s.occurrences is not None and getattr(s.occurrences, "recreated", False):
+        return s  # re-created in Salesforce: its kept part ends the series (an edit there)
     synced = series_from_snapshot(link.snapshot, s.record)
     if synced is not None and holds_series(s.record, synced):
         rec = as_series_of(s.record, synced)

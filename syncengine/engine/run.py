@@ -468,7 +468,9 @@ def run_sync(
                 SyncLogEntry(
                     run=run,
                     # A stored plan (a preview) ends as normally as a finished sync.
-                    level="info" if result.status in (RunStatus.SUCCEEDED, RunStatus.PLANNED) else "error",
+                    level="info"
+                    if result.status in (RunStatus.SUCCEEDED, RunStatus.PLANNED)
+                    else "error",
                     action="run",
                     message=result.message[:500],
                 )
@@ -623,8 +625,16 @@ class _Run:
             fetched = Fetched(outlook=stage.outlook, salesforce=stage.salesforce)
             if self.fanout is not None:
                 # Both sides' pages are requested at once, read here in the usual order.
-                read_ahead(self.outlook, self.sf, self.kind, self.policy, cur, t, full=full,
-                           fanout=self.fanout)
+                read_ahead(
+                    self.outlook,
+                    self.sf,
+                    self.kind,
+                    self.policy,
+                    cur,
+                    t,
+                    full=full,
+                    fanout=self.fanout,
+                )
             # The Salesforce mark is taken before either side is read.
             fetch_salesforce(
                 self.sf,
@@ -680,9 +690,13 @@ class _Run:
                     raise RunStopped(stop)
                 if plan_only:
                     result.status = RunStatus.PLANNED
-                    if self.run.purpose == RunPurpose.SETTINGS_PREVIEW:  # a dry run is never applied
-                        result.message = (f"{seq} change(s) the proposed setting would make; "
-                                          "nothing was saved or written.")
+                    if (
+                        self.run.purpose == RunPurpose.SETTINGS_PREVIEW
+                    ):  # a dry run is never applied
+                        result.message = (
+                            f"{seq} change(s) the proposed setting would make; "
+                            "nothing was saved or written."
+                        )
                     else:
                         result.message = f"{seq} change(s) planned; review, then apply the plan."
                 return
@@ -754,7 +768,19 @@ class _Run:
             for side in (OUTLOOK, SALESFORCE):
                 # Our key on an item we have no id for: the lost answer of our own create
                 # (unless the item's id belongs to another link).
-                keys = [lk.link_key for lk in block if lk.id_on(side) is None]
+                # A calendar series re-created in Salesforce: our key moved to a new record.
+                keys = [
+                    lk.link_key
+                    for lk in block
+                    if lk.id_on(side) is None
+                    or (
+                        self.kind == CALENDAR
+                        and side == SALESFORCE
+                        and lk.snapshot
+                        and lk.snapshot.get("recurrence")
+                        and (got[side].get(lk.sf_id) is None or got[side][lk.sf_id].deleted)
+                    )
+                ]
                 found = [it for it in stage.side(side).by_keys(keys) if it.id not in got[side]]
                 linked = self._linked_ids(side, [it.id for it in found])
                 got[side].update((it.id, it) for it in found if it.id not in linked)
@@ -932,7 +958,9 @@ class _Run:
         known = set()
         for k, stamps in found.items():
             links, groups = sorted(stamps, reverse=True), sorted(latest[k], reverse=True)
-            if len(links) >= len(groups) and all(a >= b for a, b in zip(links, groups, strict=False)):
+            if len(links) >= len(groups) and all(
+                a >= b for a, b in zip(links, groups, strict=False)
+            ):
                 known.add(k)
         return known
 
@@ -945,8 +973,11 @@ class _Run:
             rows += [
                 (o, s)
                 for o, s, st, snap in chunk
-                if o and s and st != LinkState.TOMBSTONED
-                and isinstance(snap, dict) and isinstance(snap.get("recurrence"), dict)
+                if o
+                and s
+                and st != LinkState.TOMBSTONED
+                and isinstance(snap, dict)
+                and isinstance(snap.get("recurrence"), dict)
             ]
         if not rows:
             return
@@ -1039,7 +1070,8 @@ class _Run:
             action=d.action,
             side=",".join(sorted({w.side for w in d.writes})),
             outlook_id=(d.outlook.id if d.outlook else (d.link.outlook_id if d.link else ""))
-            or applied_o or "",
+            or applied_o
+            or "",
             sf_id=(d.sf.id if d.sf else (d.link.sf_id if d.link else "")) or applied_s or "",
             link_key=d.link_key or None,
             message=(message or d.action)[:500],
@@ -1242,8 +1274,9 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
             if out.failed_keys:
                 result.status = RunStatus.FAILED
                 errors = [m for lvl, _, m, _ in out.log if lvl == "error"]
-                result.message = (errors[0] if errors else
-                                  "Salesforce refused the event; see the log.")[:900]
+                result.message = (
+                    errors[0] if errors else "Salesforce refused the event; see the log."
+                )[:900]
         completed = True
     except RunStopped as stop:
         result.status, result.message = stop.status, stop.message

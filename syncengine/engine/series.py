@@ -93,6 +93,9 @@ class Occurrences:
     slots: tuple[Occurrence, ...] = ()
     start: str = ""
     end: str = ""
+    # Salesforce: the series was re-created there (its pattern changed in Salesforce's
+    # calendar); these rows are the history it kept, ending the series at the last.
+    recreated: bool = False
 
     def covers(self, original: str) -> bool:
         return (not self.start or original >= self.start) and (not self.end or original < self.end)
@@ -306,8 +309,10 @@ class SeriesReader:
         self.known = known
 
     def add(self, row: dict) -> None:
-        if is_history_row(row):
-            return  # activity history of a re-created series: not synced, never deleted
+        from .kinds import SF_KEY_FIELD
+
+        if is_history_key(row.get(SF_KEY_FIELD)):
+            return  # the past of a series LinkPoint re-created: history, not synced
         self.reported.setdefault(group_key(row), []).append(row)
 
     def items(self) -> Iterable[Item]:
@@ -325,6 +330,8 @@ class SeriesReader:
                 k: v for k, v in self.reported.items()
                 if not (_parse_sf(k[1]) and occ_key(_parse_sf(k[1])) in seen)
             }  # fmt: skip
+        from .kinds import SF_KEY_FIELD, _our_key
+
         starts = sorted({k[1] for k in self.reported if k[1]})
         groups: dict[tuple, list[dict]] = {}
         stamps: dict[tuple, str] = {}
@@ -335,9 +342,8 @@ class SeriesReader:
                     if not is_series_row(row):
                         continue
                     key = group_key(row)
-                    if is_history_row(row):
-                        if not read_flag(row, "IsRecurrence2Exclusion"):
-                            retired.add(key)  # our history key: the whole old series is history
+                    if is_history_key(row.get(SF_KEY_FIELD)):
+                        retired.add(key)  # our history key: the whole old series is history
                         continue
                     # Deleted occurrences count for the version: a deletion is a change.
                     stamps[key] = max(stamps.get(key, ""), str(row.get("SystemModstamp") or ""))
@@ -348,8 +354,11 @@ class SeriesReader:
             if key in retired:
                 continue  # the past of a series LinkPoint re-created: history, not synced
             live = groups.get(key)
+            recreated = bool(live) and all(read_flag(r, "IsRecurrence2Exclusion") for r in live)
+            if recreated and not any(_our_key(str(r.get(SF_KEY_FIELD) or "")) for r in live):
+                continue  # history of a series re-created in Salesforce that was never ours
             if live:
-                it = sf_series_item(self.kind, live, self.policy, self.now)
+                it = sf_series_item(self.kind, live, self.policy, self.now, recreated=recreated)
                 if stamps.get(key) and not it.deleted:
                     it = dataclasses.replace(it, version=max(it.version, stamps[key]))
                 out.append(it)
@@ -362,17 +371,37 @@ class SeriesReader:
         return out
 
 
-def sf_series_item(kind: str, rows: list[dict], policy, now: datetime) -> Item:
+def sf_series_item(
+    kind: str, rows: list[dict], policy, now: datetime, *, recreated: bool = False
+) -> Item:
+    """One Item for a series' occurrence rows. ``recreated``: every row is history
+    (``IsRecurrence2Exclusion``) — a Salesforce user changed the pattern and Salesforce
+    started a new series; this one reads as ending at its last occurrence kept."""
     from .kinds import sf_item
+    from .mapping import canonical_hash
 
     _head, synthetic = series_row(rows, now)
     it = sf_item(kind, synthetic, policy, now)
     if it.error or it.record is None or it.record.recurrence is None:
         return it
+    if recreated:
+        last = max(rows, key=_sf_start)
+        if it.record.is_all_day:
+            last_day = date.fromisoformat(str(last.get("ActivityDate") or _sf_start(last))[:10])
+        else:
+            moment = _parse_sf(last.get("StartDateTime"))
+            if moment is None:
+                return it
+            last_day = moment.astimezone(series_zone(it.record)).date()
+        ended = dataclasses.replace(it.record.recurrence, end_date=last_day, count=None)
+        record = dataclasses.replace(it.record, recurrence=ended)
+        it = dataclasses.replace(it, record=record, hash=canonical_hash(record))
     try:
         occ = sf_occurrences(it.record, rows)
     except (ValueError, OverflowError):
         return it
+    if recreated:
+        occ = dataclasses.replace(occ, recreated=True)
     # A series is in range when any of its occurrences is (scope reads the pattern).
     return dataclasses.replace(it, occurrences=occ)
 

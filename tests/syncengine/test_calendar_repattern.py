@@ -205,3 +205,66 @@ def test_pattern_change_waits_for_the_review_in_manual_mode_and_says_what_is_kep
     assert result.status == "succeeded", result.message
     _assert_repatterned(member, start, old_head)
     _assert_quiet(member)
+
+
+# ---------------------------------------------------------------- changed in Salesforce
+
+
+def _sf_repattern(member, row_id, rrule, start=None):
+    from sandbox.salesforce.services import sf_series_repattern
+
+    return sf_series_repattern(user=member.sf_user, occurrence_id=row_id, rrule=rrule, start=start)
+
+
+def test_pattern_changed_in_salesforce_before_it_starts_reaches_the_outlook_series(member):
+    """A series wholly ahead re-created in Salesforce's calendar (our key moves with it):
+    Outlook's series takes the new pattern; nothing twice on either side."""
+    start = _monday(1)
+    _o_series(member, "Team sync", start)
+    _sync(member)
+    first = _rows(member)[0]
+    _sf_repattern(member, first["Id"], "FREQ=WEEKLY;BYDAY=MO,TH;WKST=SU;INTERVAL=1;COUNT=4")
+    result = _sync(member)
+    assert result.counts.updated == {"outlook": 1, "salesforce": 0}, _messages(result)
+    (o,) = member.events_o()
+    assert sorted(o.data["recurrence"]["pattern"]["daysOfWeek"]) == ["monday", "thursday"]
+    assert o.data["recurrence"]["range"]["numberOfOccurrences"] == 4
+    assert SyncLink.objects.get().sf_id == _rows(member)[0]["Id"]
+    for _ in range(2):
+        again = _sync(member)
+        assert again.counts.writes == 0, _messages(again)
+    assert len(member.events_o()) == 1 and len(_rows(member)) == 4
+
+
+def test_pattern_changed_in_salesforce_after_it_started_splits_the_outlook_series(member):
+    """Re-created in Salesforce with occurrences past: Salesforce keeps them as history
+    (the key stays there) and starts a new series. Outlook ends the old series at its
+    last past occurrence and gets the new series — Outlook's own "this and following" —
+    so no meeting is twice and none is lost."""
+    start = _monday(-2)
+    _o_series(member, "Team sync", start)
+    _sync(member)
+    ahead = [r for r in _rows(member) if r["StartDateTime"] >= _now_sf()]
+    tuesday = dt.datetime.fromisoformat(
+        ahead[0]["StartDateTime"].replace("+0000", "+00:00")
+    ) + dt.timedelta(days=1)
+    _sf_repattern(
+        member, ahead[0]["Id"], "FREQ=WEEKLY;BYDAY=TU;WKST=SU;INTERVAL=1;COUNT=3", start=tuesday
+    )
+    result = _sync(member)
+    messages = _messages(result)
+    masters = sorted(member.events_o(), key=lambda e: e.data["start"]["dateTime"])
+    assert len(masters) == 2, messages
+    old, new = masters
+    kept = [r for r in _rows(member) if r["IsRecurrence2Exclusion"]]
+    assert old.data["recurrence"]["range"]["type"] in ("endDate", "numbered"), messages
+    if old.data["recurrence"]["range"]["type"] == "numbered":
+        assert old.data["recurrence"]["range"]["numberOfOccurrences"] == len(kept), messages
+    else:
+        assert old.data["recurrence"]["range"]["endDate"] == kept[-1]["StartDateTime"][:10]
+    assert new.data["recurrence"]["pattern"]["daysOfWeek"] == ["tuesday"]
+    assert new.data["recurrence"]["range"]["numberOfOccurrences"] == 3
+    for _ in range(2):
+        again = _sync(member)
+        assert again.counts.writes == 0, _messages(again)
+    assert len(member.events_o()) == 2 and SyncLink.objects.count() == 2
