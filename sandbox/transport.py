@@ -7,10 +7,11 @@ resolver of the host's urlconf: no product middleware and no request signals
 the middle of its transaction). A host outside `.sandbox.test` fails with a
 ConnectionError: nothing ever reaches the network.
 
-Each request is counted (sandbox/accounting.py), may wait its emulated latency
-(sandbox/latency.py), may be refused by the services' concurrency limits (sandbox/limits.py;
-a slot is held from before the latency sleep until the answer is built) and may meet an
-injected fault (sandbox/faults.py).
+Each request is counted (sandbox/accounting.py), may be refused by the services' concurrency
+limits (sandbox/limits.py), may meet an injected fault (sandbox/faults.py) and, with emulated
+latency on (sandbox/latency.py), answers after its response time: the emulator builds the answer
+first and the rest of the delay is slept after it. A limits slot is held from admission until
+the answer leaves, sleep included.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import io
 import logging
 import sys
 import threading
+import time
 import urllib.parse as up
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,7 +36,7 @@ from requests.structures import CaseInsensitiveDict
 
 from .accounting import api_count_record
 from .faults import fault_pick, fault_response, graph_error, salesforce_error
-from .latency import delay_for, pause
+from .latency import delay_for, respond_by
 from .limits import admit
 from .models import FaultKind, Side
 
@@ -52,8 +54,8 @@ def _emulator_db():
     as Django's LiveServerThread shares its test connection: it then sees what that
     thread's transaction holds (pytest-django's test transaction, which another
     connection cannot see) and works with any database, SQLite in memory included.
-    One connection serves one thread at a time, hence the lock; the emulated latency
-    is slept outside it, so the requests' waits still overlap."""
+    One connection serves one thread at a time, hence the lock; the rest of the
+    emulated response time is slept outside it, so the requests' waits still overlap."""
     from linkpoint.fanout import borrow_connection
 
     with _EMULATOR:
@@ -128,6 +130,7 @@ class SandboxAdapter(BaseAdapter):
         if isinstance(body, str):
             body = body.encode()
         path_qs = parts.path + (f"?{parts.query}" if parts.query else "")
+        started = time.perf_counter()  # the response time runs from here (sandbox/latency.py)
 
         django_request = WSGIRequest(_environ(request, parts, body))
         resolver = get_resolver(host.urlconf)
@@ -144,15 +147,17 @@ class SandboxAdapter(BaseAdapter):
                               body=body, token=_bearer(request), seconds=seconds)  # off unless SANDBOX_LIMITS
         try:
             if admission.refusal is not None:  # refused at the door: a round trip, no work
-                pause(side, delay_for(side, "GET", parts.path, b""))
+                respond_by(side, delay_for(side, "GET", parts.path, b""), started)
                 return self._build(request, admission.refusal)
             if admission.body is not body:  # a $batch whose throttled requests are answered here
                 body = admission.body
                 seconds = delay_for(side, request.method, path_qs, body)
                 django_request = WSGIRequest(_environ(request, parts, body))
-            pause(side, seconds)
-            with _emulator_db():
-                return self._serve(request, parts, path_qs, django_request, match, host, admission)
+            try:
+                with _emulator_db():
+                    return self._serve(request, parts, path_qs, django_request, match, host, admission)
+            finally:  # the answer (or the injected fault) arrives once its response time is up
+                respond_by(side, seconds, started)
         finally:
             admission.close()
 
