@@ -241,12 +241,14 @@ def _time_the_emulators() -> None:
     import sandbox.transport as transport
     from sandbox.transport import SandboxAdapter
 
-    real, real_pause = SandboxAdapter.send, transport.pause
+    real, real_respond_by = SandboxAdapter.send, transport.respond_by
     mine = threading.local()
 
-    def pause(side, seconds):
-        mine.seconds = getattr(mine, "seconds", 0.0) + seconds
-        return real_pause(side, seconds)
+    def respond_by(side, seconds, started):
+        # The request's whole emulated response time, whatever part of it the emulator's
+        # own work filled (sandbox/latency.py): the floor is made of these.
+        mine.seconds = getattr(mine, "seconds", 0.0) + max(0.0, seconds)
+        return real_respond_by(side, seconds, started)
 
     def send(adapter, request, *args, **kwargs):
         t0 = time.perf_counter()
@@ -263,8 +265,48 @@ def _time_the_emulators() -> None:
                 slots = 1 if any(r.get("dependsOn") for r in reqs) else max(1, min(4, len(reqs)))
             _HELD.append((side, slots, mine.seconds))
 
-    transport.pause = pause
+    transport.respond_by = respond_by
     SandboxAdapter.send = send
+
+
+# (start, end, side, is a Graph $batch) of every request the product sent, from its side.
+_TIMELINE: list[tuple[float, float, str, bool]] = []
+
+
+def _time_the_requests() -> None:
+    """Note when each of the product's requests leaves and its answer arrives (the product's
+    view, in-process or over HTTP), for `where`: what the wall is made of."""
+    from sandbox.transport import SandboxAdapter, SandboxServerAdapter
+
+    for cls in (SandboxAdapter, SandboxServerAdapter):
+        real = cls.send
+
+        def send(adapter, request, *args, _real=real, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return _real(adapter, request, *args, **kwargs)
+            finally:
+                side = "outlook" if "graph." in request.url else "salesforce"
+                _TIMELINE.append((t0, time.perf_counter(), side, request.url.split("?")[0].endswith("$batch")))
+
+        cls.send = send
+
+
+def _where(t0: float, t1: float) -> dict:
+    """The run's wall in parts: before Outlook's first $batch (reads, the plan, the first
+    intents), the span of Outlook's $batch requests and how long in it none was in flight
+    (what the engine did not have ready, or Salesforce's turn), and after the last one."""
+    batches = sorted((a, b) for a, b, side, batch in _TIMELINE if side == "outlook" and batch and a >= t0)
+    if not batches:
+        return {}
+    busy, end = 0.0, batches[0][0]
+    for a, b in batches:
+        if b > end:
+            busy += b - max(a, end)
+            end = b
+    span = batches[-1][1] - batches[0][0]
+    return {"before_first_batch_s": round(batches[0][0] - t0, 2), "batch_span_s": round(span, 2),
+            "no_batch_in_flight_s": round(span - busy, 2), "after_last_batch_s": round(t1 - end, 2)}
 
 
 def _sign_in_requests() -> dict:
@@ -293,7 +335,7 @@ def _start_clock_early_in_the_day() -> None:
 CONCURRENCY = {"outlook": 4, "salesforce": 25}
 
 
-def _latency_figures(args, api: dict, wall: float, slept: dict) -> dict:
+def _latency_figures(args, api: dict, wall: float, slept: dict, late: dict) -> dict:
     """The latency floor: per API, its requests × their latency ÷ the concurrency it allows
     (each request weighted by the slots it holds: a $batch of ≥ 4 takes all four of a
     mailbox, so full batches go one at a time), the larger of the two sides; the
@@ -308,7 +350,107 @@ def _latency_figures(args, api: dict, wall: float, slept: dict) -> dict:
             "floor_per_side_s": {side: round(v, 2) for side, v in per_side.items()},
             "sequential_floor_s": round(sum(s for _, _, s in _HELD), 2),
             "latency_slept_s": {side: round(v, 2) for side, v in slept.items()},
+            "late_s": {side: round(v, 2) for side, v in late.items()},
             "wall_over_floor": round(wall / floor, 2) if floor else None}
+
+
+class _InProcess:
+    """The emulators answer in this process (sandbox/transport.py): their figures are here."""
+
+    name = "in-process"
+
+    def __init__(self, args):
+        _time_the_emulators()
+
+    def clock(self) -> None:
+        pass
+
+    def reset(self) -> None:
+        from sandbox.latency import slept_reset
+        from sandbox.limits import refused_reset
+
+        _EMULATOR[0] = 0.0
+        _HELD.clear()
+        slept_reset()
+        refused_reset()
+
+    def stats(self) -> dict:
+        from sandbox.latency import late, slept
+        from sandbox.limits import refused
+
+        return {"emulator_s": _EMULATOR[0], "slept": dict(slept), "late": dict(late), "refused": dict(refused)}
+
+    def close(self) -> None:
+        pass
+
+
+class _Process:
+    """The emulators in a gunicorn process of their own (bench/sandbox_server.py), reached over
+    HTTP on 127.0.0.1 by the product's unchanged clients (sandbox.transport.sandbox_http_session):
+    the product and the emulators no longer share a GIL, so on two CPUs they run in parallel.
+    Both processes use the same throw-away SQLite files; the server's figures come from it."""
+
+    name = "process"
+
+    def __init__(self, args):
+        import socket
+        import subprocess
+        import urllib.request
+
+        from django.conf import settings
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        self.url = f"http://127.0.0.1:{port}"
+        jitter = args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms
+        env = {**os.environ, "SANDBOX_ENABLED": "1", "SANDBOX_SERVER_URL": "", "PYTHONUNBUFFERED": "1",
+               "SANDBOX_LATENCY_MS": f"{args.latency_ms},{jitter},{args.op_ms}" if args.latency_ms else "",
+               "SANDBOX_LIMITS": "on" if args.latency_ms and not args.no_limits else ""}
+        env.pop("REDIS_URL", None)  # one server process: its locmem cache holds the limits' slots
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
+             "--keep-alive", "30", "--timeout", "600", "--log-level", "warning",
+             # Salesforce takes URIs up to 16,384 characters (a SOQL of 200 ids in the URL);
+             # gunicorn's default request line is 4,094 and anything but 0 (no limit) caps at 8,190.
+             "--limit-request-line", "0", "--chdir", str(ROOT / "bench"),
+             "-b", f"127.0.0.1:{port}", "sandbox_server:application"], env=env)
+        self._urlopen = urllib.request.urlopen
+        self._request = urllib.request.Request
+        for _ in range(300):
+            try:
+                self._call("GET", "stats")
+                break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise SystemExit("the sandbox server did not start") from None
+                time.sleep(0.1)
+        settings.SANDBOX_SERVER_URL = self.url
+        settings.HTTP_SESSION_FACTORY = "sandbox.transport.sandbox_http_session"
+        self.clock()
+
+    def _call(self, method: str, what: str, query: str = "") -> dict:
+        req = self._request(f"{self.url}/__bench__/{what}{query}", method=method, data=b"" if method == "POST" else None)
+        with self._urlopen(req, timeout=30) as answer:
+            return json.loads(answer.read())
+
+    def clock(self) -> None:
+        self._call("POST", "clock", f"?offset={_OFFSET[0].total_seconds()}")
+
+    def reset(self) -> None:
+        self._call("POST", "reset")
+
+    def stats(self) -> dict:
+        data = self._call("GET", "stats")
+        _HELD[:] = [tuple(x) for x in data["held"]]
+        return data
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
 
 
 def main(argv=None) -> None:
@@ -316,7 +458,7 @@ def main(argv=None) -> None:
     parser.add_argument("--items", type=int, default=1000)
     parser.add_argument("--kinds", default="contacts,tasks,calendar")
     parser.add_argument("--latency-ms", type=float, default=0,
-                        help="emulated time per request on each side (off by default)")
+                        help="emulated response time per request on each side (off by default)")
     parser.add_argument("--jitter-ms", type=float, default=None, help="uniform extra per request (latency/5)")
     parser.add_argument("--op-ms", type=float, default=1.0,
                         help="per request inside a $batch / record of a collection, with --latency-ms")
@@ -325,6 +467,12 @@ def main(argv=None) -> None:
                              "1,1 = one after another)")
     parser.add_argument("--no-limits", action="store_true",
                         help="with --latency-ms, leave the emulators' concurrency limits off (sandbox/limits.py)")
+    parser.add_argument("--emulators", choices=("in-process", "process"), default="in-process",
+                        help="where the sandbox answers: in this process (the transport adapter) or in a "
+                             "gunicorn process of its own over HTTP on 127.0.0.1 (bench/sandbox_server.py)")
+    parser.add_argument("--timeline", default="",
+                        help="write each phase's requests (start, end, side, $batch; seconds from the run's "
+                             "start) to this file, one JSON line per phase")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lpbench-") as tmp:
         _setup(tmp)
@@ -333,7 +481,7 @@ def main(argv=None) -> None:
 
             conc = [int(x) for x in args.concurrency.split(",")]
             settings.SYNC_CONCURRENCY = {"outlook": conc[0], "salesforce": conc[-1]}
-        if args.latency_ms:
+        if args.latency_ms and args.emulators == "in-process":
             from django.conf import settings
 
             jitter = args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms
@@ -341,64 +489,75 @@ def main(argv=None) -> None:
                                                "op_ms": args.op_ms} for side in ("outlook", "salesforce")}
             settings.SANDBOX_LIMITS = None if args.no_limits else True  # Graph 4 per mailbox, Salesforce 25
         _start_clock_early_in_the_day()
-        _time_the_emulators()
-        logging.disable(logging.INFO)
-        from sandbox.accounting import api_counts_reset
-        from syncengine.engine.run import run_sync
+        emulators = (_Process if args.emulators == "process" else _InProcess)(args)
+        _time_the_requests()
+        try:
+            _phases(args, emulators)
+        finally:
+            emulators.close()
 
-        membership, mailbox, sf_user = _member()
-        for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
-            t0 = time.perf_counter()
-            n_o, n_s = _seed(kind, args.items, mailbox, sf_user)
-            print(json.dumps({"phase": "seed", "kind": kind, "items": args.items, "wall_s": round(time.perf_counter() - t0, 2),
-                              "outlook_items": n_o, "salesforce_items": n_s}), flush=True)
-            # "second" reads back the echoes of the first sync's own writes (no writes of its
-            # own); "quiet" is the run after it, with nothing changed anywhere.
-            for phase in ("first", "second", "quiet", "changed-1%"):
-                # Runs are at least the shortest auto interval apart, so the
-                # Salesforce overlap window no longer covers the previous run.
-                _advance_clock(dt.timedelta(minutes=6))
-                if phase == "changed-1%":
-                    _change_one_percent(kind, mailbox, sf_user)
-                gc.collect()
-                api_counts_reset()
-                _rss_reset()
-                rss_before = _rss_mb()
-                _EMULATOR[0] = 0.0
-                from sandbox.latency import slept, slept_reset
 
-                slept_reset()
-                _HELD.clear()
-                from sandbox.limits import refused, refused_reset
+def _phases(args, emulators) -> None:
+    logging.disable(logging.INFO)
+    from sandbox.accounting import api_counts_reset
+    from syncengine.engine.run import run_sync
 
-                refused_reset()
-                t0, cpu0 = time.perf_counter(), time.process_time()
-                result = run_sync(membership, kind, "manual")
-                wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-                if phase == "first":
-                    first_counts = result.counts.as_dict()
-                if phase == "first":
-                    read_o, read_s = n_o, n_s
-                elif phase == "second":
-                    c = first_counts
-                    read_o = sum(c[x]["outlook"] for x in ("created", "updated"))
-                    read_s = sum(c[x]["salesforce"] for x in ("created", "updated"))
-                elif phase == "quiet":
-                    read_o = read_s = 0
-                else:
-                    read_o, read_s = max(1, n_o // 100), max(1, n_s // 100)
-                sign_in = _sign_in_requests()
-                api = {side: result.api_requests[side] - sign_in[side] for side in sign_in}
-                print(json.dumps({
-                    "phase": phase, "kind": kind, "items": args.items, "wall_s": round(wall, 2),
-                    "emulator_s": round(_EMULATOR[0], 2), "cpu_s": round(cpu, 2),
-                    "api_requests": api, "floor": _floor(kind, phase, result, read_o, read_s),
-                    "sign_in_requests": sign_in,
-                    **(_latency_figures(args, api, wall, slept) if args.latency_ms else {}),
-                    **({"limits_refused": dict(refused)} if args.latency_ms else {}),
-                    "peak_rss_mb": _rss_mb(), "rss_before_mb": rss_before, "status": str(result.status), "writes": result.counts.writes,
-                    **({"message": result.message} if result.message else {}),
-                }), flush=True)
+    membership, mailbox, sf_user = _member()
+    for kind in [k.strip() for k in args.kinds.split(",") if k.strip()]:
+        t0 = time.perf_counter()
+        n_o, n_s = _seed(kind, args.items, mailbox, sf_user)
+        print(json.dumps({"phase": "seed", "kind": kind, "items": args.items, "wall_s": round(time.perf_counter() - t0, 2),
+                          "outlook_items": n_o, "salesforce_items": n_s}), flush=True)
+        # "second" reads back the echoes of the first sync's own writes (no writes of its
+        # own); "quiet" is the run after it, with nothing changed anywhere.
+        for phase in ("first", "second", "quiet", "changed-1%"):
+            # Runs are at least the shortest auto interval apart, so the
+            # Salesforce overlap window no longer covers the previous run.
+            _advance_clock(dt.timedelta(minutes=6))
+            emulators.clock()
+            if phase == "changed-1%":
+                _change_one_percent(kind, mailbox, sf_user)
+            gc.collect()
+            api_counts_reset()
+            _rss_reset()
+            rss_before = _rss_mb()
+            emulators.reset()
+            _TIMELINE.clear()
+            t0, cpu0 = time.perf_counter(), time.process_time()
+            result = run_sync(membership, kind, "manual")
+            t1 = time.perf_counter()
+            wall, cpu = t1 - t0, time.process_time() - cpu0
+            if args.timeline:
+                with open(args.timeline, "a") as out:
+                    out.write(json.dumps({"phase": phase, "kind": kind, "wall_s": wall, "requests": [
+                        (round(a - t0, 4), round(b - t0, 4), side, batch) for a, b, side, batch in _TIMELINE]}) + "\n")
+            seen = emulators.stats()
+            if phase == "first":
+                first_counts = result.counts.as_dict()
+            if phase == "first":
+                read_o, read_s = n_o, n_s
+            elif phase == "second":
+                c = first_counts
+                read_o = sum(c[x]["outlook"] for x in ("created", "updated"))
+                read_s = sum(c[x]["salesforce"] for x in ("created", "updated"))
+            elif phase == "quiet":
+                read_o = read_s = 0
+            else:
+                read_o, read_s = max(1, n_o // 100), max(1, n_s // 100)
+            sign_in = _sign_in_requests()
+            api = {side: result.api_requests[side] - sign_in[side] for side in sign_in}
+            print(json.dumps({
+                "phase": phase, "kind": kind, "items": args.items, "emulators": emulators.name,
+                "wall_s": round(wall, 2), "emulator_s": round(seen["emulator_s"], 2), "cpu_s": round(cpu, 2),
+                **({"emulator_cpu_s": round(seen["cpu_s"], 2)} if "cpu_s" in seen else {}),
+                "api_requests": api, "floor": _floor(kind, phase, result, read_o, read_s),
+                "sign_in_requests": sign_in,
+                **(_latency_figures(args, api, wall, seen["slept"], seen["late"]) if args.latency_ms else {}),
+                **({"limits_refused": seen["refused"]} if args.latency_ms else {}),
+                **({"where": _where(t0, t1)} if args.latency_ms else {}),
+                "peak_rss_mb": _rss_mb(), "rss_before_mb": rss_before, "status": str(result.status), "writes": result.counts.writes,
+                **({"message": result.message} if result.message else {}),
+            }), flush=True)
 
 
 if __name__ == "__main__":

@@ -302,11 +302,16 @@ SANDBOX_LATENCY = (
 _limits = os.environ.get("SANDBOX_LIMITS", "").strip()
 SANDBOX_LIMITS = (True if _limits.lower() in ("on", "1", "true", "yes")
                   else json.loads(_limits) if _limits else None)
+# The sandbox served by a process of its own (sandbox.transport.hosts_application, e.g.
+# bench/sandbox_server.py under gunicorn): its base URL; empty = the in-process transport.
+SANDBOX_SERVER_URL = os.environ.get("SANDBOX_SERVER_URL", "")
 # Dotted path of a zero-argument callable returning the requests.Session every
-# remote client uses; the sandbox's mounts its in-process transport.
+# remote client uses; the sandbox's mounts its in-process transport, or sends over HTTP
+# to SANDBOX_SERVER_URL.
 HTTP_SESSION_FACTORY = os.environ.get(
     "HTTP_SESSION_FACTORY",
-    "sandbox.transport.sandbox_session" if SANDBOX_ENABLED else "requests.Session",
+    ("sandbox.transport.sandbox_http_session" if SANDBOX_SERVER_URL else "sandbox.transport.sandbox_session")
+    if SANDBOX_ENABLED else "requests.Session",
 )
 
 # --- Static, i18n ------------------------------------------------------------------

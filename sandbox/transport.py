@@ -31,7 +31,7 @@ from django.core.handlers.wsgi import WSGIRequest
 from django.db import transaction
 from django.http import Http404
 from django.urls import Resolver404, get_resolver
-from requests.adapters import BaseAdapter
+from requests.adapters import BaseAdapter, HTTPAdapter
 from requests.structures import CaseInsensitiveDict
 
 from .accounting import api_count_record
@@ -240,3 +240,88 @@ def sandbox_session() -> requests.Session:
     session.mount("https://", adapter)
     session.mount("http://", adapter)
     return session
+
+
+# --- the same hosts over real HTTP ---------------------------------------------------------------
+#
+# In-process, the emulators' CPU time is the product's: one process, one GIL. A benchmark that
+# wants the product measured alone serves the sandbox from a process of its own
+# (`hosts_application` under gunicorn, bench/sandbox_server.py) and points the product's
+# unchanged clients at it with `sandbox_http_session` (settings.SANDBOX_SERVER_URL). Each
+# request then runs the pipeline above in the server process (counting, limits, faults,
+# response time); the product sends it over TCP with requests/urllib3, as to the real services.
+
+_HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "proxy-connection",
+               "te", "trailer", "upgrade"}
+
+
+class SandboxServerAdapter(HTTPAdapter):
+    """Sends a sandbox host's request over HTTP to the sandbox server, its Host header kept (the
+    emulators build their links and route by it); any other host fails like the in-process one."""
+
+    def __init__(self, server_url: str):
+        super().__init__(pool_connections=4, pool_maxsize=32)
+        self.server = up.urlsplit(server_url)
+
+    def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
+        parts = up.urlsplit(request.url)
+        if host_for(parts.hostname or "") is None:
+            raise requests.exceptions.ConnectionError(
+                f"sandbox transport: {parts.hostname} is not a sandbox host; the network is never used",
+                request=request,
+            )
+        sent = request.copy()
+        sent.url = up.urlunsplit((self.server.scheme, self.server.netloc, parts.path or "/", parts.query, ""))
+        sent.headers["Host"] = parts.netloc  # urllib3 sends the given Host instead of its own
+        sent.headers["X-Forwarded-Proto"] = parts.scheme
+        response = super().send(sent, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies={})
+        response.url = request.url  # redirects and pagination resolve against the service's URL
+        response.request = request
+        return response
+
+
+def sandbox_http_session() -> requests.Session:
+    """A requests Session that reaches the sandbox server (settings.SANDBOX_SERVER_URL) over HTTP."""
+    from django.conf import settings
+
+    session = requests.Session()
+    session.trust_env = False  # never a proxy from the environment: the server is local
+    adapter = SandboxServerAdapter(settings.SANDBOX_SERVER_URL)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+_SERVER_SIDE = SandboxAdapter()
+
+
+def hosts_application(environ, start_response):
+    """WSGI application: the sandbox hosts chosen by the Host header, each request answered by the
+    in-process pipeline (`SandboxAdapter.send`). An injected timeout or lost response, which
+    in-process raise the client's own exception, become a 502 here with no answer body."""
+    host = environ.get("HTTP_HOST", "")
+    scheme = environ.get("HTTP_X_FORWARDED_PROTO", "https")
+    target = environ.get("RAW_URI") or (
+        up.quote(environ.get("PATH_INFO", "/")) + (f"?{environ['QUERY_STRING']}" if environ.get("QUERY_STRING") else "")
+    )
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    headers = {
+        key[5:].replace("_", "-").title(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_") and key not in ("HTTP_HOST", "HTTP_X_FORWARDED_PROTO")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    prepared = requests.Request(environ["REQUEST_METHOD"], f"{scheme}://{host}{target}", headers=headers).prepare()
+    prepared.body = body
+    try:
+        response = _SERVER_SIDE.send(prepared)
+    except requests.exceptions.RequestException as exc:
+        start_response("502 Bad Gateway", [("Content-Length", "0"), ("X-Sandbox-Transport-Error", type(exc).__name__)])
+        return [b""]
+    content = response.content
+    out = [(k, v) for k, v in response.headers.items() if k.lower() not in _HOP_BY_HOP]
+    out.append(("Content-Length", str(len(content))))
+    start_response(f"{response.status_code} {response.reason or ''}".strip(), out)
+    return [content]
