@@ -326,9 +326,13 @@ class Applier:
         from connections import errors
 
         ids = [self._links[d.link_key].sf_id for d in checked]
+        # A series is one Event per occurrence: it moved if any occurrence row did (its
+        # version is the newest row's stamp, which need not be the row the link holds).
+        rows = {id(d): _series_rows(d) for d in checked}
         failure = ""
         try:
-            current = self.sf.modstamps([i for i in ids if i])
+            wanted = {i for i in ids if i} | {r for v in rows.values() for r in v}
+            current = self.sf.modstamps(sorted(wanted))
         except (errors.AuthError, errors.RequestLimitExceeded):
             raise
         except errors.RemoteError as exc:
@@ -340,7 +344,10 @@ class Applier:
             link = self._links[d.link_key]
             # What this run read; a record not read this run is as the link last saw it.
             seen = d.sf.version if d.sf is not None and not d.sf.deleted else link.sf_modstamp
-            if not sf_id or not seen or current.get(sf_id) != seen:
+            if rows[id(d)]:
+                if failure or any(current.get(r) != v for r, v in rows[id(d)].items()):
+                    held.add(id(d))
+            elif not sf_id or not seen or current.get(sf_id) != seen:
                 held.add(id(d))
         if not held:
             return decisions
@@ -950,6 +957,14 @@ class Applier:
         for i in range(0, len(missing), 500):
             for link in SyncLink.objects.filter(link_key__in=missing[i : i + 500]):
                 self._links[str(link.link_key)] = link
+
+
+def _series_rows(d: Decision) -> dict[str, str]:
+    """A Salesforce series' occurrence rows as this run read them (id → SystemModstamp)."""
+    occ = d.sf.occurrences if d.sf is not None and not d.sf.deleted else None
+    if occ is None or getattr(occ, "recreated", False):
+        return {}
+    return {x.id: x.version for x in occ.slots if x.id and x.version}
 
 
 def _gone(r: WriteResult) -> bool:

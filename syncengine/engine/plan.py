@@ -391,12 +391,21 @@ def repattern_words(rp: Repattern) -> str:
         if rp.kept
         else "none of its occurrences was past"
     )
-    return (
+    text = (
         "The series' pattern changed in Outlook. Salesforce cannot change a series' pattern, "
         "so the series is created again there with the new pattern from its first occurrence "
         f"not past ({key_words(rp.cut)}); the old series' occurrences from then on are "
         f"deleted and {kept}."
     )
+    if rp.dropped:
+        shown = ", ".join(key_words(x) for x in rp.dropped[:5]) + (
+            " …" if len(rp.dropped) > 5 else ""
+        )
+        text += (
+            f" Warning: {len(rp.dropped)} of the deleted occurrences had been changed on their own "
+            f"in Salesforce ({shown}); those changes are not in the new series."
+        )
+    return text
 
 
 def _join(a: str, b: str) -> str:
@@ -423,7 +432,7 @@ def _resume_repattern(policy, lk: LinkView, o: Item | None, s: Item | None, now)
     # What the first attempt found stays the truth: the old series may be half deleted now.
     rp = dataclasses.replace(
         rp, head=head, onwards=str(saved.get("onwards") or rp.onwards),
-        kept=int(saved.get("kept") or rp.kept),
+        kept=int(saved.get("kept") or rp.kept), dropped=tuple(saved.get("dropped") or rp.dropped),
     )  # fmt: skip
     return Decision(
         link_key=lk.link_key, action="update", link=lk, outlook=o, sf=old, result=o.record,

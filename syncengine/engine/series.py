@@ -912,9 +912,12 @@ class Repattern:
     onwards: str  # its first occurrence not past ("" when every one is past)
     cut: str  # the new series' first occurrence (a key)
     kept: int  # the old series' past occurrences that stay as history
+    # Occurrences ahead that were changed on their own in Salesforce: deleted with the
+    # old series' future (the member is told which).
+    dropped: tuple[str, ...] = ()
 
     def as_json(self) -> dict:
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "dropped": list(self.dropped)}
 
 
 def _bare(r: rec.CanonicalRecurrence) -> rec.CanonicalRecurrence:
@@ -994,11 +997,18 @@ def plan_repattern(link, s, result: CanonicalEvent, now: datetime) -> Repattern 
         return None
     occ = s.occurrences if s is not None else None
     ahead = first_not_past(occ, now)
-    kept = 0
+    kept, dropped = 0, ()
     if occ is not None:
         kept = sum(1 for x in occ.slots if x.id and not _not_past(x.original, now))
+        dropped = tuple(
+            x.original for x in occ.slots if x.id and x.changed and _not_past(x.original, now)
+        )
     return Repattern(
-        head=link.sf_id or "", onwards=ahead.id if ahead else "", cut=restarted[1], kept=kept
+        head=link.sf_id or "",
+        onwards=ahead.id if ahead else "",
+        cut=restarted[1],
+        kept=kept,
+        dropped=dropped,
     )
 
 

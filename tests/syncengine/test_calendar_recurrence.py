@@ -1,8 +1,8 @@
 """Recurring series through the sandbox: what a user sees on either side.
 
 Series map to series where both sides can express the pattern; what
-Salesforce cannot hold (an unbounded series, a changed single occurrence, a
-pattern changed after creation) is skipped or kept, with a log entry saying why.
+Salesforce cannot hold is skipped, with a log entry saying why. Pattern changes
+after the first sync: test_calendar_repattern.py.
 """
 
 from __future__ import annotations

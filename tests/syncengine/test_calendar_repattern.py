@@ -268,3 +268,55 @@ def test_pattern_changed_in_salesforce_after_it_started_splits_the_outlook_serie
         again = _sync(member)
         assert again.counts.writes == 0, _messages(again)
     assert len(member.events_o()) == 2 and SyncLink.objects.count() == 2
+
+
+def test_a_salesforce_occurrence_change_lost_to_a_pattern_change_is_named(member):
+    """Changed on its own in Salesforce, then the pattern changes in Outlook before a run:
+    the re-created series cannot hold that change, and the member is told which one."""
+    from sandbox.microsoft.services import item_update
+    from sandbox.salesforce.services import sf_records_update
+
+    start = _monday(1)
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    third = _rows(member)[2]
+    (r,) = sf_records_update(
+        user=member.sf_user,
+        records=[("Event", third["Id"], {"Subject": "Team sync (board)"})],
+        api_version="57.0",
+    )
+    assert r.success, r.errors
+    item_update(master, {"recurrence": _weekly(start, interval=2, count=4)})
+    result = _sync(member)
+    notes = [m for m in _messages(result) if "pattern changed in Outlook" in m]
+    assert len(notes) == 1, _messages(result)
+    note = notes[0]
+    assert "1 of the deleted occurrences had been changed on their own in Salesforce" in note
+    assert (start + dt.timedelta(days=14)).strftime("%Y-%m-%d %H:%M") in note
+    assert [r["Subject"] for r in _rows(member)] == ["Team sync"] * 4
+    assert [r["StartDateTime"] for r in _rows(member)] == [
+        _sf_when(start + dt.timedelta(days=14 * k)) for k in range(4)
+    ]
+
+
+def test_a_series_wide_edit_after_an_occurrence_change_is_not_held_forever(member):
+    """An occurrence changed on its own makes that row the series' newest in Salesforce;
+    a later series-wide edit in Outlook must still be written (not "changed during the
+    run" at every run)."""
+    from sandbox.microsoft.services import item_update, occurrence_update
+
+    start = _monday(1)
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    occurrence_update(master, start + dt.timedelta(days=14), {"subject": "Team sync (board)"})
+    _sync(member)
+    item_update(master, {"location": {"displayName": "Room 9"}})
+    result = _sync(member)
+    assert not any("during the run" in m for m in _messages(result)), _messages(result)
+    rows = _rows(member)
+    assert [r["Subject"] for r in rows].count("Team sync (board)") == 1
+    assert {r["Location"] for r in rows if r["Subject"] == "Team sync"} == {"Room 9"}
+    for _ in range(2):
+        assert _sync(member).counts.writes == 0

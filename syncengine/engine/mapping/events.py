@@ -472,8 +472,7 @@ def to_salesforce(
     written up to (see ``recurrence``). ``create``: include the series fields
     (``IsRecurrence2``, ``Recurrence2PatternText``, ``Recurrence2PatternTimeZone``);
     Salesforce does not let them change after creation, so updates leave them
-    out and a changed pattern does not reach an existing Salesforce series —
-    the engine compares ``recurrence`` and logs it.
+    out; a changed pattern re-creates the Salesforce series (engine.series).
     """
     zone = resolve_zone(time_zone or c.time_zone or "UTC")
     body: dict[str, Any] = {

@@ -29,9 +29,10 @@ bounds it by UNTIL or COUNT (api_fidelity §3.1), so an open series is written
 up to a horizon (policy: the end of the org's calendar range, ``days_ahead``
 after the day it is created; the engine passes it as ``horizon``) and the
 member is told the date. Every occurrence Salesforce holds is one Outlook
-shows; later ones stay in Outlook only. Salesforce fixes the pattern at
-creation, so the horizon does not roll; the link keeps the open series as the
-synced one (the planner pins a linked Event's recurrence to the snapshot).
+shows; later ones stay in Outlook only. The horizon does not roll by itself
+(Salesforce fixes a series' pattern at creation); the link keeps the open series
+as the synced one (the planner reads a Salesforce series that holds the synced
+series' occurrences from its own start on as the synced series).
 
 The series' zone is the event's own (Graph ``originalStartTimeZone`` /
 ``start.timeZone``), never the member's: its days and wall-clock time are
@@ -75,8 +76,16 @@ there on and an update of a past one changes that occurrence only
   our key and names the series; the member is told it was kept.
 - A deleted series is deleted from its first future occurrence on
   (``fromThisEventOnwards``): past occurrences stay as history.
-- A pattern changed in Outlook after the series exists: Salesforce cannot
-  change the pattern of an existing series (see below for what is written).
+- A pattern changed in Outlook after the series exists (a later end included):
+  the API cannot change a series' pattern, so the Salesforce series is re-created
+  the way Salesforce's own calendar does it — its past occurrences stay as activity
+  history, the rest is deleted and the new pattern starts at its first occurrence
+  not past (``engine.series`` "pattern changes": crash-safe steps, the member told
+  what was kept). An earlier end only deletes the occurrences after it.
+- A pattern changed in Salesforce's calendar (Salesforce re-creates the series and
+  keeps the past as ``IsRecurrence2Exclusion`` history): before the series started,
+  Outlook's series takes the new pattern; after, Outlook's series ends at the last
+  occurrence kept and the new Salesforce series becomes a new Outlook series.
 
 RRULEs are written in the order Salesforce normalizes them to (FREQ, BYMONTH,
 BYMONTHDAY, BYDAY, WKST, BYSETPOS, INTERVAL, UNTIL, COUNT, with ``RRULE:`` and
