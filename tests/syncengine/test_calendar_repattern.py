@@ -320,3 +320,34 @@ def test_a_series_wide_edit_after_an_occurrence_change_is_not_held_forever(membe
     assert {r["Location"] for r in rows if r["Subject"] == "Team sync"} == {"Room 9"}
     for _ in range(2):
         assert _sync(member).counts.writes == 0
+
+
+def test_an_all_day_series_pattern_change_keeps_its_past_days(member):
+    from sandbox.microsoft.services import item_update
+
+    from .test_calendar_recurrence import _graph_series
+
+    first = (_monday(-1)).replace(hour=0)
+    master = _graph_series(
+        member, "Offsite", start=first, zone="UTC", all_day=True,
+        pattern={"type": "weekly", "interval": 1, "daysOfWeek": ["monday"], "firstDayOfWeek": "sunday"},
+        rng={"type": "numbered", "numberOfOccurrences": 4},
+    )  # fmt: skip
+    _sync(member)
+    item_update(master, {"recurrence": {
+        "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": ["monday", "wednesday"], "firstDayOfWeek": "sunday"},
+        "range": {"type": "numbered", "startDate": first.date().isoformat(), "numberOfOccurrences": 5},
+    }})  # fmt: skip
+    result = _sync(member)
+    assert any("pattern changed in Outlook" in m for m in _messages(result)), _messages(result)
+    today = timezone.now().date().isoformat()
+    days = sorted(r["ActivityDate"] for r in member.sf("Event"))
+    new_days = sorted(
+        (first.date() + dt.timedelta(days=d)).isoformat() for d in (0, 2, 7, 9, 14)
+    )  # Mon, Wed × the new count of five
+    old_days = [(first.date() + dt.timedelta(days=7 * k)).isoformat() for k in range(4)]
+    assert days == sorted([d for d in old_days if d < today] + [d for d in new_days if d >= today])
+    for _ in range(2):
+        again = _sync(member)
+        assert again.counts.writes == 0, _messages(again)
+    assert len(member.events_o()) == 1 and SyncLink.objects.count() == 1
