@@ -3,6 +3,7 @@ from __future__ import annotations
 import uuid
 
 from django.db import models
+from django.db.models.functions import Lower, Substr, Upper
 from django.views.decorators.debug import sensitive_variables
 
 from orgs.models import Membership, Organization
@@ -63,6 +64,18 @@ class Connection(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["membership", "provider"], name="connection_one_per_provider")
         ]
+        # "One remote account, one member" (selectors.py) looks every run up by the remote
+        # identity: without these each lookup read every connection of every org.
+        indexes = [
+            models.Index(fields=["ms_object_id", "ms_tenant_id"], name="connection_ms_object"),
+            # iexact compares UPPER(); connections_shared compares LOWER()
+            models.Index(Upper("account_name"), name="connection_account_upper"),
+            models.Index(Lower("account_name"), name="connection_account_lower"),
+            # startswith (LIKE 'prefix%') needs the pattern operator class on PostgreSQL
+            models.Index(fields=["sf_user_id"], name="connection_sf_user",
+                         opclasses=["varchar_pattern_ops"]),
+            models.Index(Substr("sf_user_id", 1, 15), name="connection_sf_user15"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} connection of {self.membership_id} ({self.status})"
@@ -105,3 +118,21 @@ class SalesforceUsage(models.Model):
     @property
     def percent(self) -> int:
         return round(100 * self.used / self.limit) if self.limit else 0
+
+
+class SalesforceRequestsDay(models.Model):
+    """Salesforce API requests LinkPoint's runs of an organization sent, per UTC day of the
+    runs' start: what the budget governor (syncengine/governor.py) reads. Each finished run
+    adds its count, so reading the day's use is one row whatever the number of runs."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()
+    requests = models.PositiveBigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "day"], name="sf_requests_one_per_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day}: {self.requests}"

@@ -172,6 +172,11 @@ Q_CLUSTER = {
     "queue_limit": _q_workers,
     "catch_up": False,
     "label": "Task queue",
+    # No row per successful task: a run's outcome is its SyncRun. django-q2's default (keep
+    # 250) read and locked all 250 rows and deleted the oldest after every task: about 500
+    # rows read per run, and each worker's result save waited on the previous one's lock.
+    # Failed tasks are still saved (the admin's "Failed tasks").
+    "save_limit": -1,
     # django-q2 reads this whenever Q_CLUSTER_NAME names another queue (it must exist then).
     "ALT_CLUSTERS": {
         SYNC_DISPATCH_CLUSTER or "linkpoint-dispatch": {

@@ -10,7 +10,9 @@ the last `Sforce-Limit-Info` header reported.
 - From there to the cap, auto frequencies stretch linearly up to MAX_STRETCH times.
 - At the cap, auto (and SnapRecord follow-up) runs wait until the next UTC day; a run a
   member starts still runs, with a warning.
-Reads only: the dispatcher and the pages ask, nothing here writes.
+The dispatcher, the tasks and the pages ask; the only write is `requests_add`, each
+finished run's count into its org's row of the day (`SalesforceRequestsDay`), so a budget is
+one row to read instead of a sum over the day's runs (which grew with members and the day).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 
-from django.db.models import Max, Sum
+from django.db.models import F, Max
 from django.utils import timezone
 
 DEFAULT_SHARE = 20
@@ -113,9 +115,9 @@ class Budget:
 
 def budgets_for(org_ids, *, now: datetime | None = None) -> dict[int, Budget]:
     """The budget of each org: three queries, whatever the number of orgs."""
-    from connections.models import SalesforceUsage
+    from connections.models import SalesforceRequestsDay, SalesforceUsage
 
-    from .models import OrgSyncSettings, SyncRun
+    from .models import OrgSyncSettings
 
     now = now or timezone.now()
     org_ids = list(set(org_ids))
@@ -126,11 +128,8 @@ def budgets_for(org_ids, *, now: datetime | None = None) -> dict[int, Budget]:
         for row in SalesforceUsage.objects.filter(organization_id__in=org_ids)
         .values("organization_id").annotate(limit=Max("limit"), used=Max("used"), at=Max("recorded_at"))
     }
-    used = dict(
-        SyncRun.objects.filter(membership__organization_id__in=org_ids, started_at__gte=day_start(now))
-        .values("membership__organization_id").annotate(n=Sum("api_salesforce"))
-        .values_list("membership__organization_id", "n")
-    )
+    used = dict(SalesforceRequestsDay.objects.filter(organization_id__in=org_ids, day=day_start(now).date())
+                .values_list("organization_id", "requests"))
     out = {}
     for oid in org_ids:
         rep = reported.get(oid) or {}
@@ -144,3 +143,23 @@ def budgets_for(org_ids, *, now: datetime | None = None) -> dict[int, Budget]:
 
 def budget_for(org_id: int, *, now: datetime | None = None) -> Budget:
     return budgets_for([org_id], now=now)[org_id]
+
+
+def requests_add(organization_id: int, started_at: datetime | None, n: int) -> None:
+    """Count a finished run's Salesforce requests into its org's day (the day it started,
+    as the budget has always counted runs); one UPDATE, an INSERT the first time of a day."""
+    from django.db import IntegrityError, transaction
+
+    from connections.models import SalesforceRequestsDay
+
+    if n <= 0:
+        return
+    day = day_start(started_at).date()
+    rows = SalesforceRequestsDay.objects.filter(organization_id=organization_id, day=day)
+    if rows.update(requests=F("requests") + n):
+        return
+    try:
+        with transaction.atomic():
+            SalesforceRequestsDay.objects.create(organization_id=organization_id, day=day, requests=n)
+    except IntegrityError:  # another run of the org created the day's row meanwhile
+        rows.update(requests=F("requests") + n)

@@ -22,6 +22,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
+from ..governor import requests_add
 from ..models import (
     PENDING_STATES,
     LinkState,
@@ -484,6 +485,7 @@ def run_sync(
             finished_at=now(),
             error=result.message[:1000] if result.status != RunStatus.SUCCEEDED else "",
         )
+        requests_add(membership.organization_id, run.started_at, counter.salesforce)
         progress.finish()
         lease_release(membership, kind, holder)
     return result
@@ -1311,6 +1313,7 @@ def snaprecord_event(membership, outlook_event_id: str) -> RunResult:
             finished_at=now(),
             error=result.message[:1000],
         )
+        requests_add(membership.organization_id, run.started_at, counter.salesforce)
         lease_release(membership, kind, holder)
     return result
 

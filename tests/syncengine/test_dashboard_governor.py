@@ -47,10 +47,14 @@ def used_today(member) -> int:
 
 
 def spend(member, requests: int) -> None:
-    """Earlier runs today (the morning's syncs) used these requests."""
-    SyncRun.objects.create(membership=member.membership, kind="tasks", trigger="auto",
-                           status="succeeded", started_at=timezone.now(), finished_at=timezone.now(),
-                           api_salesforce=requests)
+    """Earlier runs today (the morning's syncs) used these requests (counted as a run counts
+    them when it finishes)."""
+    from syncengine.governor import requests_add
+
+    run = SyncRun.objects.create(membership=member.membership, kind="tasks", trigger="auto",
+                                 status="succeeded", started_at=timezone.now(), finished_at=timezone.now(),
+                                 api_salesforce=requests)
+    requests_add(member.membership.organization_id, run.started_at, requests)
 
 
 def test_below_the_threshold_the_interval_is_the_policy(auto_tasks, inline_q):
