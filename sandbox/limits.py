@@ -13,7 +13,8 @@
   API request limit: requests that have run 20 s or longer, 25 per production org; while that
   many are running, the org's new requests are refused with 403 REQUEST_LIMIT_EXCEEDED
   "ConcurrentRequests (Concurrent API Requests) Limit exceeded."). Emulated time counts: a
-  request is long-running once its latency sleep plus its real time pass the threshold.
+  request is long-running once its response time (sandbox/latency.py: the emulated delay, or
+  the emulator's own time where that is longer) passes the threshold.
 
 Where the count lives: the Django "default" cache, not the sandbox database. Every process
 that serves the sandbox (gunicorn workers, qcluster workers, on any machine) shares one Redis
