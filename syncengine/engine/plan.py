@@ -333,6 +333,17 @@ def _sf_series_as_synced(link: LinkView, s: Item | None) -> Item | None:
     return dataclasses.replace(s, record=rec, hash=canonical_hash(rec))
 
 
+def _adopted_series(lk: LinkView, d: Decision) -> Decision:
+    """A series whose create answer was lost, found again by our key: like a series just
+    created (``_created_state``), its link stays pending one run, so the next run reads
+    both sides' occurrences and copies those changed or cancelled on their own."""
+    if not lk.state.startswith("pending_create_") or d.state != "synced" or d.writes:
+        return d
+    if not any(it is not None and getattr(it.record, "recurrence", None) is not None for it in (d.outlook, d.sf)):
+        return d
+    return dataclasses.replace(d, state="pending_update_" + lk.state.removeprefix("pending_create_"))
+
+
 def _pattern_change(d: Decision, s_raw: Item | None, now) -> Decision:
     """A series' pattern changed in Outlook: re-create the Salesforce series (engine.series)
     when Salesforce does not hold the new pattern; say what happens either way."""
@@ -621,7 +632,7 @@ def decide_links(
         d = decide_linked(kind, policy, lk, pair.get(OUTLOOK), s_item)
         if d is not None:
             if kind == "calendar":
-                d = _pattern_change(d, s_raw, now)
+                d = _pattern_change(_adopted_series(lk, d), s_raw, now)
             decisions.append(d)
         if kind == "calendar" and (d is None or d.action in ("touch", "update", "conflict")):
             # A series' occurrences changed or cancelled on their own (engine.series).

@@ -552,3 +552,39 @@ def test_series_deleted_in_salesforce_deletes_the_outlook_series(member):
     assert result.counts.deleted == {"outlook": 1, "salesforce": 0}
     assert member.events_o() == []
     assert _sync(member).counts.writes == 0
+
+
+def test_a_salesforce_series_whose_outlook_copy_was_not_recorded_still_gets_its_cancellations(member):
+    """Created in Salesforce with one occurrence deleted; the run that creates the Outlook
+    series dies before recording it. The next run finds the copy by our key, and the
+    occurrence deleted in Salesforce is then cancelled in Outlook too (found by the state
+    machine: the adopted copy was settled before its occurrences were ever compared)."""
+    from contextlib import suppress
+    from unittest import mock
+
+    from sandbox.salesforce.services import sf_records_create
+    from syncengine.engine.apply import Applier
+
+    class Died(Exception):
+        pass
+
+    first = _monday(1)
+    (r,) = sf_records_create(user=member.sf_user, records=[("Event", {
+        "Subject": "Board", "StartDateTime": _sf_when(first), "DurationInMinutes": 30,
+        "IsRecurrence2": True, "Recurrence2PatternText": "RRULE:FREQ=WEEKLY;BYDAY=MO;INTERVAL=1;COUNT=4",
+        "Recurrence2PatternTimeZone": "UTC",
+    })])  # fmt: skip
+    assert r.success, r.errors
+    member.sf_delete(_occurrences(member, "Board")[3]["Id"])
+
+    def died(self, decisions):
+        raise Died()
+
+    with mock.patch.object(Applier, "_finish", died), suppress(Died):
+        run_sync(member.membership, "calendar", "manual")
+    _sync(member)
+    _sync(member)
+    (o,) = member.events_o()
+    assert _outlook_instances(member, o) == [first + dt.timedelta(days=7 * k) for k in range(3)]
+    for _ in range(2):
+        assert _sync(member).counts.writes == 0

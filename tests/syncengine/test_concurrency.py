@@ -246,4 +246,14 @@ def test_salesforce_refusing_concurrent_long_requests_is_waited_out_not_a_daily_
     refused = [r for r in sent if r[0] == "salesforce" and r[5] == 403]
     assert refused, "the org's limit was never reached: the test does not test the refusal"
     assert result.status == "succeeded", result.as_dict()
+    from syncengine.models import SyncLink
+
+    # Never "synced" without the record it names; a chunk still refused after the client's
+    # back-off is an item error whose links stay pending, and the next run sends it again.
+    assert not SyncLink.objects.filter(state="synced", sf_id=None).exists()
+    assert result.counts.created["salesforce"] + result.counts.errors["salesforce"] == 240, result.as_dict()
+    if result.counts.errors["salesforce"]:
+        with mock.patch("connections.http.BACKOFF_BASE", 0.05):
+            again = _sync(member, settings, CONCURRENT)
+        assert again.status == "succeeded" and again.counts.created["salesforce"] == result.counts.errors["salesforce"]
     assert Counter(r["LastName"] for r in member.sf("Contact")) == Counter(f"Person{i}" for i in range(240))
