@@ -107,7 +107,10 @@ def measured_throughput(t: datetime) -> tuple[int, float, float]:
     """(runs finished, minutes they span, their run seconds) over the last THROUGHPUT_WINDOW.
 
     One aggregate over the `finished_at` index, whatever the size of the history. Every kind
-    of run counts (manual runs and previews take a worker too). The span starts at the
+    of run counts (manual runs and previews take a worker too), but not rows that finished the
+    instant they started: they took no worker (history written in bulk, e.g. an import or
+    bench/scale_bench.py's seed of reviewed syncs, which made a first tick claim all 600 due
+    runs at once). The span starts at the
     window's start, or later when the first of those runs started later (a cluster that came
     up two minutes ago has two minutes of history, not five), and is at least a minute."""
     from django.db.models import Count, DurationField, ExpressionWrapper, Min, Sum
@@ -115,7 +118,7 @@ def measured_throughput(t: datetime) -> tuple[int, float, float]:
     from .models import SyncRun
 
     since = t - THROUGHPUT_WINDOW
-    row = SyncRun.objects.filter(finished_at__gte=since, finished_at__lte=t).aggregate(
+    row = SyncRun.objects.filter(finished_at__gte=since, finished_at__lte=t, finished_at__gt=F("started_at")).aggregate(
         n=Count("pk"), first=Min("started_at"),
         busy=Sum(ExpressionWrapper(F("finished_at") - F("started_at"), output_field=DurationField())))
     n = int(row["n"] or 0)

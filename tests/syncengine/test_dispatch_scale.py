@@ -305,6 +305,19 @@ def test_a_young_site_measures_over_its_own_history(settings, run_queue):
     assert tick_budget() == 15
 
 
+def test_history_written_in_one_instant_is_not_throughput(settings, run_queue):
+    """Rows that finished the moment they started (an import, a seed of reviewed syncs) took
+    no worker: 600 of them are not 600 runs a minute."""
+    from syncengine.dispatch import tick_budget
+
+    _, (member,) = _org_with_members("acme", 1, due=0)
+    settings.SYNC_DISPATCH_CAPACITY = 0
+    _workers(settings, 2, 1)
+    settings.SYNC_RUNS_PER_WORKER_MINUTE = 6
+    _finished(member, 600, over=timedelta(seconds=30), run_seconds=0)
+    assert tick_budget() == 12  # the setting: no measured run yet
+
+
 def test_the_dispatcher_uses_the_measured_budget(settings, run_queue, enqueued):
     """One tick claims what the measured budget allows; the rest waits for the next tick."""
     from syncengine.tasks import dispatch_due
