@@ -149,7 +149,9 @@ class Page:
 
 
 def _scan(mailbox: Mailbox, state: dict, after: int, limit: int):
-    rows = Item.objects.filter(mailbox=mailbox, kind=state["k"], seq__gt=after)
+    # Through the mailbox's manager each row gets this mailbox object, not a joined copy per row;
+    # only an event reads its parent (an exception's series master).
+    rows = mailbox.items.filter(kind=state["k"], seq__gt=after)
     if state["p"] is not None:
         rows = rows.filter(parent_id=state["p"])
     if state["i"]:  # the first round lists what exists now; tombstones are news only later
@@ -157,7 +159,9 @@ def _scan(mailbox: Mailbox, state: dict, after: int, limit: int):
         window = _window(state)
         if window is not None:
             rows = rows.filter(start_utc__lt=window[1]).filter(Q(end_utc__gt=window[0]) | Q(end_utc__isnull=True))
-    return list(rows.select_related("mailbox", "parent").order_by("seq")[:limit])
+    if state["k"] == ItemKind.EVENT:
+        rows = rows.select_related("parent")
+    return list(rows.order_by("seq")[:limit])
 
 
 def delta_page(mailbox: Mailbox, state: dict, page_size: int, view: View) -> Page:
