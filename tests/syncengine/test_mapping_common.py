@@ -197,6 +197,23 @@ def test_hash_is_stable_hex_and_kind_specific():
     assert canonical_hash(contacts.CanonicalContact()) != canonical_hash(tasks.CanonicalTask())
 
 
+def test_a_kept_projection_changed_later_does_not_change_the_record():
+    """A record's projection is worked out once; what a caller keeps (a link's snapshot) and
+    then edits must not move the record's hash, equality or the next projection."""
+    c = contacts.CanonicalContact(first_name="Ada", last_name="Lee", emails=("a@x.example",))
+    same = contacts.CanonicalContact(first_name="Ada", last_name="Lee", emails=("a@x.example",))
+    before = canonical_hash(c)
+    kept = c.projection()
+    kept["first_name"] = "Grace"
+    kept["emails"].append("b@x.example")
+    assert c.projection() == same.projection()
+    assert c.projection()["emails"] == ["a@x.example"]
+    assert canonical_hash(c) == before == canonical_hash(same)
+    assert c == same
+    assert diff_fields(c, dataclasses.replace(c, first_name="Grace")) == {"first_name"}
+    assert canonical_hash(dataclasses.replace(c, first_name="Grace")) != before
+
+
 @settings(max_examples=300)
 @given(ours=event_changes, theirs=event_changes, winner=st.sampled_from(["ours", "theirs"]))
 def test_merge3_properties(ours, theirs, winner):

@@ -307,13 +307,24 @@ class Canonical:
     MERGE_GROUPS: ClassVar[tuple[tuple[str, ...], ...]] = ()
 
     def projection(self) -> dict[str, Any]:
-        """The synced fields as JSON-able values (what is hashed and compared)."""
-        return _jsonable(self)  # type: ignore[return-value]
+        """The synced fields as JSON-able values (what is hashed and compared).
+
+        A copy each time: the caller may keep or change it (a link's snapshot)."""
+        return _json_copy(self._projection())
+
+    def _projection(self) -> dict[str, Any]:
+        """The projection itself, worked out once per record (records are frozen): a run
+        compares, hashes and logs each record several times. Read-only: never hand it out."""
+        cached = self.__dict__.get("_projection_cache")
+        if cached is None:
+            cached = _jsonable(self)
+            object.__setattr__(self, "_projection_cache", cached)
+        return cached  # type: ignore[return-value]
 
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
-        return self.projection() == other.projection()  # type: ignore[attr-defined]
+        return self._projection() == other._projection()  # type: ignore[attr-defined]
 
     def __hash__(self) -> int:
         return hash(canonical_hash(self))
@@ -323,18 +334,30 @@ def synced_fields(c: Canonical | type[Canonical]) -> tuple[str, ...]:
     return tuple(f.name for f in dataclasses.fields(c) if f.metadata.get("synced", True))  # type: ignore[arg-type]
 
 
+def _json_copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_copy(v) for v in value]
+    return value
+
+
 def canonical_hash(c: Canonical) -> str:
-    """sha256 of the sorted-key JSON of the canonical projection."""
-    payload = {"kind": c.KIND, "v": PROJECTION_VERSION, "fields": c.projection()}
-    raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(raw.encode("utf-8")).hexdigest()
+    """sha256 of the sorted-key JSON of the canonical projection (kept on the record once known)."""
+    cached = c.__dict__.get("_hash_cache")
+    if cached is None:
+        payload = {"kind": c.KIND, "v": PROJECTION_VERSION, "fields": c._projection()}
+        raw = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        cached = hashlib.sha256(raw.encode("utf-8")).hexdigest()
+        object.__setattr__(c, "_hash_cache", cached)
+    return cached
 
 
 def diff_fields(a: Canonical, b: Canonical) -> set[str]:
     """Names of the synced fields whose values differ between a and b."""
     if type(a) is not type(b):
         raise TypeError(f"cannot diff {type(a).__name__} with {type(b).__name__}")
-    pa, pb = a.projection(), b.projection()
+    pa, pb = a._projection(), b._projection()
     return {name for name in pa if pa[name] != pb[name]}
 
 
