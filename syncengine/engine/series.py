@@ -832,8 +832,7 @@ def truncated_at(snapshot: dict | None, c: CanonicalEvent) -> str | None:
     after = c.recurrence
     if before is None or after is None or (after.end_date is None and after.count is None):
         return None
-    bare = {"end_date": None, "count": None}
-    if dataclasses.replace(before, **bare) != dataclasses.replace(after, **bare):
+    if _bare(before) != _bare(after):
         return None
     if not c.is_all_day and str(snapshot.get("start") or "") != (c.projection().get("start") or ""):
         return None  # the series moved: a pattern change, not an earlier end
@@ -921,7 +920,13 @@ class Repattern:
 
 
 def _bare(r: rec.CanonicalRecurrence) -> rec.CanonicalRecurrence:
-    return dataclasses.replace(r, end_date=None, count=None)
+    """The pattern without its range; the first day of the week only where it places
+    occurrences (weekly, several days, every n > 1 weeks), since Outlook and Salesforce
+    each fill in their own default for it."""
+    keep_week = r.pattern == "weekly" and r.interval > 1 and len(r.days_of_week) > 1
+    return dataclasses.replace(
+        r, end_date=None, count=None, first_day_of_week=r.first_day_of_week if keep_week else None
+    )
 
 
 def _not_past(slot: str, now: datetime) -> bool:

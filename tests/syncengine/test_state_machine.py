@@ -644,13 +644,20 @@ class SyncMachine(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ quiescence
     def _quiesce_and_check(self, *, final: bool = False):
-        """Fault-free runs until one writes nothing (≤ QUIET_RUNS, I9), then the quiescent
-        invariants. The touch-and-count check (I2/I8/I18) runs at the end of each example
-        (two more runs each time would double the test's cost for little more coverage)."""
+        """Fault-free runs until one writes nothing and leaves no link pending (≤ QUIET_RUNS,
+        I9; a series copy found again after a lost answer is left pending one run so the
+        next reads its occurrences), then the quiescent invariants. The touch-and-count
+        check (I2/I8/I18) runs at the end of each example (two more runs each time would
+        double the test's cost for little more coverage)."""
+        from syncengine.models import SyncLink
+
         for _ in range(QUIET_RUNS):
             result = self._run_once(faults=False)
             assert result.status == "succeeded", f"I9: a fault-free run did not succeed: {result.as_dict()}"
-            if result.counts.writes == 0 and result.counts.errors == {OUTLOOK: 0, SALESFORCE: 0}:
+            pending = SyncLink.objects.filter(
+                membership=self.m.membership, kind=self.kind, state__startswith="pending_"
+            ).exists()
+            if result.counts.writes == 0 and result.counts.errors == {OUTLOOK: 0, SALESFORCE: 0} and not pending:
                 break
         else:
             raise AssertionError(f"I8/I9: still writing after {QUIET_RUNS} fault-free runs: {result.as_dict()}")
@@ -969,6 +976,32 @@ class SeriesMachine(CalendarMachine):
             self.m.sf_delete(target["Id"])
             self.user_deleted_ids.add(target["Id"])
         sl.user[side][slot] = CANCELLED
+        self.budget += 1
+
+    @rule(n=series, more=st.integers(-1, 2).filter(bool))
+    def user_changes_series_range_in_outlook(self, n, more):
+        """The Outlook user changes how many times the series repeats: fewer is an earlier
+        end (Salesforce's later occurrences deleted), more is a pattern Salesforce cannot
+        edit (its series re-created). On a series whose occurrences all follow it: Exchange
+        drops exceptions when the range changes, and Salesforce occurrence changes no run
+        has copied yet cannot survive a re-creation (the run says which) — both are
+        scripted in tests/syncengine/test_calendar_repattern.py."""
+        sl = self.series_items[n]
+        found = self._series_on(OUTLOOK, n)
+        count = len(sl.slots) + more
+        clean = not sl.user[OUTLOOK] and not sl.user[SALESFORCE]
+        clean = clean and all(v == NORMAL for v in sl.base.values())
+        if not sl.copied or not clean or len(found) != 1 or not 2 <= count <= SERIES_COUNT + 2:
+            return
+        from sandbox.microsoft.services import item_update
+
+        wd = sl.first.weekday()
+        item_update(found[0][0], {"recurrence": {
+            "pattern": {"type": "weekly", "interval": 1, "daysOfWeek": [GRAPH_DAYS[wd]]},
+            "range": {"type": "numbered", "startDate": sl.first.date().isoformat(), "numberOfOccurrences": count},
+        }})  # fmt: skip
+        sl.slots = [sm.slot_key(sl.first + dt.timedelta(weeks=k)) for k in range(count)]
+        sl.base = {}
         self.budget += 1
 
     # ------------------------------------------------------------ eyes
