@@ -959,7 +959,10 @@ class _Run:
             found.setdefault(start[:16], []).append(stamp)
         known = set()
         for k, stamps in found.items():
-            links, groups = sorted(stamps, reverse=True), sorted(latest[k], reverse=True)
+            links = sorted(stamps, reverse=True)
+            # A series no newer than every link at that start was seen by all of them (the
+            # old future of a series re-created from its first occurrence, say).
+            groups = sorted((g for g in latest[k] if g > links[-1]), reverse=True)
             if len(links) >= len(groups) and all(
                 a >= b for a, b in zip(links, groups, strict=False)
             ):

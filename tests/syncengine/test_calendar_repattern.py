@@ -351,3 +351,22 @@ def test_an_all_day_series_pattern_change_keeps_its_past_days(member):
         again = _sync(member)
         assert again.counts.writes == 0, _messages(again)
     assert len(member.events_o()) == 1 and SyncLink.objects.count() == 1
+
+
+def test_after_a_pattern_change_a_quiet_run_is_one_request_per_side(member):
+    """The old series' deleted future is re-reported by the next incremental reads'
+    overlap; it was seen already and costs no group query (found by the state machine)."""
+    from sandbox.microsoft.services import item_update
+    from syncengine.engine.run import run_sync
+
+    start = _monday(1)
+    master = _o_series(member, "Team sync", start)
+    for _ in range(2):
+        run_sync(member.membership, "calendar", "auto")
+    item_update(master, {"recurrence": _weekly(start, count=8)})
+    assert run_sync(member.membership, "calendar", "auto").counts.created == {"outlook": 0, "salesforce": 1}
+    run_sync(member.membership, "calendar", "auto")  # the new series' link reads both sides once more
+    for _ in range(2):
+        quiet = run_sync(member.membership, "calendar", "auto")
+        assert quiet.counts.writes == 0
+        assert quiet.api_requests == {"outlook": 1, "salesforce": 1}
