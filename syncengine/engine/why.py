@@ -68,6 +68,9 @@ RULES: dict[str, str] = {
     "occurrence_same": "One occurrence of a series already matches on both sides: recorded.",
     "series_history": "The series changed its pattern: past Salesforce occurrences are kept as "
     "activity history, the future ones follow the new pattern.",
+    "series_repattern": "The series' pattern changed in Outlook, which Salesforce cannot change "
+    "on an existing series: it was created again there from its first occurrence not past; "
+    "the past occurrences stay as activity history with the old pattern.",
 }
 
 
