@@ -154,20 +154,22 @@ class Stage:
 
 
 class SideItems:
-    """One side's fetched items, keyed by id; the latest report of an id wins."""
+    """One side's fetched items, keyed by id; the latest report of an id wins.
+
+    Items are written a page at a time (one `executemany` per `BLOCK` items, in the order
+    they came, so a later report of an id still replaces the earlier one); every question
+    asked of the side first writes what is still held."""
 
     def __init__(self, stage: Stage, side: str):
         self.stage = stage
         self.side = side
         self.db = stage.db
+        self._held: list[tuple] = []
 
     def __setitem__(self, item_id: str, it: Item) -> None:
         matchable = not it.deleted and not it.error and it.record is not None and it.in_scope
         skey = secondary_key(self.stage.kind, it.record) if matchable else None
-        self.db.execute(
-            "INSERT OR REPLACE INTO item"
-            " (side, id, link_key, skey, hash, matchable, deleted, err, blob)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        self._held.append(
             (
                 self.side,
                 item_id,
@@ -178,18 +180,32 @@ class SideItems:
                 int(it.deleted),
                 int(bool(it.error) and it.in_scope),
                 _dump(it),
-            ),
+            )
         )
+        if len(self._held) >= BLOCK:
+            self._write()
         if self.stage.on_item is not None:
             self.stage.on_item(self.side)
 
+    def _write(self) -> None:
+        if self._held:
+            self.db.executemany(
+                "INSERT OR REPLACE INTO item"
+                " (side, id, link_key, skey, hash, matchable, deleted, err, blob)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                self._held,
+            )
+            self._held = []
+
     def get(self, item_id: str, default=None) -> Item | None:
+        self._write()
         row = self.db.execute(
             "SELECT blob FROM item WHERE side = ? AND id = ?", (self.side, item_id)
         ).fetchone()
         return _load(row[0]) if row else default
 
     def __contains__(self, item_id) -> bool:
+        self._write()
         return (
             self.db.execute(
                 "SELECT 1 FROM item WHERE side = ? AND id = ?", (self.side, item_id)
@@ -201,22 +217,27 @@ class SideItems:
         return iter(self.ids())
 
     def ids(self) -> list[str]:
+        self._write()
         return [r[0] for r in self.db.execute("SELECT id FROM item WHERE side = ?", (self.side,))]
 
     def link_keys(self) -> list[str]:
+        self._write()
         q = "SELECT DISTINCT link_key FROM item WHERE side = ? AND link_key IS NOT NULL"
         return [r[0] for r in self.db.execute(q, (self.side,))]
 
     def clear(self) -> None:
+        self._write()
         self.db.execute("DELETE FROM item WHERE side = ?", (self.side,))
 
     # ------------------------------------------------------------ the planner's questions
     def deleted_ids(self) -> list[str]:
+        self._write()
         q = "SELECT id FROM item WHERE side = ? AND deleted = 1"
         return [r[0] for r in self.db.execute(q, (self.side,))]
 
     def present(self, ids: Iterable[str]) -> set[str]:
         """Which of `ids` were reported this run."""
+        self._write()
         out: set[str] = set()
         ids = list(ids)
         for i in range(0, len(ids), BLOCK):
@@ -226,6 +247,7 @@ class SideItems:
         return out
 
     def by_ids(self, ids: Iterable[str]) -> dict[str, Item]:
+        self._write()
         out: dict[str, Item] = {}
         ids = [i for i in ids if i]
         for i in range(0, len(ids), BLOCK):
@@ -236,6 +258,7 @@ class SideItems:
 
     def by_keys(self, keys: Iterable[str]) -> list[Item]:
         """Items carrying one of our link keys (the lost answer of our own create)."""
+        self._write()
         out: list[Item] = []
         keys = [k for k in keys if k]
         for i in range(0, len(keys), BLOCK):
@@ -248,12 +271,14 @@ class SideItems:
         return out
 
     def mark_used(self, ids: Iterable[str]) -> None:
+        self._write()
         self.db.executemany(
             "UPDATE item SET used = 1 WHERE side = ? AND id = ?", [(self.side, i) for i in ids]
         )
 
     def unused_errors(self) -> Iterator[list[Item]]:
         """Unmappable items no link claimed (each becomes an item-level error), in blocks."""
+        self._write()
         last = ""
         while True:
             rows = self.db.execute(
@@ -267,5 +292,6 @@ class SideItems:
             yield [_load(b) for _, b in rows]
 
     def match_keys(self) -> list[MatchKey]:
+        self._write()
         q = "SELECT id, link_key, skey, hash FROM item WHERE side = ? AND used = 0 AND matchable = 1 ORDER BY id"
         return [MatchKey(*r) for r in self.db.execute(q, (self.side,))]
