@@ -43,10 +43,13 @@ GRAPH_BATCH = 20
 SF_COLLECTION = 200
 
 
-def _setup(tmp: str) -> None:
+def _setup(tmp: str, sandbox_pg: str = "") -> None:
     sys.path.insert(0, str(ROOT))
     os.environ["DATABASE_URL"] = f"sqlite:///{tmp}/bench.sqlite3"
     os.environ["SANDBOX_ENABLED"] = "1"
+    if sandbox_pg:
+        _fresh_pg(sandbox_pg)
+        os.environ["SANDBOX_DATABASE_URL"] = sandbox_pg
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "linkpoint.settings")
     import django
 
@@ -227,6 +230,36 @@ def _floor(kind: str, phase: str, result, read_o: int, read_s: int) -> dict:
 
 _EMULATOR = [0.0]
 # Per request: (side, the share of the API's concurrency it holds, seconds of emulated latency).
+def _pg_admin(url: str):
+    """A connection to the server's `postgres` database, for creating and dropping `url`'s."""
+    import urllib.parse as up
+
+    import psycopg
+
+    parts = up.urlsplit(url)
+    admin = up.urlunsplit(parts._replace(path="/postgres"))
+    return psycopg.connect(admin, autocommit=True), parts.path.lstrip("/")
+
+
+def _fresh_pg(url: str) -> None:
+    from psycopg import sql
+
+    conn, name = _pg_admin(url)
+    with conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def _drop_pg(url: str) -> None:
+    from django.db import connections
+    from psycopg import sql
+
+    connections.close_all()
+    conn, name = _pg_admin(url)
+    with conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
 _HELD: list[tuple[str, int, float]] = []
 
 
@@ -385,54 +418,66 @@ class _InProcess:
 
 
 class _Process:
-    """The emulators in a gunicorn process of their own (bench/sandbox_server.py), reached over
+    """The emulators in gunicorn processes of their own (bench/sandbox_server.py), reached over
     HTTP on 127.0.0.1 by the product's unchanged clients (sandbox.transport.sandbox_http_session):
     the product and the emulators no longer share a GIL, so on two CPUs they run in parallel.
-    Both processes use the same throw-away SQLite files; the server's figures come from it."""
 
-    name = "process"
+    `process`: one server for both services, on the throw-away SQLite files (the emulators'
+    database work one request at a time, Graph's behind Salesforce's and the other way round).
+    `services`: a server per service, as Graph and Salesforce are two services, on a throw-away
+    PostgreSQL sandbox database (see `_setup`), whose row locks let each server's threads work
+    at once. The figures are the servers' own, added up."""
 
     def __init__(self, args):
-        import socket
         import subprocess
         import urllib.request
 
         from django.conf import settings
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        self.name = args.emulators
+        sides = ("outlook", "salesforce") if args.emulators == "services" else ("both",)
         jitter = args.latency_ms / 5 if args.jitter_ms is None else args.jitter_ms
         env = {**os.environ, "SANDBOX_ENABLED": "1", "SANDBOX_SERVER_URL": "", "PYTHONUNBUFFERED": "1",
                "SANDBOX_LATENCY_MS": f"{args.latency_ms},{jitter},{args.op_ms}" if args.latency_ms else "",
                "SANDBOX_LIMITS": "on" if args.latency_ms and not args.no_limits else ""}
-        env.pop("REDIS_URL", None)  # one server process: its locmem cache holds the limits' slots
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
-             "--keep-alive", "30", "--timeout", "600", "--log-level", "warning",
-             # Salesforce takes URIs up to 16,384 characters (a SOQL of 200 ids in the URL);
-             # gunicorn's default request line is 4,094 and anything but 0 (no limit) caps at 8,190.
-             "--limit-request-line", "0", "--chdir", str(ROOT / "bench"),
-             "-b", f"127.0.0.1:{port}", "sandbox_server:application"], env=env)
+        # Each server's locmem cache holds its own service's limits (a service's requests all
+        # go to one server).
+        env.pop("REDIS_URL", None)
         self._urlopen = urllib.request.urlopen
         self._request = urllib.request.Request
-        for _ in range(300):
-            try:
-                self._call("GET", "stats")
-                break
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise SystemExit("the sandbox server did not start") from None
-                time.sleep(0.1)
-        settings.SANDBOX_SERVER_URL = self.url
+        self.urls: dict[str, str] = {}
+        self.procs = []
+        for side in sides:
+            port = _free_port()
+            self.urls[side] = f"http://127.0.0.1:{port}"
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "gunicorn", "-k", "gthread", "--threads", "16", "-w", "1",
+                 "--keep-alive", "30", "--timeout", "600", "--log-level", "warning",
+                 # Salesforce takes URIs up to 16,384 characters (a SOQL of 200 ids in the URL);
+                 # gunicorn's default request line is 4,094 and anything but 0 (no limit) caps at 8,190.
+                 "--limit-request-line", "0", "--chdir", str(ROOT / "bench"),
+                 "-b", f"127.0.0.1:{port}", "sandbox_server:application"], env=env))
+        for url, proc in zip(self.urls.values(), self.procs, strict=True):
+            for _ in range(300):
+                try:
+                    self._call_one(url, "GET", "stats")
+                    break
+                except OSError:
+                    if proc.poll() is not None:
+                        raise SystemExit("the sandbox server did not start") from None
+                    time.sleep(0.1)
+        settings.SANDBOX_SERVER_URL = (self.urls["both"] if "both" in self.urls
+                                       else ",".join(f"{side}={url}" for side, url in self.urls.items()))
         settings.HTTP_SESSION_FACTORY = "sandbox.transport.sandbox_http_session"
         self.clock()
 
-    def _call(self, method: str, what: str, query: str = "") -> dict:
-        req = self._request(f"{self.url}/__bench__/{what}{query}", method=method, data=b"" if method == "POST" else None)
+    def _call_one(self, url: str, method: str, what: str, query: str = "") -> dict:
+        req = self._request(f"{url}/__bench__/{what}{query}", method=method, data=b"" if method == "POST" else None)
         with self._urlopen(req, timeout=30) as answer:
             return json.loads(answer.read())
+
+    def _call(self, method: str, what: str, query: str = "") -> list[dict]:
+        return [self._call_one(url, method, what, query) for url in self.urls.values()]
 
     def clock(self) -> None:
         self._call("POST", "clock", f"?offset={_OFFSET[0].total_seconds()}")
@@ -441,16 +486,30 @@ class _Process:
         self._call("POST", "reset")
 
     def stats(self) -> dict:
-        data = self._call("GET", "stats")
+        parts = self._call("GET", "stats")
+        data = {"emulator_s": sum(p["emulator_s"] for p in parts), "cpu_s": sum(p["cpu_s"] for p in parts),
+                "held": [x for p in parts for x in p["held"]]}
+        for figure in ("slept", "late", "refused"):
+            data[figure] = {side: sum(p[figure].get(side, 0) for p in parts) for side in parts[0][figure]}
         _HELD[:] = [tuple(x) for x in data["held"]]
         return data
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except Exception:
-            self.proc.kill()
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except Exception:
+                proc.kill()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def main(argv=None) -> None:
@@ -467,15 +526,21 @@ def main(argv=None) -> None:
                              "1,1 = one after another)")
     parser.add_argument("--no-limits", action="store_true",
                         help="with --latency-ms, leave the emulators' concurrency limits off (sandbox/limits.py)")
-    parser.add_argument("--emulators", choices=("in-process", "process"), default="in-process",
-                        help="where the sandbox answers: in this process (the transport adapter) or in a "
-                             "gunicorn process of its own over HTTP on 127.0.0.1 (bench/sandbox_server.py)")
+    parser.add_argument("--emulators", choices=("in-process", "process", "services"), default="in-process",
+                        help="where the sandbox answers: in this process (the transport adapter), in a "
+                             "gunicorn process of its own over HTTP on 127.0.0.1 (bench/sandbox_server.py), "
+                             "or in one such process per service with the sandbox database on PostgreSQL "
+                             "(--sandbox-pg)")
+    parser.add_argument("--sandbox-pg", default="postgres://postgres@127.0.0.1:5432/lp_bench_sandbox",
+                        help="with --emulators services: the throw-away PostgreSQL database (dropped and "
+                             "created afresh, dropped at the end)")
     parser.add_argument("--timeline", default="",
                         help="write each phase's requests (start, end, side, $batch; seconds from the run's "
                              "start) to this file, one JSON line per phase")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="lpbench-") as tmp:
-        _setup(tmp)
+        sandbox_pg = args.sandbox_pg if args.emulators == "services" else ""
+        _setup(tmp, sandbox_pg)
         if args.concurrency:
             from django.conf import settings
 
@@ -489,12 +554,14 @@ def main(argv=None) -> None:
                                                "op_ms": args.op_ms} for side in ("outlook", "salesforce")}
             settings.SANDBOX_LIMITS = None if args.no_limits else True  # Graph 4 per mailbox, Salesforce 25
         _start_clock_early_in_the_day()
-        emulators = (_Process if args.emulators == "process" else _InProcess)(args)
+        emulators = (_InProcess if args.emulators == "in-process" else _Process)(args)
         _time_the_requests()
         try:
             _phases(args, emulators)
         finally:
             emulators.close()
+            if sandbox_pg:
+                _drop_pg(sandbox_pg)
 
 
 def _phases(args, emulators) -> None:

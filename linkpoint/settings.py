@@ -309,6 +309,7 @@ SANDBOX_LIMITS = (True if _limits.lower() in ("on", "1", "true", "yes")
                   else json.loads(_limits) if _limits else None)
 # The sandbox served by a process of its own (sandbox.transport.hosts_application, e.g.
 # bench/sandbox_server.py under gunicorn): its base URL; empty = the in-process transport.
+# "outlook=<url>,salesforce=<url>" serves each service from a process of its own.
 SANDBOX_SERVER_URL = os.environ.get("SANDBOX_SERVER_URL", "")
 # Dotted path of a zero-argument callable returning the requests.Session every
 # remote client uses; the sandbox's mounts its in-process transport, or sends over HTTP

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import requests
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import transaction
 from django.http import Http404
@@ -259,25 +259,42 @@ class SandboxServerAdapter(HTTPAdapter):
     """Sends a sandbox host's request over HTTP to the sandbox server, its Host header kept (the
     emulators build their links and route by it); any other host fails like the in-process one."""
 
-    def __init__(self, server_url: str):
+    def __init__(self, server_url: str | dict[str, str]):
         super().__init__(pool_connections=4, pool_maxsize=32)
-        self.server = up.urlsplit(server_url)
+        self.servers = {side: up.urlsplit(url) for side, url in server_urls(server_url).items()}
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         parts = up.urlsplit(request.url)
-        if host_for(parts.hostname or "") is None:
+        host = host_for(parts.hostname or "")
+        if host is None:
             raise requests.exceptions.ConnectionError(
                 f"sandbox transport: {parts.hostname} is not a sandbox host; the network is never used",
                 request=request,
             )
+        server = self.servers[str(host.side)]
         sent = request.copy()
-        sent.url = up.urlunsplit((self.server.scheme, self.server.netloc, parts.path or "/", parts.query, ""))
+        sent.url = up.urlunsplit((server.scheme, server.netloc, parts.path or "/", parts.query, ""))
         sent.headers["Host"] = parts.netloc  # urllib3 sends the given Host instead of its own
         sent.headers["X-Forwarded-Proto"] = parts.scheme
         response = super().send(sent, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies={})
         response.url = request.url  # redirects and pagination resolve against the service's URL
         response.request = request
         return response
+
+
+def server_urls(setting: str | dict[str, str]) -> dict[str, str]:
+    """Each service's sandbox server: one URL for both, or "outlook=<url>,salesforce=<url>"
+    (a dict alike), as when each emulated service answers from a process of its own."""
+    if isinstance(setting, dict):
+        urls = dict(setting)
+    elif "=" in setting:
+        urls = dict(part.strip().split("=", 1) for part in setting.split(",") if part.strip())
+    else:
+        urls = {str(Side.OUTLOOK): setting, str(Side.SALESFORCE): setting}
+    missing = {str(Side.OUTLOOK), str(Side.SALESFORCE)} - {k for k, v in urls.items() if v}
+    if missing:
+        raise ImproperlyConfigured(f"SANDBOX_SERVER_URL names no server for {', '.join(sorted(missing))}")
+    return urls
 
 
 def sandbox_http_session() -> requests.Session:

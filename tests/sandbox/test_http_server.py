@@ -12,6 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import pytest
 import requests
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import connections
 from simple_salesforce import Salesforce
 
@@ -27,9 +28,8 @@ class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
 
 
-@pytest.fixture
-def server(settings):
-    seen: list[str] = []
+def _serve(seen: list[str]):
+    """A threaded WSGI server answering every sandbox host; `seen` notes each request."""
 
     def app(environ, start_response):
         seen.append(f"{environ['REQUEST_METHOD']} {environ['HTTP_HOST']}{environ['PATH_INFO']}")
@@ -43,8 +43,14 @@ def server(settings):
             pass
 
     httpd = make_server("127.0.0.1", 0, app, server_class=_Server, handler_class=Quiet)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd
+
+
+@pytest.fixture
+def server(settings):
+    seen: list[str] = []
+    httpd = _serve(seen)
     settings.SANDBOX_SERVER_URL = f"http://127.0.0.1:{httpd.server_port}"
     try:
         yield seen
@@ -96,3 +102,45 @@ def test_hosts_outside_the_sandbox_never_reach_the_network(server):
     with pytest.raises(requests.exceptions.ConnectionError, match="not a sandbox host"):
         sandbox_http_session().get("https://graph.microsoft.com/v1.0/me")
     assert server == []
+
+
+def test_each_service_can_answer_from_a_server_of_its_own(settings):
+    """ "outlook=<url>,salesforce=<url>": Graph's requests reach one server, Salesforce's the
+    other (sync_bench --emulators services), with the same answers."""
+    graph_seen: list[str] = []
+    sf_seen: list[str] = []
+    graph_server, sf_server = _serve(graph_seen), _serve(sf_seen)
+    try:
+        settings.SANDBOX_SERVER_URL = (
+            f"outlook=http://127.0.0.1:{graph_server.server_port},"
+            f"salesforce=http://127.0.0.1:{sf_server.server_port}"
+        )
+        mailbox = mailbox_ensure("fox@contoso.test", "Fox Mulder")
+        contact_create(mailbox, {"givenName": "G", "surname": "S"})
+        user = sf_user_ensure(email="dana@contoso.test", org_name="Acme", time_zone="UTC")
+        sf_records_create(user=user, records=[("Contact", {"LastName": "Scully"})])
+        session = sandbox_http_session()
+        answer = session.get(
+            "https://graph.sandbox.test/v1.0/me/contacts",
+            headers={"Authorization": f"Bearer {access_token_issue(mailbox)}"},
+        )
+        assert [c["surname"] for c in answer.json()["value"]] == ["S"]
+        sf = Salesforce(
+            instance_url=user.org.instance_url,
+            session_id=sf_session_issue(user=user),
+            session=session,
+            version=settings.SALESFORCE_API_VERSION,
+        )
+        assert sf.query("SELECT LastName FROM Contact")["records"][0]["LastName"] == "Scully"
+        assert [s.split(" ", 1)[1].split("/")[0] for s in graph_seen] == ["graph.sandbox.test"]
+        assert [s.split(" ", 1)[1].split("/")[0] for s in sf_seen] == [user.org.instance_host]
+    finally:
+        for httpd in (graph_server, sf_server):
+            httpd.shutdown()
+            httpd.server_close()
+
+
+def test_a_per_service_server_setting_must_name_both_services(settings):
+    settings.SANDBOX_SERVER_URL = "outlook=http://127.0.0.1:1"
+    with pytest.raises(ImproperlyConfigured, match="no server for salesforce"):
+        sandbox_http_session()
