@@ -37,6 +37,7 @@ from .errors import (
     RemoteError,
     RequestLimitExceeded,
     SyncStateGone,
+    Throttled,
     TransientError,
     ValidationFailed,
 )
@@ -118,6 +119,8 @@ class _Retry:
         self.attempt = 0
 
     def wait_or_raise(self, failure: RemoteError, retry_after: float | None) -> None:
+        if isinstance(failure, RateLimited) and (retry_after or 0) > MAX_RETRY_AFTER:
+            raise _throttled(failure, retry_after or 0)
         if self.attempt + 1 >= MAX_ATTEMPTS or (retry_after or 0) > MAX_RETRY_AFTER:
             raise failure
         delay = backoff_delay(self.attempt, retry_after)
@@ -129,6 +132,11 @@ class _Retry:
 def _rate_limited(side: str, status: int, code: str, message: str, retry_after: float | None) -> RateLimited:
     return RateLimited(message or "Too many requests.", side=side, status=status, code=code,
                        retry_after=retry_after or 0)
+
+
+def _throttled(failure: RemoteError, retry_after: float) -> Throttled:
+    return Throttled(failure.message or "Too many requests.", side=failure.side, status=failure.status,
+                     code=failure.code, retry_after=retry_after)
 
 
 # =============================================================================================
@@ -371,6 +379,18 @@ class GraphClient:
                     again.append(req)
                     retry_after = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
                     waits.append(parse_retry_after(retry_after) or 0)
+            long_waits = [w for req, w in zip(again, waits, strict=True)
+                          if w > MAX_RETRY_AFTER and results[req.id].status == 429]
+            if long_waits:
+                # Throttled for longer than a run waits (Graph's 10,000 requests per 10 minutes per
+                # app and mailbox): the run stops; what this batch did write carries our key and
+                # is found again by the next run (the intent protocol), never created twice.
+                first = next(results[r.id] for r in again if results[r.id].status == 429)
+                error = (first.body or {}).get("error") if isinstance(first.body, dict) else None
+                message = str(error.get("message") or "") if isinstance(error, dict) else ""
+                raise Throttled(message or "Too many requests.", side=self.side, status=429,
+                                code=str(error.get("code") or "") if isinstance(error, dict) else "",
+                                retry_after=max(long_waits))
             if not again or retry.attempt + 1 >= MAX_ATTEMPTS or max(waits) > MAX_RETRY_AFTER:
                 return  # what is left stays as the item's own 429/503 answer
             # Items that failed only because an item they depend on was throttled go again too.

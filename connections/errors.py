@@ -43,6 +43,14 @@ class RateLimited(RemoteError):
         self.retry_after = retry_after
 
 
+class Throttled(RateLimited):
+    """The service asked for a longer pause than a run waits (a Retry-After past
+    `connections.http.MAX_RETRY_AFTER`, as Graph's 10,000 requests per 10 minutes per app and
+    mailbox answers): the run stops with what it wrote kept, and the next one waits
+    `retry_after` seconds. Sending on would only be refused again (and Graph counts refused
+    requests against the same budget)."""
+
+
 class TransientError(RemoteError):
     """5xx, timeout or lost connection after retries: a write may or may not have happened."""
 
@@ -67,3 +75,8 @@ class ValidationFailed(RemoteError):
     def __init__(self, message: str = "", *, fields: list[str] | tuple[str, ...] = (), **kw):
         super().__init__(message, **kw)
         self.fields = list(fields)
+
+
+# What ends a run rather than one item's write: the sign-in, Salesforce's daily limit, a
+# service asking for a long pause.
+RUN_STOPPERS: tuple[type[RemoteError], ...] = (AuthError, RequestLimitExceeded, Throttled)

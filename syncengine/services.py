@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 
@@ -81,8 +81,10 @@ def sync_snaprecord(*, membership: Membership, outlook_event_id: str) -> RunResu
 
 
 @transaction.atomic
-def sync_schedule_next(*, membership_id: int, kind: str, minutes: int, failed: bool) -> None:
-    """After an auto run: next due time, backing off exponentially on failures (≤ 1 day)."""
+def sync_schedule_next(*, membership_id: int, kind: str, minutes: int, failed: bool,
+                       not_before: datetime | None = None) -> None:
+    """After an auto run: next due time, backing off exponentially on failures (≤ 1 day), and
+    never before `not_before` (a service's Retry-After)."""
     lease, _ = SyncLease.objects.select_for_update().get_or_create(membership_id=membership_id, kind=kind)
     lease.consecutive_failures = lease.consecutive_failures + 1 if failed else 0
     delay = minutes * (2 ** min(lease.consecutive_failures, 6)) if failed else minutes
@@ -90,6 +92,8 @@ def sync_schedule_next(*, membership_id: int, kind: str, minutes: int, failed: b
     # same tick drift apart instead of all coming due in the same second again.
     jitter = random.uniform(0, min(30.0, delay * 3.0))
     lease.next_run_at = now() + timedelta(minutes=min(delay, 1440), seconds=jitter)
+    if not_before is not None and lease.next_run_at < not_before:
+        lease.next_run_at = not_before + timedelta(seconds=jitter)
     lease.save(update_fields=["consecutive_failures", "next_run_at"])
 
 

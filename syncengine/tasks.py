@@ -135,8 +135,10 @@ def run_sync(membership_id: int, kind: str, trigger: str = "auto", holder: str |
 
         # Near the org's Salesforce API budget the interval stretches (see governor.py).
         minutes = round(_frequency(membership, kind, 30) * budget_for(membership.organization_id).stretch)
+        # A service that asked for a pause is waited for, not counted as a failure to back off from.
         sync_schedule_next(membership_id=membership_id, kind=kind, minutes=minutes,
-                           failed=result.status in ("failed", "stopped"))
+                           failed=result.status in ("failed", "stopped") and result.resume_at is None,
+                           not_before=result.resume_at)
     _alerts(membership_id)
     return result.as_dict()
 

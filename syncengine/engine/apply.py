@@ -333,7 +333,7 @@ class Applier:
         try:
             wanted = {i for i in ids if i} | {r for v in rows.values() for r in v}
             current = self.sf.modstamps(sorted(wanted))
-        except (errors.AuthError, errors.RequestLimitExceeded):
+        except errors.RUN_STOPPERS:
             raise
         except errors.RemoteError as exc:
             # Unchecked is unsafe: hold the chunk's Salesforce writes until the next run.
@@ -809,7 +809,7 @@ class Applier:
                 own=self._own_addresses(),
                 sf_ids=sf_ids,
             )
-        except (errors.AuthError, errors.RequestLimitExceeded):
+        except errors.RUN_STOPPERS:
             raise
         except errors.RemoteError as exc:
             notes = [
@@ -1051,13 +1051,13 @@ _ORDER = {"create": 0, "update": 1, "delete": 2}
 def _guard(call: Callable[[], list[WriteResult]], n: int) -> list[WriteResult]:
     """A whole batch failing transiently (timeout, lost answer) fails its items, not the run.
 
-    Auth errors and daily-limit errors stop the run: they propagate.
+    Auth errors, daily-limit errors and a long throttle stop the run: they propagate.
     """
     from connections import errors
 
     try:
         return call()
-    except (errors.AuthError, errors.RequestLimitExceeded):
+    except errors.RUN_STOPPERS:
         raise
     except errors.RemoteError as exc:
         msg = f"{type(exc).__name__}: {getattr(exc, 'message', '') or exc}"[:300]
@@ -1073,7 +1073,7 @@ def _guard_map(call):
 
     try:
         return call()
-    except (errors.AuthError, errors.RequestLimitExceeded):
+    except errors.RUN_STOPPERS:
         raise
     except errors.RemoteError:
         return {}

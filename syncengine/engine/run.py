@@ -95,6 +95,8 @@ class RunResult:
     counts: Counts = field(default_factory=Counts)
     api_requests: dict = field(default_factory=lambda: {OUTLOOK: 0, SALESFORCE: 0})
     message: str = ""
+    # Set when a service asked us to pause (a long Retry-After): no run before then.
+    resume_at: datetime | None = None
 
     @property
     def writes(self) -> int:
@@ -105,6 +107,7 @@ class RunResult:
         return {
             "run_id": self.run_id,
             "status": self.status,
+            "resume_at": self.resume_at.isoformat() if self.resume_at else None,
             "created": c.created,
             "updated": c.updated,
             "deleted": c.deleted,
@@ -447,6 +450,10 @@ def run_sync(
     except errors.RequestLimitExceeded:
         result.status = RunStatus.STOPPED
         result.message = "Salesforce daily API limit reached; the sync resumes when it resets."
+    except errors.Throttled as exc:
+        result.status = RunStatus.STOPPED
+        result.resume_at = now() + timedelta(seconds=max(exc.retry_after, 1))
+        result.message = _throttled_message(exc, result.resume_at)
     except errors.RemoteError as exc:
         result.status = RunStatus.FAILED
         result.message = f"{_side_label(exc)} did not answer: {getattr(exc, 'message', '') or exc}"[
@@ -502,6 +509,22 @@ def _write_depth() -> int:
 
 def _item_keys(fetched: Fetched) -> set[str]:
     return set(fetched.outlook.link_keys()) | set(fetched.salesforce.link_keys())
+
+
+def _throttled_message(exc, resume_at: datetime) -> str:
+    """What a member reads when a service asked for a long pause (Retry-After)."""
+    side = _side_label(exc)
+    why = (
+        "Microsoft allows an app 10,000 requests per mailbox in 10 minutes"
+        if side == "Outlook"
+        else "Salesforce asked for a pause"
+    )
+    said = f" (“{exc.message}”)" if getattr(exc, "message", "") else ""
+    return (
+        f"{side} is limiting requests for this account for now{said}: {why}. The sync stopped "
+        "there and nothing was lost: what it did not write is written by the next run, which "
+        f"starts after {resume_at:%Y-%m-%d %H:%M} UTC."
+    )[:900]
 
 
 def _side_label(exc) -> str:
