@@ -254,6 +254,10 @@ class SyncRun(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["membership", "kind", "-started_at"], name="syncrun_recent_idx"),
+            # The runs left running (a killed worker's), closed by the next lease holder: a few
+            # rows, never the member's whole history.
+            models.Index(fields=["membership", "kind"], condition=Q(status="running"),
+                         name="syncrun_running_idx"),
             # The dispatcher's reconciliation reads the runs finished since its last tick.
             models.Index(fields=["finished_at"], name="syncrun_finished_idx"),
             models.Index(

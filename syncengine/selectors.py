@@ -945,7 +945,6 @@ def org_sync_health(*, org, memberships: list[Membership] | None = None) -> list
 
 def sync_health_many(memberships: list[Membership]) -> list[MemberSyncHealth]:
     """`org_sync_health` for members of any orgs (the staff directory): ten queries."""
-    from django.db.models import Max
     from django.utils import timezone
 
     from connections.models import Connection
@@ -969,20 +968,23 @@ def sync_health_many(memberships: list[Membership]) -> list[MemberSyncHealth]:
         by_member.setdefault(c.membership_id, {})[c.provider] = c
     leases = {(lease.membership_id, lease.kind): lease
               for lease in SyncLease.objects.filter(membership_id__in=ids)}
-    syncing = SyncRun.objects.filter(membership_id__in=ids, purpose__in=_SYNCING_PURPOSES,
-                                     dry_run=False).exclude(status__in=("queued", "running", "planned"))
-    agg = {(r["membership_id"], r["kind"]): r for r in syncing.values("membership_id", "kind").annotate(
-        last_id=Max("pk"), last_ok_id=Max("pk", filter=Q(status="succeeded")),
-        last_ok_at=Max("finished_at", filter=Q(status="succeeded")))}
+    syncing = SyncRun.objects.filter(purpose__in=_SYNCING_PURPOSES, dry_run=False).exclude(
+        status__in=("queued", "running", "planned"))
+    agg = _latest_runs(syncing, ids, KINDS)
     last_runs = {r.pk: r for r in SyncRun.objects.filter(pk__in=[a["last_id"] for a in agg.values()])
                  .only("pk", "status", "error", "finished_at", "started_at", "trigger", "kind")}
     # Failed runs after the last success (of the last 30 days), counted per (member, kind)
-    # in Python: two integers per failed run, so the read stays small.
+    # in Python: two integers per failed run, so the read stays small. Each pair's range starts
+    # at its last success, so the read follows the failures, never the run history.
     fails: dict[tuple, int] = {}
-    for mid, kind, pk in syncing.filter(status__in=_FAILED, started_at__gte=t - timedelta(days=30)) \
-            .values_list("membership_id", "kind", "pk"):
-        last_ok = (agg.get((mid, kind)) or {}).get("last_ok_id") or 0
-        if pk > last_ok:
+    since = t - timedelta(days=30)
+    ranges = Q()
+    for (mid, kind), a in agg.items():
+        if a["last_id"] != a["last_ok_id"]:
+            ranges |= Q(membership_id=mid, kind=kind, started_at__gte=max(since, a["last_ok_started"] or since))
+    failed = syncing.filter(ranges, status__in=_FAILED).values_list("membership_id", "kind", "pk") if ranges else ()
+    for mid, kind, pk in failed:
+        if pk > (agg[(mid, kind)]["last_ok_id"] or 0):
             fails[(mid, kind)] = fails.get((mid, kind), 0) + 1
     logs = {(r["membership_id"], r["kind"]): r for r in SyncLogEntry.objects.filter(
         organization_id__in=org_ids, membership_id__in=ids, created_at__gte=t - timedelta(days=1))
@@ -1035,6 +1037,32 @@ def sync_health_many(memberships: list[Membership]) -> list[MemberSyncHealth]:
         out.append(MemberSyncHealth(m, microsoft, salesforce, tuple(kinds),
                                     _reasons(microsoft, salesforce, kinds)))
     return sorted(out, key=lambda r: r.sort_key)
+
+
+def _latest_runs(syncing, ids: list[int], kinds) -> dict[tuple[int, str], dict]:
+    """Per (member, kind) that ever ran: its last run's id and its last success's id, start
+    and finish. One query of LIMIT-1 lookups on the (member, kind, started_at) index, so its
+    cost follows the members asked about, not how many runs they ever made (an aggregate over
+    the history did, after every run of the alerts check)."""
+
+    def latest(kind: str, field: str, **flt):
+        return Subquery(syncing.filter(membership_id=OuterRef("pk"), kind=kind, **flt)
+                        .order_by("-started_at", "-pk").values(field)[:1])
+
+    columns = {}
+    for i, kind in enumerate(kinds):
+        columns[f"k{i}_last"] = latest(kind, "pk")
+        columns[f"k{i}_ok"] = latest(kind, "pk", status="succeeded")
+        columns[f"k{i}_ok_started"] = latest(kind, "started_at", status="succeeded")
+        columns[f"k{i}_ok_at"] = latest(kind, "finished_at", status="succeeded")
+    out: dict[tuple[int, str], dict] = {}
+    for row in Membership.objects.filter(pk__in=ids).values("pk", **columns):
+        for i, kind in enumerate(kinds):
+            if row[f"k{i}_last"] is not None:
+                out[(row["pk"], kind)] = {
+                    "last_id": row[f"k{i}_last"], "last_ok_id": row[f"k{i}_ok"],
+                    "last_ok_started": row[f"k{i}_ok_started"], "last_ok_at": row[f"k{i}_ok_at"]}
+    return out
 
 
 def health_matches(row: MemberSyncHealth, f: HealthFilter) -> bool:

@@ -152,3 +152,42 @@ def test_a_quiet_runs_reads_use_indexes_and_do_not_grow_with_members_or_their_hi
     # that follows the other members or their runs adds hundreds here: 960 runs today, 480
     # connections, 250 kept task results).
     assert sum(crowded.values()) <= sum(alone.values()) + 10, (alone, crowded)
+
+
+def _history(member, first: int, last: int) -> None:
+    """The member's runs of every kind, 15 minutes apart, `first`..`last` runs before its
+    oldest; every 50th failed."""
+    from syncengine.models import SyncRun
+
+    oldest = SyncRun.objects.filter(membership=member.membership).order_by("started_at").first().started_at
+    SyncRun.objects.bulk_create([
+        SyncRun(membership=member.membership, kind=kind, trigger="auto",
+                status="failed" if j % 50 == 0 else "succeeded", api_salesforce=1, api_outlook=1,
+                started_at=oldest - timedelta(minutes=15 * j + 1), finished_at=oldest - timedelta(minutes=15 * j))
+        for kind in ("calendar", "contacts", "tasks") for j in range(first, last + 1)])
+
+
+def test_a_quiet_runs_reads_do_not_grow_with_the_members_own_run_history(member, inline_q, settings):
+    """A month of one member's runs of every kind (every 15 minutes, a failure now and then):
+    what its next quiet run reads is what it read after a day. The alerts check after each run
+    used to aggregate the member's whole history (its last run, its last success), and the
+    lease holder looked for interrupted runs among all of them."""
+    if connection.vendor != "postgresql":
+        skip_or_fail("the plans are PostgreSQL's")
+    from policy.models import UserPolicy
+    from syncengine.engine.run import run_sync
+
+    member.sf_create("Contact", FirstName="Ada", LastName="Lovelace", Email="ada@example.com")
+    run_sync(member.membership, "contacts", "manual")
+    UserPolicy.objects.create(membership=member.membership, kind="contacts", mode="auto", frequency_minutes=15)
+    _quiet_run(member, "contacts")
+    _history(member, 1, 96)  # a day
+    _analyze()
+    day, _ = _quiet_run(member, "contacts")
+    _history(member, 1, 2_880)  # a month more
+    _analyze()
+    month, seq = _quiet_run(member, "contacts")
+
+    print(f"rows read by a quiet run after a day of runs: {day}; after a month: {month}")
+    assert seq == []
+    assert sum(month.values()) <= sum(day.values()) + 10, (day, month)
