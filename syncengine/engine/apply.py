@@ -320,6 +320,7 @@ class Applier:
             d
             for d in decisions
             if any(w.side == SALESFORCE and w.op in ("update", "delete") for w in d.writes)
+            or _starts_repattern(d)
         ]
         if not checked:
             return decisions
@@ -357,6 +358,16 @@ class Applier:
                 continue
             link = self._links.pop(d.link_key)
             link.state = LinkState.PENDING_UPDATE_SALESFORCE
+            if _starts_repattern(d):
+                # Nothing of the re-creation was written: the link goes back to what it held
+                # before this run's intent (its series, versions and snapshot), so the next run
+                # sees both changes again and plans the re-creation afresh from what Salesforce
+                # then holds, naming the occurrence changes it cannot keep.
+                lk = d.link
+                link.sf_id, link.sf_modstamp = lk.sf_id, lk.sf_version
+                link.outlook_id, link.outlook_change_key = lk.outlook_id, lk.outlook_version
+                link.snapshot, link.snapshot_hash = lk.snapshot, lk.snapshot_hash
+                link.resume = None
             if d.link is None:
                 # A pair matched this run has no agreed content yet: next run merges
                 # the two sides afresh (each difference to the winner, and logged).
@@ -957,6 +968,16 @@ class Applier:
         for i in range(0, len(missing), 500):
             for link in SyncLink.objects.filter(link_key__in=missing[i : i + 500]):
                 self._links[str(link.link_key)] = link
+
+
+def _starts_repattern(d: Decision) -> bool:
+    """A series re-creation this run begins (not one a run left half-done): it deletes the
+    old series' future, so the rows it read must still be as read, like an update's."""
+    return (
+        d.repattern is not None
+        and (d.link is None or not d.link.resume)
+        and bool(_series_rows(d))
+    )
 
 
 def _series_rows(d: Decision) -> dict[str, str]:

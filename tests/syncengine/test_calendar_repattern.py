@@ -300,6 +300,58 @@ def test_a_salesforce_occurrence_change_lost_to_a_pattern_change_is_named(member
     ]
 
 
+def test_an_occurrence_saved_in_salesforce_while_the_run_reads_is_not_deleted_unseen(member):
+    """The re-creation deletes the old series' future. A Salesforce save that lands between
+    the run's read and that deletion holds the re-creation (as it holds an update): this run
+    deletes nothing, and the next one re-creates the series and names the change it could
+    not keep."""
+    from sandbox.microsoft.services import item_update
+    from sandbox.salesforce.services import sf_records_update
+
+    start = _monday(1)
+    master = _o_series(member, "Team sync", start)
+    _sync(member)
+    _sync(member)
+    before = _rows(member)
+    third = before[2]
+    item_update(master, {"recurrence": _weekly(start, interval=2, count=4)})
+    from syncengine.engine.run import _Run
+
+    real = _Run._decide
+
+    def decide_then_save(self, *args, **kwargs):
+        # After every read of the run (a series' occurrences are read after both listings);
+        # at API 57.0 an update changes that one occurrence (at a later version, the series).
+        out = real(self, *args, **kwargs)
+        (saved,) = sf_records_update(
+            user=member.sf_user,
+            records=[("Event", third["Id"], {"Subject": "Team sync (board)"})],
+            api_version="57.0",
+        )
+        assert saved.success, saved.errors
+        return out
+
+    with mock.patch.object(_Run, "_decide", decide_then_save):
+        held = _sync(member)
+    assert held.counts.created == {"outlook": 0, "salesforce": 0}, _messages(held)
+    assert any("Changed in Salesforce during the run" in m for m in _messages(held)), _messages(held)
+    after = _rows(member)
+    assert [r["Id"] for r in after] == [r["Id"] for r in before], "the old series was deleted unseen"
+    assert after[2]["Subject"] == "Team sync (board)"
+    assert SyncLink.objects.get().resume is None
+
+    result = _sync(member)
+    notes = [m for m in _messages(result) if "pattern changed in Outlook" in m]
+    assert len(notes) == 1, _messages(result)
+    assert "1 of the deleted occurrences had been changed on their own in Salesforce" in notes[0]
+    assert [r["Subject"] for r in _rows(member)] == ["Team sync"] * 4
+    assert [r["StartDateTime"] for r in _rows(member)] == [
+        _sf_when(start + dt.timedelta(days=14 * k)) for k in range(4)
+    ]
+    assert SyncLink.objects.get().resume is None
+    _assert_quiet(member)
+
+
 def test_a_series_wide_edit_after_an_occurrence_change_is_not_held_forever(member):
     """An occurrence changed on its own makes that row the series' newest in Salesforce;
     a later series-wide edit in Outlook must still be written (not "changed during the
