@@ -117,15 +117,21 @@ def _bearer(request: requests.PreparedRequest) -> str:
     return auth[7:].strip() if auth.lower().startswith("bearer ") else ""
 
 
+def _sandbox_host(request: requests.PreparedRequest, parts: up.SplitResult) -> Host:
+    """The emulated service of a request's host; any other host fails, never reaching the network."""
+    host = host_for(parts.hostname or "")
+    if host is None:
+        raise requests.exceptions.ConnectionError(
+            f"sandbox transport: {parts.hostname} is not a sandbox host; the network is never used",
+            request=request,
+        )
+    return host
+
+
 class SandboxAdapter(BaseAdapter):
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         parts = up.urlsplit(request.url)
-        host = host_for(parts.hostname or "")
-        if host is None:
-            raise requests.exceptions.ConnectionError(
-                f"sandbox transport: {parts.hostname} is not a sandbox host; the network is never used",
-                request=request,
-            )
+        host = _sandbox_host(request, parts)
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
@@ -265,12 +271,7 @@ class SandboxServerAdapter(HTTPAdapter):
 
     def send(self, request, stream=False, timeout=None, verify=True, cert=None, proxies=None):
         parts = up.urlsplit(request.url)
-        host = host_for(parts.hostname or "")
-        if host is None:
-            raise requests.exceptions.ConnectionError(
-                f"sandbox transport: {parts.hostname} is not a sandbox host; the network is never used",
-                request=request,
-            )
+        host = _sandbox_host(request, parts)
         server = self.servers[str(host.side)]
         sent = request.copy()
         sent.url = up.urlunsplit((server.scheme, server.netloc, parts.path or "/", parts.query, ""))
